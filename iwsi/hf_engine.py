@@ -1,0 +1,86 @@
+"""Reference engine (`engine: hf`): Hugging Face `generate` for sampling, padded forward for scoring.
+
+Same API as `iwsi.engine` (the fast engine); kept simple on purpose as the ground truth the fast
+engine is checked and benchmarked against.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Progress = Callable[[int], None] | None
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """Truncate a completion at the first stop string (the stop string itself is dropped)."""
+    ends = [i for s in stop if (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text
+
+
+@torch.inference_mode()
+def sample(model, tokenizer, prefix: str, questions: list[str], num_samples: int, *, temperature: float,
+           max_new_tokens: int, stop: list[str], seed: int, top_p: float = 1.0, top_k: int = 0,
+           batch_size: int = 64, progress: Progress = None) -> list[list[str]]:
+    """`num_samples` completions of `prefix + q` for each question (temperature 0 = greedy)."""
+    torch.manual_seed(seed)
+    prompts = [prefix + q for q in questions for _ in range(num_samples)]
+    outs: list[str] = []
+    per_batch = max(1, batch_size // num_samples) * num_samples  # whole questions per batch
+    for start in range(0, len(prompts), per_batch):
+        outs += _generate_batch(model, tokenizer, prompts[start:start + per_batch], temperature,
+                                max_new_tokens, stop, top_p, top_k)
+        if progress:
+            progress(len(prompts[start:start + per_batch]) // num_samples)
+    return [outs[i:i + num_samples] for i in range(0, len(outs), num_samples)]
+
+
+def _generate_batch(model, tokenizer, prompts, temperature, max_new_tokens, stop, top_p, top_k):
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens, stop_strings=stop,
+                  tokenizer=tokenizer, pad_token_id=tokenizer.pad_token_id)
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k or None)
+    out = model.generate(**enc, **kwargs)
+    texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [cut_at_stop(t, stop) for t in texts]
+
+
+@torch.inference_mode()
+def score(model, tokenizer, contexts: list[str], completions: list[str], *, span: str = "full",
+          batch_size: int = 16, progress: Progress = None) -> list[tuple[float, int]]:
+    """Mean token NLL and token count of each `context + completion` under `model`.
+
+    span "full": every token after the first; "completion": only the completion's tokens."""
+    items = [encode_pair(tokenizer, c, x, span) for c, x in zip(contexts, completions)]
+    results: list[tuple[float, int]] = []
+    for start in range(0, len(items), batch_size):
+        results += _score_batch(model, tokenizer, items[start:start + batch_size])
+        if progress:
+            progress(len(items[start:start + batch_size]))
+    return results
+
+
+def encode_pair(tokenizer, context: str, completion: str, span: str) -> tuple[list[int], int]:
+    """Token ids of context+completion and the index of the first token whose NLL counts."""
+    ids = tokenizer(context + completion, add_special_tokens=False)["input_ids"]
+    if span == "full":
+        return ids, 1
+    n_ctx = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    return ids, min(max(n_ctx, 1), len(ids) - 1)
+
+
+def _score_batch(model, tokenizer, items):
+    width = max(len(ids) for ids, _ in items)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in items])
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in items])
+    logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:].to(model.device),
+                                            reduction="none")
+    out = []
+    for row, (ids, first) in enumerate(items):
+        span = nll[row, first - 1:len(ids) - 1]
+        out.append((span.mean().item(), span.numel()))
+    return out
