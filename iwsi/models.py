@@ -98,9 +98,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(name: str, dtype=None, trust_remote_code: bool = False):
-    """Load a causal LM for inference (eval mode) in `dtype` (default: `default_dtype()`)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def check_model(name: str, trust_remote_code: bool = False) -> str:
+    """Resolve `name` and check it is a causal LM without loading weights; returns its path."""
+    from transformers import AutoConfig
 
     path = resolve_model_path(name)
     try:
@@ -108,6 +108,15 @@ def load_model(name: str, dtype=None, trust_remote_code: bool = False):
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from None
     if not any(a.endswith("ForCausalLM") for a in (config.architectures or [])):
-        raise ModelError(f"model {name!r} is not a causal LM (architectures {config.architectures}): give a *ForCausalLM model")
+        raise ModelError(f"model {name!r} is not a causal LM (architectures {config.architectures}): "
+                         "give a *ForCausalLM model")
+    return path
+
+
+def load_model(name: str, dtype=None, trust_remote_code: bool = False):
+    """Load a causal LM for inference (eval mode) in `dtype` (default: `default_dtype()`)."""
+    from transformers import AutoModelForCausalLM
+
+    path = check_model(name, trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(), trust_remote_code=trust_remote_code)
     return model.eval()

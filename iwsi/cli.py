@@ -1,0 +1,99 @@
+"""Command line: `iwsi run | ablate | export | bench`.
+
+    iwsi run [--config FILE] [--out DIR] [--set KEY=VALUE ...] [--until STAGE] [--force] [--debug]
+
+Bad input (config, data, model, a busy run directory) prints one line naming the problem and the
+fix and exits with status 2, without a traceback unless --debug.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from iwsi.config import STAGES, ConfigError, load_config, parse_sets
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    from iwsi.datasets import DatasetError
+    from iwsi.models import ModelError
+    from iwsi.rundir import RunDirError
+
+    return ConfigError, DatasetError, ModelError, RunDirError
+
+
+def cmd_run(args) -> int:
+    from iwsi.pipeline import run_pipeline
+
+    config = args.config or (DEMO_CONFIG if DEMO_CONFIG.exists() else None)
+    cfg = load_config(config, parse_sets(args.set))
+    out = run_pipeline(cfg, args.out, args.until, args.force)
+    print(f"run directory: {out}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from iwsi.ablate import main
+
+    return main(args)
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (default: configs/demo.yaml, the embedded CPU demo)")
+    p.add_argument("--out", help="run directory (default: cache/runs/<run_id>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--force", action="store_true", help="redo the stages a config change affects")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="iwsi", description="Importance-weighted LLM self-improvement")
+    sub = top.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or resume) the IWSI pipeline")
+    add_run_args(run)
+    run.add_argument("--until", choices=STAGES, help="stop after this stage")
+    run.set_defaults(func=cmd_run)
+    ablate = sub.add_parser("ablate", help="sweep methods × k × seeds over shared generations")
+    add_run_args(ablate)
+    ablate.add_argument("--methods", default="lmsi,iwsi", help="comma-separated methods")
+    ablate.add_argument("--k", default="80", help="comma-separated k values")
+    ablate.add_argument("--seeds", default="0", help="comma-separated seeds")
+    ablate.add_argument("--datasets", default=None, help="comma-separated datasets (default: the config's)")
+    ablate.set_defaults(func=cmd_ablate)
+    for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | app")):
+        p = sub.add_parser(name, help=help_, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        p.set_defaults(func=lambda a, name=name: _forward(name, a.rest))
+    return top
+
+
+def _forward(name: str, rest: list[str]) -> int:
+    if name == "export":
+        from iwsi.export import main
+    elif rest[:1] == ["app"]:
+        from iwsi.bench_app import main
+        rest = rest[1:]
+    else:
+        from iwsi.bench import main
+    return main(rest) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except user_errors() as err:
+        if args.debug:
+            raise
+        print(f"iwsi: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("iwsi: cancelled; completed stages are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Stage `evaluate`: greedy accuracy on the test questions, base model and trained adapter.
+
+Writes `eval.parquet` (model, question_id, output, answer, gold, is_correct); same few-shot prompt
+and answer extraction as generation.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from iwsi.answers import extract_answer, is_correct
+from iwsi.generate import complete
+from iwsi.records import Question
+from iwsi.rundir import Progress, RunDir
+
+
+def greedy_eval(model, tokenizer, test: list[Question], cfg, run: RunDir, label: str) -> pd.DataFrame:
+    bar = Progress(run, f"evaluate-{label}", len(test), unit="q")
+    outs = complete(model, tokenizer, test, 1, engine=cfg.engine, temperature=0.0,
+                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, progress=bar)
+    bar.close()
+    rows = []
+    for q, (text,) in zip(test, outs):
+        answer = extract_answer(text, q.task)
+        rows.append({"model": label, "question_id": q.question_id, "output": text.strip(), "answer": answer,
+                     "gold": q.gold, "is_correct": is_correct(answer, q.gold, q.task)})
+    return pd.DataFrame(rows)
+
+
+def accuracy(frame: pd.DataFrame) -> float:
+    return float(frame["is_correct"].fillna(False).astype(bool).mean()) if len(frame) else float("nan")
+
+
+def merged_model(base_name: str, adapter_dir: Path, trust_remote_code: bool = False):
+    """Base model with the LoRA adapter merged in (plain weights, so any engine can run it)."""
+    import torch
+    from peft import PeftModel
+
+    from iwsi.models import default_dtype, load_model
+
+    base = load_model(base_name, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    return merged.to(default_dtype()).eval()

@@ -1,0 +1,85 @@
+"""Stage `filter` (pure): which majority samples to train on, one small function per method.
+
+Every function takes the samples table (one row per candidate, with `is_majority`) and returns a
+boolean Series `kept` plus the method's threshold. Ties are broken by table order (question_id,
+sample_id), so the same table always gives the same selection.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def num_to_keep(n: int, k: float) -> int:
+    """round(k % of n), at least 1 when n > 0: the kept share is within one sample of k %."""
+    return min(n, max(1 if n else 0, int(math.floor(n * k / 100 + 0.5))))
+
+
+def keep_lowest(values: pd.Series, k: float) -> pd.Series:
+    """Mask of the k % rows with the lowest values (stable order breaks ties)."""
+    order = np.argsort(values.to_numpy(dtype=float), kind="stable")
+    mask = np.zeros(len(values), dtype=bool)
+    mask[order[: num_to_keep(len(values), k)]] = True
+    return pd.Series(mask, index=values.index)
+
+
+def _on_majority(df: pd.DataFrame, mask_of_majority: pd.Series) -> pd.Series:
+    return pd.Series(False, index=df.index).mask(df["is_majority"], mask_of_majority).astype(bool)
+
+
+def iwsi(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+    """Keep the k % of D_c with the lowest DS weight; threshold σ_k% (paper Eq. 5)."""
+    maj = df.loc[df["is_majority"], "ds_weight"]
+    kept = keep_lowest(maj, k)
+    return _on_majority(df, kept), float(maj[kept].max()) if kept.any() else math.nan
+
+
+def lmsi(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+    """LMSI: every majority sample (k is ignored)."""
+    return df["is_majority"].astype(bool), math.nan
+
+
+def keep_highest_score(df: pd.DataFrame, k: float, column: str) -> tuple[pd.Series, float]:
+    """Keep the k % of D_c with the highest `column` (self_score, rm_score)."""
+    maj = df.loc[df["is_majority"], column].astype(float)
+    kept = keep_lowest(-maj, k)
+    return _on_majority(df, kept), float(maj[kept].min()) if kept.any() else math.nan
+
+
+def entropy_threshold_for_k(df: pd.DataFrame, k: float) -> float:
+    """Smallest u* whose questions (entropy ≤ u*) hold at least k % of D_c; deterministic."""
+    maj = df[df["is_majority"]]
+    per_q = maj.groupby("question_id")["entropy"].agg(["first", "size"]).sort_values("first", kind="stable")
+    target = num_to_keep(len(maj), k)
+    reached = per_q["size"].cumsum() >= target
+    return float(per_q["first"][reached].iloc[0]) if reached.any() else float(per_q["first"].max())
+
+
+def entropy(df: pd.DataFrame, k: float, threshold: float | None = None) -> tuple[pd.Series, float]:
+    """MoT-style: drop whole questions whose answer entropy u exceeds u* (paper Eq. 9)."""
+    u_star = entropy_threshold_for_k(df, k) if threshold is None else threshold
+    return df["is_majority"].astype(bool) & (df["entropy"] <= u_star + 1e-12), u_star
+
+
+def ground_truth(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+    """Reference only: majority samples whose answer is correct (needs gold)."""
+    if df["is_correct"].isna().all():
+        raise ValueError("method 'ground-truth' needs gold answers for the pool; this dataset has none")
+    return df["is_majority"].astype(bool) & df["is_correct"].fillna(False).astype(bool), math.nan
+
+
+def select(df: pd.DataFrame, method: str, k: float, entropy_threshold: float | None = None):
+    """Dispatch to the method's rule → (kept mask, threshold)."""
+    if method == "entropy":
+        return entropy(df, k, entropy_threshold)
+    if method in ("self", "rm"):
+        return keep_highest_score(df, k, f"{method}_score")
+    rules = {"iwsi": iwsi, "lmsi": lmsi, "iwsi-w": lmsi, "ground-truth": ground_truth}
+    return rules[method](df, k)
+
+
+def training_weights(w_prime: pd.Series, clip: float) -> pd.Series:
+    """IWSI-w: per-sample SFT loss weight min(w', C)."""
+    return np.minimum(w_prime.astype(float), clip)

@@ -1,0 +1,66 @@
+"""Stage `generate`: pool questions → `num_samples` few-shot CoT candidates each.
+
+Writes `chunks/generate-NNNNN.parquet` as it goes (resume continues after the last complete chunk),
+then `candidates.parquet`: question_id, sample_id, question, rationale, answer.
+Also home of `complete()`, the one call every stage uses to run prompts through the chosen engine.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from iwsi.answers import extract_answer
+from iwsi.prompts import STOP, few_shot_prefix, question_suffix
+from iwsi.records import Question
+from iwsi.rundir import Progress, RunDir, write_parquet
+
+CHUNK = 32  # questions per checkpointed chunk: small enough to lose little on a crash
+
+
+def engine_module(name: str):
+    if name == "hf":
+        from iwsi import hf_engine
+
+        return hf_engine
+    from iwsi import engine
+
+    return engine
+
+
+def complete(model, tokenizer, questions: list[Question], num_samples: int, *, engine: str, temperature: float,
+             max_new_tokens: int, seed: int, top_p: float = 1.0, top_k: int = 0, progress=None) -> list[list[str]]:
+    """Few-shot completions for questions that share one task (and so one prefix)."""
+    tasks = {q.task for q in questions}
+    if len(tasks) > 1:
+        raise ValueError(f"questions mix task kinds {sorted(tasks)}; complete() needs one prefix")
+    prefix = few_shot_prefix(questions[0].task) if questions else ""
+    return engine_module(engine).sample(
+        model, tokenizer, prefix, [question_suffix(q.question) for q in questions], num_samples,
+        temperature=temperature, max_new_tokens=max_new_tokens, stop=STOP, seed=seed, top_p=top_p, top_k=top_k,
+        progress=progress)
+
+
+def candidates_frame(questions: list[Question], outputs: list[list[str]]) -> pd.DataFrame:
+    rows = [{"question_id": q.question_id, "sample_id": j, "question": q.question, "rationale": text.strip(),
+             "answer": extract_answer(text, q.task)}
+            for q, texts in zip(questions, outputs) for j, text in enumerate(texts)]
+    return pd.DataFrame(rows, columns=["question_id", "sample_id", "question", "rationale", "answer"])
+
+
+def generate(model, tokenizer, questions: list[Question], cfg, run: RunDir) -> pd.DataFrame:
+    """Sample every pool question in checkpointed chunks; returns the candidates table."""
+    (run / "chunks").mkdir(exist_ok=True)
+    bar = Progress(run, "generate", len(questions), unit="q")
+    parts = []
+    for index, start in enumerate(range(0, len(questions), CHUNK)):
+        path = run / "chunks" / f"generate-{index:05d}.parquet"
+        chunk = questions[start:start + CHUNK]
+        if not path.exists():  # resume: a finished chunk is never sampled again
+            outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
+                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                            seed=cfg.seed * 100_003 + index, top_p=cfg.top_p, top_k=cfg.top_k, progress=bar)
+            write_parquet(path, candidates_frame(chunk, outs))
+        else:
+            bar(len(chunk))
+        parts.append(pd.read_parquet(path))
+    bar.close()
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,260 @@
+"""Chains the stages generate → vote → score → embed → filter → train → evaluate in one run directory.
+
+Each stage is skipped when its marker `stages/<stage>.json` exists (resume), records its wall time,
+and leaves complete artefacts (see docs/run-directory.md). `metrics.json` is rebuilt from the
+artefacts after every stage. Run it with `iwsi run` (iwsi/cli.py).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from iwsi import filtering
+from iwsi.answers import is_correct
+from iwsi.config import STAGES, RunConfig, load_config
+from iwsi.datasets import load_splits
+from iwsi.dsweight import valid_loss_mean
+from iwsi.records import Splits
+from iwsi.rundir import RunDir, RunDirError, read_json, runs_root, write_json, write_parquet
+
+# The config keys each stage's output depends on: changing one invalidates that stage and the rest.
+STAGE_KEYS = {
+    "generate": ("dataset", "data_dir", "fields", "num_questions", "model", "trust_remote_code", "num_samples",
+                 "temperature", "top_p", "top_k", "max_new_tokens", "seed", "valid_size", "test_size", "engine"),
+    "vote": (),
+    "score": ("loss_span",),
+    "embed": ("embed",),
+    "filter": ("method", "k", "entropy_threshold", "weight_clip", "reward_model"),
+    "train": ("epochs", "learning_rate", "lora_r", "lora_alpha", "lora_dropout", "batch_size", "grad_accum"),
+    "evaluate": ("rounds",),
+}
+
+
+@dataclass
+class Context:
+    """What the stages share: config, run directory, data splits and the (lazily loaded) base model."""
+
+    cfg: RunConfig
+    run: RunDir
+    splits: Splits
+    _model: object = field(default=None, repr=False)
+
+    @cached_property
+    def tokenizer(self):
+        from iwsi.models import load_tokenizer
+
+        return load_tokenizer(self.cfg.model, self.cfg.trust_remote_code)
+
+    @property
+    def model(self):
+        if self._model is None:
+            from iwsi.models import load_model
+
+            self._model = load_model(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
+        return self._model
+
+    def samples(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run / "samples.parquet")
+
+
+# -- stages ------------------------------------------------------------------------------------------
+def stage_generate(ctx: Context) -> None:
+    from iwsi.generate import generate
+
+    df = generate(ctx.model, ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
+    write_parquet(ctx.run / "candidates.parquet", df)
+
+
+def stage_vote(ctx: Context) -> None:
+    from iwsi.vote import vote_table
+
+    df = vote_table(pd.read_parquet(ctx.run / "candidates.parquet"))
+    gold = {q.question_id: (q.gold, q.task) for q in ctx.splits.pool}
+    df["gold"] = [gold[qid][0] for qid in df["question_id"]]
+    df["is_correct"] = pd.array([is_correct(a, *gold[qid]) for a, qid in zip(df["answer"], df["question_id"])],
+                                dtype="boolean")
+    write_parquet(ctx.run / "samples.parquet", df)
+
+
+def stage_score(ctx: Context) -> None:
+    from iwsi.score import score_samples, score_valid
+
+    valid = score_valid(ctx.model, ctx.tokenizer, ctx.splits.valid, ctx.cfg, ctx.run)
+    write_parquet(ctx.run / "valid.parquet", valid)
+    df = score_samples(ctx.model, ctx.tokenizer, ctx.samples(), valid_loss_mean(valid["loss"]), ctx.cfg, ctx.run)
+    write_parquet(ctx.run / "samples.parquet", df)
+
+
+def stage_embed(ctx: Context) -> None:
+    """Embeddings + one UMAP fit and label suggestions, for the dashboard (skippable: embed=false)."""
+    if not ctx.cfg.embed:
+        return
+    from iwsi.embed import embed_texts, fit_umap
+    from iwsi.taxonomy import suggest_labels
+
+    df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
+    texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731
+    v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid))
+    s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df))
+    write_parquet(ctx.run / "umap.parquet", fit_umap(valid, v_emb, df, s_emb, seed=ctx.cfg.seed))
+    write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
+
+
+def stage_filter(ctx: Context) -> None:
+    df = ctx.samples()
+    cfg = ctx.cfg
+    kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold)
+    df["kept"] = kept
+    df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if cfg.method == "iwsi-w" else 1.0
+    write_parquet(ctx.run / "samples.parquet", df)
+    write_json(ctx.run / "filter.json", {"method": cfg.method, "k": cfg.k, "threshold": _finite(threshold),
+                                         "sigma_k": _finite(sigma_k(df, cfg.k))})
+
+
+def sigma_k(df: pd.DataFrame, k: float) -> float:
+    """σ_k%: the DS weight at the k % cut of the majority samples (reported for every method)."""
+    return filtering.iwsi(df, k)[1]
+
+
+def stage_train(ctx: Context) -> None:
+    import torch
+
+    from iwsi.models import load_model
+    from iwsi.train import encode_example, train
+
+    kept = ctx.samples().query("kept")
+    examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
+                                                                         kept["weight"])]
+    model = load_model(ctx.cfg.model, dtype=torch.float32, trust_remote_code=ctx.cfg.trust_remote_code)
+    metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / "adapter", ctx.run / "train_ckpt")
+    write_json(ctx.run / "train.json", metrics)
+
+
+def stage_evaluate(ctx: Context) -> None:
+    from iwsi.evaluate import greedy_eval, merged_model
+
+    base_path = ctx.run / "eval_base.parquet"
+    if not base_path.exists():  # the base evaluation does not depend on filter or training: keep it
+        write_parquet(base_path, greedy_eval(ctx.model, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "base"))
+    trained = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code)
+    frames = [pd.read_parquet(base_path), greedy_eval(trained, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run,
+                                                      "trained")]
+    write_parquet(ctx.run / "eval.parquet", pd.concat(frames, ignore_index=True))
+
+
+STAGE_FUNCS = {"generate": stage_generate, "vote": stage_vote, "score": stage_score, "embed": stage_embed,
+               "filter": stage_filter, "train": stage_train, "evaluate": stage_evaluate}
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+def build_metrics(run: RunDir, cfg: RunConfig) -> dict:
+    """metrics.json from whatever artefacts exist (so it is right after any stage)."""
+    m: dict = {"method": cfg.method, "k": cfg.k, "dataset": cfg.dataset, "model": cfg.model}
+    if (run / "samples.parquet").exists():
+        df = pd.read_parquet(run / "samples.parquet")
+        m.update(num_questions=int(df["question_id"].nunique()), num_candidates=len(df),
+                 num_majority=int(df["is_majority"].sum()))
+        if "kept" in df:
+            m["num_kept"] = int(df["kept"].sum())
+            m["num_kept_questions"] = int(df.loc[df["kept"], "question_id"].nunique())
+    if (run / "valid.parquet").exists():
+        m["valid_loss_mean"] = valid_loss_mean(pd.read_parquet(run / "valid.parquet")["loss"])
+    m.update({k: v for k, v in read_json(run / "filter.json", {}).items() if k in ("sigma_k", "threshold")})
+    if (run / "eval.parquet").exists():
+        from iwsi.evaluate import accuracy
+
+        ev = pd.read_parquet(run / "eval.parquet")
+        m["accuracy"] = {label: accuracy(g) for label, g in ev.groupby("model")}
+    m["timings"] = run.timings()
+    return m
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+# -- orchestration -----------------------------------------------------------------------------------
+def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tuple[RunDir, Splits, list[str]]:
+    """Validate everything that can be checked before touching the disk: data, model, old config.
+
+    Returns the run dir, the splits and the stages to (re)run from (all, or those after a change)."""
+    from iwsi.models import check_model
+
+    splits = load_splits(cfg.dataset, cfg.data_dir, cfg.num_questions, cfg.valid_size, cfg.test_size, cfg.seed,
+                         cfg.fields or None)
+    check_model(cfg.model, cfg.trust_remote_code)
+    run = RunDir(out or runs_root() / cfg.run_id())
+    return run, splits, stale_stages(run, cfg, force)
+
+
+def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
+    """Stages whose markers must go because the config changed (refused without --force)."""
+    path = run / "config.yaml"
+    if not path.exists():
+        return []
+    old = load_config(overrides=yaml.safe_load(path.read_text()))
+    changed = [k for k in STAGE_KEYS_FLAT if getattr(old, k) != getattr(cfg, k)]
+    if not changed:
+        return []
+    if not force:
+        raise RunDirError(f"run directory {run.path} was made with a different config ({', '.join(changed)} "
+                          "changed): use another --out, or --force to redo the affected stages")
+    first = min(STAGES.index(s) for s, keys in STAGE_KEYS.items() if set(keys) & set(changed))
+    return list(STAGES[first:])
+
+
+STAGE_KEYS_FLAT = tuple(k for keys in STAGE_KEYS.values() for k in keys)
+
+
+def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | None = None,
+                 force: bool = False) -> Path:
+    """Run (or resume) every stage up to `until`; returns the run directory."""
+    run, splits, stale = prepare(cfg, out, force)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        run.clear_from(tuple(stale))
+        (run / "config.yaml").write_text(cfg.to_yaml())
+        for note in splits.notes:
+            run.log(f"note: {note}")
+        _run_stages(Context(cfg, run, splits), STAGES[: STAGES.index(until) + 1] if until else STAGES)
+    return run.path
+
+
+def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
+    run = ctx.run
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    stage = None
+    try:
+        for stage in stages:
+            if run.is_done(stage):
+                continue
+            run.set_status("running", stage)
+            run.log(f"stage {stage} started")
+            start = time.time()
+            STAGE_FUNCS[stage](ctx)
+            run.mark_done(stage, time.time() - start)
+            run.log(f"stage {stage} done in {time.time() - start:.1f}s")
+            write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
+        run.set_status("done", stage)
+    except KeyboardInterrupt:
+        run.set_status("cancelled", stage, "cancelled by the user")
+        run.log(f"stage {stage} cancelled")
+        raise
+    except Exception as err:
+        run.set_status("failed", stage, f"{type(err).__name__}: {err}")
+        run.log(f"stage {stage} failed: {type(err).__name__}: {err}")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm(signum, frame):
+    # The dashboard's cancel button sends SIGTERM: unwind through the status/lock cleanup.
+    raise KeyboardInterrupt

@@ -1,0 +1,171 @@
+"""The run directory: paths, atomic writes, the lock, status, progress and stage markers.
+
+Layout and column names are documented in docs/run-directory.md. Every file is written to a
+temporary name and renamed, so a reader (the dashboard, a resumed run) sees it complete or not at all.
+A stage is done when `stages/<stage>.json` exists (written last, holding its wall time).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from iwsi.models import CACHE_DIR
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used (locked by a live process, config changed)."""
+
+
+def runs_root() -> Path:
+    return CACHE_DIR / "runs"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def read_json(path: Path, default=None):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """Typed access to one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- stage markers -------------------------------------------------------------------------
+    def marker(self, stage: str) -> Path:
+        return self.path / "stages" / f"{stage}.json"
+
+    def is_done(self, stage: str) -> bool:
+        return self.marker(stage).exists()
+
+    def mark_done(self, stage: str, seconds: float, **extra) -> None:
+        self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.marker(stage), {"stage": stage, "seconds": round(seconds, 3), "finished": now_iso(), **extra})
+
+    def clear_from(self, stages: tuple[str, ...]) -> None:
+        for stage in stages:
+            self.marker(stage).unlink(missing_ok=True)
+
+    def timings(self) -> dict[str, float]:
+        folder = self.path / "stages"
+        found = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+        return {m["stage"]: m["seconds"] for m in found}
+
+    # -- status, progress, log ----------------------------------------------------------------
+    def set_status(self, state: str, stage: str | None = None, error: str | None = None) -> None:
+        old = read_json(self.path / "status.json", {})
+        write_json(self.path / "status.json", {"state": state, "pid": os.getpid(), "stage": stage, "error": error,
+                                               "started": old.get("started", now_iso()), "updated": now_iso()})
+
+    def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
+        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2), "time": now_iso()})
+        with open(self.path / "progress.jsonl", "a") as fh:
+            fh.write(line + "\n")
+
+    def log(self, message: str) -> None:
+        with open(self.path / "log.txt", "a") as fh:
+            fh.write(f"{now_iso()} {message}\n")
+
+    # -- lock ------------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self):
+        """Exclusive use of the directory; a lock left by a dead process is taken over."""
+        path = self.path / "lock"
+        _acquire(path)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _acquire(path: Path) -> None:
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _holder(path)
+            if holder and _alive(holder):
+                raise RunDirError(f"run directory {path.parent} is in use by process {holder}: "
+                                  f"wait for it, or stop it (kill {holder}) and retry") from None
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return
+    raise RunDirError(f"could not lock {path.parent}: another process keeps taking it; retry")
+
+
+def _holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Progress:
+    """tqdm bar + throttled progress.jsonl lines for one stage."""
+
+    def __init__(self, run: RunDir, stage: str, total: int, unit: str = "it"):
+        from tqdm.auto import tqdm
+
+        self.run, self.stage, self.total = run, stage, total
+        self.bar = tqdm(total=total, desc=stage, unit=unit, leave=False)
+        self.done, self.start, self.last = 0, time.time(), 0.0
+        run.progress(stage, 0, total, 0.0)
+
+    def __call__(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+        if time.time() - self.last > 0.5 or self.done >= self.total:
+            self.last = time.time()
+            self.run.progress(self.stage, self.done, self.total, self.last - self.start)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,114 @@
+"""Stage `train`: LoRA fine-tuning of the base model on the kept samples, through transformers
+`Trainer` + peft (no hand-written loop).
+
+Reads the kept rows of `samples.parquet`; writes `adapter/` (peft format) and checkpoints each
+epoch under `train_ckpt/` so a killed run resumes from the last one. The loss covers the rationale
+tokens only; `weight` (IWSI-w) scales each sample's loss.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from iwsi.models import default_dtype
+from iwsi.prompts import question_suffix
+
+LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def encode_example(tokenizer, question: str, rationale: str, weight: float = 1.0, max_len: int = 512) -> dict:
+    """Prompt tokens masked with -100 so only the rationale (+ EOS) is learned."""
+    prompt = tokenizer(question_suffix(question), add_special_tokens=False)["input_ids"]
+    answer = tokenizer(" " + rationale, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = (prompt + answer)[:max_len]
+    labels = ([-100] * len(prompt) + answer)[:max_len]
+    return {"input_ids": ids, "labels": labels, "weight": float(weight)}
+
+
+def collate(batch: list[dict], pad_id: int) -> dict:
+    width = max(len(b["input_ids"]) for b in batch)
+    pad = lambda xs, v: [x + [v] * (width - len(x)) for x in xs]  # noqa: E731
+    return {"input_ids": torch.tensor(pad([b["input_ids"] for b in batch], pad_id)),
+            "attention_mask": torch.tensor(pad([[1] * len(b["input_ids"]) for b in batch], 0)),
+            "labels": torch.tensor(pad([b["labels"] for b in batch], -100)),
+            "weight": torch.tensor([b["weight"] for b in batch], dtype=torch.float32)}
+
+
+class WeightedTrainer(Trainer):
+    """Trainer whose loss is the per-sample mean token NLL times the sample's weight (IWSI-w);
+    with all weights 1 it is the usual mean over samples."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weight = inputs.pop("weight")
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits[:, :-1].float()
+        target = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+        per_sample = nll.sum(1) / (target != -100).sum(1).clamp(min=1)
+        loss = (per_sample * weight.to(per_sample.device)).mean()
+        return (loss, outputs) if return_outputs else loss
+
+
+class NaNGuard(TrainerCallback):
+    """Stop with a clear message instead of training on a NaN loss."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs and not math.isfinite(logs["loss"]):
+            raise FloatingPointError(f"training loss became {logs['loss']} at step {state.global_step}: "
+                                     "lower learning_rate or check the data")
+
+
+def lora_model(model, cfg):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
+    bf16 = default_dtype() == torch.bfloat16  # autocast on CPUs with native bf16
+    return TrainingArguments(
+        output_dir=str(out), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine", warmup_steps=0, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length", save_strategy="epoch", save_total_limit=1, save_only_model=False,
+        logging_steps=max(1, n_examples // (cfg.batch_size * 4)), report_to="none", seed=cfg.seed,
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
+
+
+def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path) -> dict:
+    """Fine-tune LoRA on `examples` (from encode_example); saves the adapter; returns train metrics."""
+    if not examples:
+        raise ValueError("no samples were kept for training: raise k or check the vote stage")
+    peft_model = lora_model(model, cfg)
+    trainer = WeightedTrainer(model=peft_model, args=training_args(cfg, ckpt_dir, len(examples)),
+                              train_dataset=_LengthDataset(examples), callbacks=[NaNGuard()],
+                              data_collator=lambda b: collate(b, tokenizer.pad_token_id))
+    resume = any(ckpt_dir.glob("checkpoint-*")) if ckpt_dir.exists() else False
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(tmp)
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    tmp.rename(adapter_dir)
+    return {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+
+
+class _LengthDataset(torch.utils.data.Dataset):
+    """List dataset exposing lengths for the length-grouped sampler."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+        self.lengths = [len(e["input_ids"]) for e in examples]
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        return self.examples[i]

@@ -1,0 +1,78 @@
+"""Each method's selection rule on hand-made tables."""
+import math
+
+import pandas as pd
+import pytest
+
+from iwsi import filtering
+
+
+def table():
+    # 3 questions; q3 has one non-majority sample. ds weights chosen by hand.
+    return pd.DataFrame({
+        "question_id": ["q1"] * 4 + ["q2"] * 3 + ["q3"] * 3,
+        "sample_id": [0, 1, 2, 3, 0, 1, 2, 0, 1, 2],
+        "is_majority": [True, True, True, True, True, True, True, True, True, False],
+        "ds_weight": [1.0, 1.5, 3.0, 1.2, 1.1, 2.0, 1.05, 1.3, 1.01, 1.0],
+        "w_prime": [1.0, 1.5, 1 / 3, 1.2, 1.1, 0.5, 1.05, 1.3, 1.01, 1.0],
+        "entropy": [0.0] * 4 + [0.5] * 3 + [0.9] * 3,
+        "is_correct": [True, True, False, True, False, False, False, True, True, None],
+        "self_score": [9, 1, 5, 7, 3, 8, 2, 6, 4, 10],
+    })
+
+
+def test_num_to_keep_rounds_half_up_and_keeps_one():
+    assert filtering.num_to_keep(9, 80) == 7  # 7.2
+    assert filtering.num_to_keep(10, 85) == 9  # 8.5 → 9
+    assert filtering.num_to_keep(3, 1) == 1
+    assert filtering.num_to_keep(0, 50) == 0
+
+
+def test_iwsi_keeps_lowest_ds_weight_of_majority_only():
+    df = table()
+    kept, sigma = filtering.iwsi(df, 80)  # 9 majority rows → keep 7
+    assert kept.sum() == 7
+    assert not kept.iloc[9]  # non-majority never kept even with the lowest ds weight
+    # dropped: the two highest ds weights among majority rows (3.0 and 2.0)
+    assert sorted(df.loc[~kept & df.is_majority, "ds_weight"]) == [2.0, 3.0]
+    assert sigma == 1.5
+
+
+def test_lmsi_and_k100_keep_all_majority():
+    df = table()
+    assert filtering.lmsi(df, 50)[0].tolist() == df.is_majority.tolist()
+    assert filtering.iwsi(df, 100)[0].tolist() == df.is_majority.tolist()
+
+
+def test_entropy_drops_whole_questions():
+    df = table()
+    kept, u = filtering.entropy(df, 80)  # need ≥ 7 of 9: q1 (4) + q2 (3) → u* = 0.5
+    assert u == 0.5
+    assert kept.tolist() == [True] * 7 + [False] * 3
+    kept, u = filtering.entropy(df, 50, threshold=0.0)
+    assert kept.sum() == 4 and u == 0.0
+
+
+def test_self_keeps_highest_scores():
+    df = table()
+    kept, threshold = filtering.keep_highest_score(df, 100 * 3 / 9, "self_score")
+    assert sorted(df.loc[kept, "self_score"]) == [7, 8, 9]
+    assert threshold == 7
+
+
+def test_ground_truth_and_dispatch():
+    df = table()
+    kept, _ = filtering.select(df, "ground-truth", 80)
+    assert kept.tolist() == [True, True, False, True, False, False, False, True, True, False]
+    kept, t = filtering.select(df, "iwsi-w", 80)
+    assert kept.tolist() == df.is_majority.tolist() and math.isnan(t)
+
+
+def test_training_weights_clip():
+    assert filtering.training_weights(pd.Series([0.5, 1.5, 3.0]), 2.0).tolist() == [0.5, 1.5, 2.0]
+
+
+def test_ground_truth_needs_gold():
+    df = table().assign(is_correct=None)
+    with pytest.raises(ValueError, match="gold"):
+        filtering.ground_truth(df, 80)
