@@ -1,0 +1,268 @@
+"""Chart builders for the dashboard: pure functions DataFrame → plotly Figure (no streamlit).
+
+Large tables are reduced with numpy first (histogram bins, smoothed densities, capped scatter
+points), so a 100k-sample run sends a few hundred numbers to the browser, not 100k points.
+Colours are fixed across pages: correct green, wrong red, valid blue, self-generated orange,
+kept purple, dropped grey. Tested in tests/test_charts.py without Streamlit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
+          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#c7c7c7", "cut": "#111111"}
+METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
+DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
+DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=kw.pop("height", 380),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+                      margin=dict(l=60, r=20, t=70, b=50), **kw)
+    return fig
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = _layout(go.Figure(), title, "", "")
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
+    return fig.update_xaxes(visible=False).update_yaxes(visible=False)
+
+
+def correctness_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """correct / wrong where gold is known, unknown otherwise (only non-empty groups)."""
+    known = df["is_correct"].notna() if "is_correct" in df else pd.Series(False, index=df.index)
+    ok = df["is_correct"].fillna(False).astype(bool) if "is_correct" in df else known
+    groups = {"correct": df[known & ok], "wrong": df[known & ~ok], "unknown gold": df[~known]}
+    return {k: v for k, v in groups.items() if len(v)}
+
+
+# -- DS weight histograms (DS weights page) ---------------------------------------------------------
+
+def _upper(values: np.ndarray, q: float = 99.5) -> float:
+    return float(np.percentile(values, q)) if len(values) else 1.0
+
+
+def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_weight", bins: int = 60) -> go.Figure:
+    """Stacked histogram (precomputed bins) of `column` by correctness, with the σ_k% cut line(s).
+
+    The top 0.5 % is folded into the last bin so one outlier does not squash the plot."""
+    title = {"ds_weight": "DS weight of majority samples", "w_prime": "Importance weight w′ = L̄_v / L"}.get(column, column)
+    values = samples[column].to_numpy(float)
+    if not len(values):
+        return _empty(title, "no samples")
+    lo, hi = float(values.min()), max(_upper(values), float(values.min()) + 1e-6)
+    edges = np.linspace(lo, hi, bins + 1)
+    fig = go.Figure()
+    for name, group in correctness_groups(samples).items():
+        counts, _ = np.histogram(np.clip(group[column].to_numpy(float), lo, hi), bins=edges)
+        fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name,
+                    marker_color=COLORS.get(name, COLORS["unknown"]), marker_line_width=0)
+    fig.update_layout(barmode="stack", bargap=0)
+    if sigma is not None and math.isfinite(sigma):
+        cuts = [sigma] if column == "ds_weight" else [1 / sigma, sigma]
+        for cut in cuts:
+            fig.add_vline(x=cut, line=dict(color=COLORS["cut"], dash="dash", width=2))
+        fig.add_annotation(x=cuts[-1], y=1, yref="paper", text=f"σ_k% = {sigma:.3f}", showarrow=False,
+                           xanchor="left", yanchor="bottom", font=dict(size=12))
+    xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
+    return _layout(fig, title, xlabel, "samples")
+
+
+# -- percentiles and accuracy against k (Percentiles page, paper Figs. 2-3) -------------------------
+
+def percentile_table(samples: pd.DataFrame, ks: np.ndarray | None = None) -> pd.DataFrame:
+    """σ_k% (the k-th percentile of the majority DS weights) for each k → k, sigma."""
+    ks = np.arange(5, 101, 5) if ks is None else np.asarray(ks)
+    maj = np.sort(samples.loc[samples["is_majority"].astype(bool), "ds_weight"].to_numpy(float))
+    if not len(maj):
+        return pd.DataFrame({"k": ks, "sigma": np.nan})
+    idx = np.clip(np.floor(len(maj) * ks / 100 + 0.5).astype(int), 1, len(maj)) - 1
+    return pd.DataFrame({"k": ks, "sigma": maj[idx]})
+
+
+def percentile_curves(table: pd.DataFrame, k: float | None = None) -> go.Figure:
+    """table: label, k, sigma (one curve per label, e.g. a run or dataset) — paper Fig. 3."""
+    title = "DS-weight percentile σ_k% against k"
+    if table.empty:
+        return _empty(title, "no runs selected")
+    fig = go.Figure()
+    for i, (label, part) in enumerate(table.groupby("label", sort=False)):
+        fig.add_scatter(x=part["k"], y=part["sigma"], mode="lines+markers", name=str(label),
+                        line=dict(color=METHOD_COLORS[i % len(METHOD_COLORS)]))
+    if k is not None:
+        fig.add_vline(x=k, line=dict(color=COLORS["cut"], dash="dash"))
+    return _layout(fig, title, "k (% of majority samples kept)", "σ_k% (DS weight)")
+
+
+def ablation_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy over seeds with a 95 % normal CI → dataset, method, k, seeds, mean, ci_low, ci_high, kept."""
+    g = results.groupby(["dataset", "method", "k"], sort=True)
+    out = g["accuracy"].agg(seeds="count", mean="mean", std="std").reset_index()
+    half = 1.96 * out["std"].fillna(0) / np.sqrt(out["seeds"])
+    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    if "num_kept" in results:
+        out["kept"] = g["num_kept"].mean().to_numpy()
+    return out.drop(columns="std")
+
+
+def accuracy_vs_k(results: pd.DataFrame) -> go.Figure:
+    """Accuracy (mean ± 95 % CI over seeds) against k per dataset and method — paper Fig. 2."""
+    title = "Accuracy against k"
+    if results.empty:
+        return _empty(title, "no ablation results")
+    s = ablation_summary(results)
+    fig = go.Figure()
+    for i, ((dataset, method), part) in enumerate(s.groupby(["dataset", "method"], sort=True)):
+        fig.add_scatter(x=part["k"], y=part["mean"], mode="lines+markers", name=f"{dataset} · {method}",
+                        line=dict(color=METHOD_COLORS[i % len(METHOD_COLORS)]),
+                        error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
+                                     arrayminus=part["mean"] - part["ci_low"]))
+    return _layout(fig, title, "k (% of majority samples kept)", "test accuracy")
+
+
+def ablation_bars(results: pd.DataFrame) -> go.Figure:
+    """Grouped bars: mean accuracy per dataset, one bar per method (its best k), 95 % CI whiskers."""
+    title = "Accuracy by method (best k per method)"
+    if results.empty:
+        return _empty(title, "no ablation results")
+    s = ablation_summary(results)
+    best = s.loc[s.groupby(["dataset", "method"])["mean"].idxmax()]
+    fig = go.Figure()
+    for i, (method, part) in enumerate(best.groupby("method", sort=True)):
+        fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method), marker_color=METHOD_COLORS[i % len(METHOD_COLORS)],
+                    customdata=part["k"], hovertemplate="%{x} · k=%{customdata}: %{y:.3f}<extra>" + str(method) + "</extra>",
+                    error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
+                                 arrayminus=part["mean"] - part["ci_low"]))
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, "dataset", "test accuracy")
+
+
+# -- correctness vs DSE (paper Fig. 5) ---------------------------------------------------------------
+
+def interval_labels(edges) -> list[str]:
+    return [f"[{a:g}, {'∞' if math.isinf(b) else f'{b:g}'})" for a, b in zip(edges[:-1], edges[1:])]
+
+
+def correctness_by_interval(samples: pd.DataFrame, edges=DEFAULT_EDGES) -> go.Figure:
+    """Stacked bars: share of correct and wrong answers in each DS-weight interval (gold known only)."""
+    title = "Share of correct answers per DS-weight interval"
+    known = samples[samples["is_correct"].notna()] if "is_correct" in samples else samples.iloc[:0]
+    if known.empty:
+        return _empty(title, "no gold answers in this run: correctness is unknown")
+    edges = np.asarray(edges, float)
+    idx = np.digitize(known["ds_weight"].to_numpy(float), edges[1:-1])  # interval index 0..len-2
+    ok = known["is_correct"].astype(bool).to_numpy()
+    n = np.bincount(idx, minlength=len(edges) - 1)
+    right = np.bincount(idx, weights=ok, minlength=len(edges) - 1)
+    share = np.divide(right, n, out=np.zeros(len(n)), where=n > 0)
+    labels = interval_labels(edges)
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=share * 100, name="correct", marker_color=COLORS["correct"],
+                text=[f"{v:.0%}" if c else "" for v, c in zip(share, n)], textposition="inside")
+    fig.add_bar(x=labels, y=(1 - share) * 100 * (n > 0), name="wrong", marker_color=COLORS["wrong"],
+                text=[f"n={c:,}" for c in n], textposition="outside", cliponaxis=False)
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(range=[0, 112])
+    return _layout(fig, title, "DS-weight interval", "share of samples (%)")
+
+
+# -- densities (Correctness page bottom, Distributions page) -----------------------------------------
+
+def density_curve(values: np.ndarray, lo: float, hi: float, points: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian KDE (Silverman bandwidth) evaluated via fine binning + convolution: O(n + points²)."""
+    values = np.asarray(values, float)
+    grid = np.linspace(lo, hi, points)
+    if len(values) < 2 or hi <= lo:
+        return grid, np.zeros(points)
+    std = values.std()
+    iqr = np.subtract(*np.percentile(values, [75, 25]))
+    bw = 0.9 * min(std, iqr / 1.34 if iqr > 0 else std) * len(values) ** -0.2 or (hi - lo) / 50
+    step = grid[1] - grid[0]
+    counts, _ = np.histogram(values, bins=points, range=(lo - step / 2, hi + step / 2))
+    half = int(min(points - 1, math.ceil(4 * bw / step)))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
+    dens = np.convolve(counts, kernel, mode="full")[half: half + points]
+    dens = dens / (len(values) * bw * math.sqrt(2 * math.pi))
+    return grid, dens
+
+
+def ds_density_by_uncertainty(samples: pd.DataFrame, thresholds) -> go.Figure:
+    """Density of the DS weight for samples of questions with entropy u ≤ u* — paper Fig. 5 (bottom)."""
+    title = "DS-weight density by answer uncertainty u*"
+    if samples.empty:
+        return _empty(title, "no samples")
+    w, u = samples["ds_weight"].to_numpy(float), samples["entropy"].to_numpy(float)
+    hi = _upper(w, 99.0)
+    fig = go.Figure()
+    palette = ["#08306b", "#2171b5", "#6baed6", "#fd8d3c", "#d94801", "#7f2704"]
+    for i, t in enumerate(sorted(thresholds)):
+        sel = w[u <= t + 1e-12]
+        grid, dens = density_curve(sel, 1.0, hi)
+        fig.add_scatter(x=grid, y=dens, mode="lines", name=f"u* = {t:g} (n={len(sel):,})",
+                        line=dict(color=palette[i % len(palette)], width=2))
+    return _layout(fig, title, DS_LABEL, "density")
+
+
+def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.ndarray) -> go.Figure:
+    """Loss densities of the valid set, all self-generated and the kept samples, μ and σ in the legend — Fig. 4."""
+    title = "Loss distributions (mean token NLL under the base model)"
+    parts = [("valid", valid_loss, COLORS["valid"]), ("self-generated (all)", self_loss, COLORS["self"]),
+             ("kept (current k)", kept_loss, COLORS["kept"])]
+    allv = np.concatenate([np.asarray(v, float) for _, v, _ in parts])
+    if not len(allv):
+        return _empty(title, "no losses")
+    lo, hi = float(allv.min()), _upper(allv, 99.5)
+    fig = go.Figure()
+    for name, vals, color in parts:
+        vals = np.asarray(vals, float)
+        if not len(vals):
+            continue
+        grid, dens = density_curve(vals, lo, hi)
+        mu, sd = float(vals.mean()), float(vals.std())
+        fig.add_scatter(x=grid, y=dens, mode="lines", name=f"{name}: μ={mu:.3f}, σ={sd:.3f}, n={len(vals):,}",
+                        line=dict(color=color, width=2.5), fill="tozeroy" if name == "valid" else None)
+        fig.add_vline(x=mu, line=dict(color=color, dash="dot", width=1))
+    return _layout(fig, title, "loss L (nats per token)", "density")
+
+
+# -- UMAP map (Distributions page) ----------------------------------------------------------------
+
+def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int = 20000, seed: int = 0) -> pd.DataFrame:
+    """Rows to draw: every valid point plus at most `max_points` self points (uniform, fixed seed).
+
+    `kept` is a boolean per umap row (False for valid). Keeps the original row number in `row`."""
+    df = umap.assign(row=np.arange(len(umap)), kept=kept)
+    self_idx = np.flatnonzero(df["source"].to_numpy() == "self")
+    if len(self_idx) > max_points:
+        drop = np.random.default_rng(seed).choice(self_idx, len(self_idx) - max_points, replace=False)
+        df = df.drop(index=df.index[drop])
+    return df
+
+
+def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
+    """scattergl map of valid (blue) vs self-generated samples; `after` greys out the dropped ones.
+
+    points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections."""
+    title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before" else "after filtering (current k)")
+    if points.empty:
+        return _empty(title, "no embeddings")
+    src = points["source"].to_numpy()
+    layers = [("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.35)] if view == "after" else []
+    if view == "after":
+        layers.append(("kept", (src == "self") & points["kept"].to_numpy(), COLORS["self"], 5, 0.6))
+    else:
+        layers.append(("self-generated", src == "self", COLORS["self"], 5, 0.5))
+    layers.append(("valid (human)", src == "valid", COLORS["valid"], 9, 0.95))
+    fig = go.Figure()
+    for name, mask, color, size, alpha in layers:
+        part = points[mask]
+        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part):,})",
+                                   customdata=part["row"], marker=dict(color=color, size=size, opacity=alpha),
+                                   hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
+    fig.update_layout(dragmode="lasso")
+    return _layout(fig, title, "UMAP 1", "UMAP 2", height=520)

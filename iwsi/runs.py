@@ -1,0 +1,232 @@
+"""Run directories as the dashboard sees them: find, describe, launch and cancel runs (no torch).
+
+Reads `cache/runs/<name>/{status.json, launch.json, config.yaml, metrics.json, progress.jsonl,
+log.txt}` (see docs/run-directory.md). Writes only `launch.json` (pid + command of a run started
+from the dashboard, so it can be listed and cancelled before the pipeline writes status.json).
+The cache directory is `$IWSI_CACHE` or `<repo>/cache`, read at call time so tests can redirect it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
+PRESETS = {"embedded demo": REPO / "configs" / "demo.yaml", "paper": REPO / "configs" / "paper.yaml"}
+# Which stage writes each optional file, for the "missing file" info boxes.
+WRITTEN_BY = {"samples.parquet": "score + filter", "valid.parquet": "score", "umap.parquet": "embed",
+              "suggestions.parquet": "embed", "eval.parquet": "evaluate", "metrics.json": "filter / evaluate"}
+
+
+class RunNameError(ValueError):
+    """A run name that is not a plain directory name inside cache/runs."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("IWSI_CACHE") or REPO / "cache")
+
+
+def runs_dir() -> Path:
+    return cache_dir() / "runs"
+
+
+def ablations_dir() -> Path:
+    return cache_dir() / "ablations"
+
+
+def run_path(name: str) -> Path:
+    """Validated path of run `name`: plain name, resolved inside cache/runs (no `..`, no links out)."""
+    if not NAME_RE.match(name or "") or name in (".", ".."):
+        raise RunNameError(f"run name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
+    root = runs_dir().resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise RunNameError(f"run name {name!r} resolves outside {root}")
+    return path
+
+
+def list_run_names() -> list[str]:
+    """Run directories, newest first (by mtime of their status/config files)."""
+    root = runs_dir()
+    if not root.is_dir():
+        return []
+    names = [p.name for p in root.iterdir() if p.is_dir() and NAME_RE.match(p.name)]
+    return sorted(names, key=lambda n: _mtime(root / n), reverse=True)
+
+
+def _mtime(path: Path) -> float:
+    stamps = [(path / f).stat().st_mtime for f in ("status.json", "launch.json", "config.yaml") if (path / f).exists()]
+    return max(stamps, default=path.stat().st_mtime)
+
+
+def read_json(path: Path, default=None):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default  # missing or half-written: treat as absent
+
+
+def read_config(run: Path) -> dict:
+    try:
+        data = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _stat_mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        # Reap our own finished child first: a zombie still answers kill(pid, 0).
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(run: Path) -> dict:
+    """status.json (or launch.json before the pipeline starts), with `state` corrected for dead pids."""
+    status = read_json(run / "status.json") or {}
+    launch = read_json(run / "launch.json") or {}
+    newer_launch = launch and (run / "launch.json").stat().st_mtime > _stat_mtime(run / "status.json")
+    if launch and (not status or (newer_launch and pid_alive(launch.get("pid")))):
+        status = {"state": "running", "pid": launch.get("pid"), "stage": "starting", "error": None,
+                  "started": launch.get("started"), "updated": launch.get("started")}
+    if not status:
+        return {"state": "unknown", "pid": None, "stage": None, "error": None}
+    if status.get("state") == "running" and not pid_alive(status.get("pid")):
+        status = {**status, "state": "failed", "error": status.get("error") or "process exited without a final status"}
+    return status
+
+
+def describe_run(name: str) -> dict:
+    """One row of the Runs table."""
+    run = runs_dir() / name
+    cfg, metrics, status = read_config(run), read_json(run / "metrics.json") or {}, run_state(run)
+    acc = metrics.get("accuracy") or {}
+    return {"run": name, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
+            "method": metrics.get("method", cfg.get("method")), "k": metrics.get("k", cfg.get("k")),
+            "status": status.get("state"), "stage": status.get("stage"),
+            "accuracy base": acc.get("base"), "accuracy trained": acc.get("trained"),
+            "updated": status.get("updated")}
+
+
+def read_progress(run: Path) -> dict[str, dict]:
+    """Last progress record per stage, in the order stages first appeared."""
+    last: dict[str, dict] = {}
+    try:
+        lines = (run / "progress.jsonl").read_text().splitlines()
+    except OSError:
+        return last
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line being appended right now
+        last[rec.get("stage", "?")] = rec
+    return last
+
+
+def log_tail(run: Path, lines: int = 40) -> str:
+    try:
+        with open(run / "log.txt", errors="replace") as fh:
+            return "".join(deque(fh, maxlen=lines))
+    except OSError:
+        return ""
+
+
+def launch_command(config: Path, out: Path, sets: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "iwsi.cli", "run", "--config", str(config), "--out", str(out)]
+    for pair in sets:
+        cmd += ["--set", pair]
+    return cmd
+
+
+def launch_run(name: str, config: Path, sets: list[str]) -> int:
+    """Start `iwsi run` detached (own session), stdout/stderr appended to RUN_DIR/log.txt → pid."""
+    out = run_path(name)
+    bad = [s for s in sets if not SET_RE.match(s)]
+    if bad:
+        raise ValueError(f"override {bad[0]!r} is not KEY=VALUE (e.g. k=80)")
+    if (out / "status.json").exists() and run_state(out)["state"] == "running":
+        raise RunNameError(f"run {name!r} is already running")
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = launch_command(config, out, sets)
+    with open(out / "log.txt", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (out / "launch.json").write_text(json.dumps({"pid": proc.pid, "command": cmd, "started": started}))
+    return proc.pid
+
+
+def cancel_run(name: str) -> bool:
+    """SIGTERM the run's process (pid from status.json, else launch.json); False if not running."""
+    state = run_state(run_path(name))
+    if state.get("state") != "running" or not state.get("pid"):
+        return False
+    try:
+        os.kill(int(state["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+LABELS = ("redundant", "jumping", "spurious", "none")
+LABEL_COLUMNS = ["question_id", "sample_id", "label", "updated"]
+
+
+def read_labels(run: Path):
+    """labels.parquet (question_id, sample_id, label, updated) or an empty frame."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(run / "labels.parquet")
+    except (OSError, ValueError):
+        return pd.DataFrame(columns=LABEL_COLUMNS)
+
+
+def save_labels(run: Path, new) -> int:
+    """Merge `new` (question_id, sample_id, label) into labels.parquet; atomic (temp file + rename).
+
+    A label of None removes that sample's label. Returns the number of labelled samples."""
+    import pandas as pd
+
+    old = read_labels(run)
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    new = new[["question_id", "sample_id", "label"]].assign(updated=stamp)
+    keys = set(zip(new["question_id"], new["sample_id"]))
+    keep = [(q, s) not in keys for q, s in zip(old["question_id"], old["sample_id"])]
+    merged = pd.concat([old[keep], new[new["label"].notna()]], ignore_index=True)
+    bad = set(merged["label"]) - set(LABELS)
+    if bad:
+        raise ValueError(f"unknown label(s) {sorted(bad)}: use one of {', '.join(LABELS)}")
+    tmp = run / f".labels.parquet.{os.getpid()}.tmp"
+    merged[LABEL_COLUMNS].to_parquet(tmp, index=False)
+    os.replace(tmp, run / "labels.parquet")
+    return len(merged)

@@ -1,0 +1,44 @@
+"""Ablations: accuracy table with 95 % CIs, bars per method, accuracy against k, downloads."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from iwsi import charts
+from iwsi.runs import ablations_dir
+from pages._shared import header, mtime
+
+header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
+                    "95 % confidence interval (paper Table 1 and Fig. 2).")
+
+found = sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+if not found:
+    st.info("No ablation results yet: run `iwsi ablate` (it writes `cache/ablations/<name>/results.parquet` "
+            "and results.md/.csv/.tex).", icon=":material/info:")
+    st.stop()
+name = st.selectbox("Ablation", found)
+folder = ablations_dir() / name
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def results(path: str, stamp: float) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+df = results(str(folder / "results.parquet"), mtime(folder / "results.parquet"))
+summary = charts.ablation_summary(df)
+st.dataframe(summary, hide_index=True, column_config={
+    c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")})
+left, right = st.columns(2)
+left.plotly_chart(charts.ablation_bars(df), key="bars")
+right.plotly_chart(charts.accuracy_vs_k(df), key="acc_k")
+
+st.subheader("Downloads")
+cols = st.columns(3)
+for col, ext, mime in zip(cols, ("csv", "md", "tex"), ("text/csv", "text/markdown", "application/x-tex")):
+    path = folder / f"results.{ext}"
+    data = path.read_bytes() if path.exists() else (summary.to_csv(index=False).encode() if ext == "csv" else None)
+    if data is None:
+        col.caption(f"results.{ext} not written by this ablation")
+        continue
+    col.download_button(f"results.{ext}", data, file_name=f"{name}-results.{ext}", mime=mime, icon=":material/download:")

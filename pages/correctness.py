@@ -1,0 +1,36 @@
+"""Correctness vs DSE: share of right answers per DS-weight interval and DS densities by u* (paper Fig. 5)."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from iwsi import charts
+from pages._shared import header, require_samples
+
+header("Correctness vs DSE", "Higher distribution-shift extent goes with more wrong answers: share of correct and "
+                             "wrong answers per DS-weight interval (top) and DS-weight densities of samples whose "
+                             "question entropy u ≤ u* (bottom) — paper Fig. 5.")
+run, samples = require_samples()
+
+
+def parse_numbers(text: str) -> list[float] | None:
+    try:
+        return [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        return None
+
+
+c1, c2 = st.columns([3, 1])
+edges_text = c1.text_input("Interval edges (∞ is added)", "1, 1.1, 1.3, 1.5, 2", help="comma-separated, increasing")
+only_majority = c2.toggle("majority samples only", value=False)
+shown = samples[samples["is_majority"]] if only_majority else samples
+edges = parse_numbers(edges_text)
+if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+    st.warning("Write increasing numbers separated by commas, e.g. `1, 1.1, 1.3, 1.5, 2`.")
+    edges = list(charts.DEFAULT_EDGES[:-1])
+st.plotly_chart(charts.correctness_by_interval(shown, [*edges, math.inf]), key="intervals")
+
+thresholds = st.multiselect("Uncertainty thresholds u*", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
+                            default=[0.2, 0.4, 0.6, 1.0], help="normalised answer entropy (paper Eq. 9), 0 = unanimous")
+st.plotly_chart(charts.ds_density_by_uncertainty(shown, thresholds), key="densities")

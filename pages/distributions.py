@@ -1,0 +1,65 @@
+"""Distributions & embeddings: loss densities (paper Fig. 4) and one UMAP map with kept/dropped masks."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from iwsi import charts
+from pages._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+
+header("Distributions & embeddings", "Loss of the human valid rationales, all self-generated samples and the kept "
+                                     "ones (paper Fig. 4), then a UMAP of base-model embeddings — one fitted map, "
+                                     "before/after filtering shown as masks. Box- or lasso-select points to read them.")
+run, samples = require_samples()
+k = selected_k()
+mask, sigma = kept_for_k(run, k)
+
+valid = table(run, "valid.parquet", ["loss"])
+if valid is None:
+    missing(run, "valid.parquet")
+valid_loss = valid["loss"].to_numpy(float) if valid is not None else np.array([])
+loss = samples["loss"].to_numpy(float)
+st.plotly_chart(charts.loss_densities(valid_loss, loss, loss[mask]), key="loss")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sample_rows(umap_path: str, umap_stamp: float, samples_path: str, samples_stamp: float) -> np.ndarray:
+    """Row of samples.parquet for each umap row (-1 for valid points or unmatched ids)."""
+    um = pd.read_parquet(umap_path, columns=["source", "question_id", "sample_id"])
+    keys = pd.read_parquet(samples_path, columns=["question_id", "sample_id"]).assign(pos=lambda d: np.arange(len(d)))
+    joined = um.merge(keys, on=["question_id", "sample_id"], how="left")
+    pos = joined["pos"].fillna(-1).to_numpy(int)
+    return np.where(um["source"].to_numpy() == "self", pos, -1)
+
+
+st.subheader("UMAP of valid vs self-generated samples")
+umap = table(run, "umap.parquet", ["source", "question_id", "sample_id", "x", "y"])
+if umap is None:
+    missing(run, "umap.parquet")
+    st.stop()
+rows = sample_rows(str(run / "umap.parquet"), mtime(run / "umap.parquet"),
+                   str(run / "samples.parquet"), mtime(run / "samples.parquet"))
+kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
+view = st.segmented_control("View", ["before", "after"], default="after", required=True,
+                            format_func=lambda v: f"{v} filtering")
+points = charts.umap_points(umap, kept)
+if len(points) < len(umap):
+    st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
+event = st.plotly_chart(charts.umap_scatter(points, view or "after"), key="umap", on_select="rerun",
+                        selection_mode=("box", "lasso"))
+
+picked = []
+for p in (event.selection.points if event else []):
+    data = p.get("customdata")
+    picked.append(int(data[0] if isinstance(data, list) else data))
+if not picked:
+    st.caption("Select points with the box or lasso tool to list their rationales here.")
+    st.stop()
+sel = rows[np.array(picked)]
+texts = table(run, "samples.parquet", TEXT, shared=True)
+chosen = texts.iloc[sel[sel >= 0]].assign(ds_weight=samples["ds_weight"].to_numpy()[sel[sel >= 0]],
+                                          kept=mask[sel[sel >= 0]])
+st.markdown(f"**{len(chosen):,} self-generated samples selected** ({(sel < 0).sum()} valid points)")
+st.dataframe(chosen.sort_values("ds_weight", ascending=False), hide_index=True,
+             column_config={"rationale": st.column_config.TextColumn(width="large")})

@@ -1,0 +1,52 @@
+"""DS weights: histograms of w_DS and w′ with the σ_k% cut for the sidebar k, and the kept-set export."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from iwsi import charts
+from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
+from iwsi.runs import read_config
+from pages._shared import TEXT, header, kept_for_k, metrics, require_samples, selected_k, table
+
+header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
+                     "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "
+                     "to move the σ_k% cut.")
+run, samples = require_samples()
+k = selected_k()
+mask, sigma = kept_for_k(run, k)
+majority = samples["is_majority"].to_numpy(bool)
+
+cols = st.columns(5)
+cols[0].metric("candidates", f"{len(samples):,}")
+cols[1].metric("majority D_c", f"{majority.sum():,}")
+cols[2].metric(f"kept at k={k:g}", f"{mask.sum():,}", help="k % of D_c with the lowest DS weight")
+n_q = samples.loc[majority, "question_id"].nunique()
+cols[3].metric("questions kept", f"{samples.loc[mask, 'question_id'].nunique():,} / {n_q:,}",
+               help="questions with at least one kept sample / questions with a majority answer")
+cols[4].metric("σ_k%", f"{sigma:.4f}", help=f"run's own threshold: {metrics(run).get('sigma_k', '—')}")
+
+only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
+shown = samples[majority] if only_majority else samples
+left, right = st.columns(2)
+left.plotly_chart(charts.ds_histogram(shown, sigma, "ds_weight"), key="hist_ds")
+right.plotly_chart(charts.ds_histogram(shown, sigma, "w_prime"), key="hist_w")
+if samples["is_correct"].isna().all():
+    st.caption("No gold answers in this run: bars are not split by correctness.")
+
+
+def export_files(k: float) -> tuple[str, str]:
+    """JSONL + manifest for the kept set; built only when a download button is clicked."""
+    texts = table(run, "samples.parquet", TEXT + ["is_majority", "ds_weight"], shared=True)
+    kept, s = kept_frame(texts, k)
+    return to_sft_jsonl(kept), json.dumps(build_manifest(texts, kept, k, s, read_config(run)), indent=2, default=str)
+
+
+st.subheader("Export the kept set")
+st.caption(f"SFT JSONL in TRL's prompt/completion format, same as `iwsi export {run} --k {k:g} --out kept.jsonl`.")
+c1, c2 = st.columns(2)
+c1.download_button("Kept set (JSONL)", lambda: export_files(k)[0], file_name=f"{run.name}-k{k:g}.jsonl",
+                   mime="application/jsonl", icon=":material/download:")
+c2.download_button("Manifest (JSON)", lambda: export_files(k)[1], file_name=f"{run.name}-k{k:g}.manifest.json",
+                   mime="application/json", icon=":material/download:")

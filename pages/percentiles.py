@@ -1,0 +1,40 @@
+"""Percentiles: σ_k% against k for several runs (paper Fig. 3) and accuracy against k (Fig. 2)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from iwsi import charts
+from iwsi.runs import ablations_dir, list_run_names, read_config, runs_dir
+from pages._shared import EMPTY_HINT, NUMERIC, header, selected_k, selected_run, table
+
+header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
+                      "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
+
+names = [n for n in list_run_names() if (runs_dir() / n / "samples.parquet").exists()]
+if not names:
+    st.info(EMPTY_HINT, icon=":material/info:")
+    st.stop()
+current = selected_run()
+default = [current.name] if current is not None and current.name in names else names[:1]
+chosen = st.multiselect("Runs", names, default=default, help="pick runs of different datasets to overlay them")
+
+parts = []
+for name in chosen:
+    samples = table(runs_dir() / name, "samples.parquet", NUMERIC)
+    dataset = read_config(runs_dir() / name).get("dataset", "?")
+    parts.append(charts.percentile_table(samples).assign(label=f"{dataset} · {name}"))
+curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["label", "k", "sigma"])
+st.plotly_chart(charts.percentile_curves(curves, selected_k()), key="percentiles")
+with st.expander("σ_k% table"):
+    st.dataframe(curves.pivot(index="k", columns="label", values="sigma") if parts else curves)
+
+st.subheader("Accuracy against k")
+ablations = sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+if not ablations:
+    st.info("No ablation yet: `iwsi ablate` writes `cache/ablations/<name>/results.parquet` "
+            "(accuracy for several k and seeds).", icon=":material/info:")
+    st.stop()
+name = st.selectbox("Ablation", ablations)
+results = pd.read_parquet(ablations_dir() / name / "results.parquet")
+st.plotly_chart(charts.accuracy_vs_k(results), key="acc_vs_k")

@@ -1,0 +1,99 @@
+"""Runs: every run with its status and accuracy, launch a new run, follow and cancel it."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from iwsi.runs import (PRESETS, RunNameError, cancel_run, describe_run, launch_run, list_run_names, log_tail,
+                       read_progress, run_path, run_state)
+from pages._shared import header, metrics, selected_run
+
+header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
+               "Launch the embedded demo or the paper preset; progress updates live.")
+
+
+def start(name: str, preset: str, sets: list[str]) -> None:
+    config = PRESETS[preset]
+    if not config.exists():
+        st.error(f"Preset file `{config}` not found: it ships with the pipeline (`configs/`).")
+        return
+    try:
+        pid = launch_run(name, config, sets)
+    except (RunNameError, ValueError, OSError) as err:
+        st.error(str(err))
+        return
+    st.session_state["select_run"] = name
+    st.toast(f"Started run {name} (pid {pid})")
+    st.rerun()
+
+
+def launch_form() -> None:
+    with st.form("launch"):
+        st.markdown("**Launch a run** — `iwsi run --config PRESET --out cache/runs/NAME --set …` in the background")
+        c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+        preset = c1.selectbox("Preset", list(PRESETS), help="embedded demo: configs/demo.yaml · paper: configs/paper.yaml")
+        name = c2.text_input("Run name", value=f"run-{datetime.now():%Y%m%d-%H%M%S}", help="letters, digits, . _ - (≤ 80)")
+        k = c3.number_input("k (%)", 1, 100, 80)
+        seed = c4.number_input("seed", 0, 10_000, 0)
+        extra = st.text_input("More overrides (KEY=VALUE, space separated)", placeholder="num_questions=200 num_samples=8")
+        if st.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:"):
+            start(name.strip(), preset, [f"k={k}", f"seed={seed}", *extra.split()])
+
+
+def runs_table(names: list[str]) -> None:
+    df = pd.DataFrame([describe_run(n) for n in names])
+    st.dataframe(df, hide_index=True, column_config={
+        "accuracy base": st.column_config.NumberColumn(format="%.3f"),
+        "accuracy trained": st.column_config.NumberColumn(format="%.3f"),
+        "k": st.column_config.NumberColumn(format="%g")})
+
+
+def progress_view(name: str) -> None:
+    """Per-stage progress bars, cancel button, and the log tail when the run failed."""
+    run = run_path(name)
+    state = run_state(run)
+    st.markdown(f"**{name}** — state: `{state.get('state')}`, stage: `{state.get('stage')}`")
+    for stage, rec in read_progress(run).items():
+        total, done = rec.get("total") or 0, rec.get("done") or 0
+        frac = min(1.0, done / total) if total else 0.0
+        st.progress(frac, text=f"{stage}: {done:,}/{total:,} · {rec.get('elapsed', 0):.1f} s")
+    if state.get("state") == "running":
+        if st.button("Cancel run", icon=":material/cancel:"):
+            st.toast("SIGTERM sent" if cancel_run(name) else "run is not running")
+    elif state.get("state") in ("failed", "cancelled"):
+        if state.get("error"):
+            st.error(state["error"])
+        st.code(log_tail(run) or "(log.txt is empty)", language="text")
+    if state.get("state") != st.session_state.setdefault(f"last_state_{name}", state.get("state")):
+        st.session_state[f"last_state_{name}"] = state.get("state")
+        st.rerun(scope="app")  # the run finished: refresh the table and the other pages' data
+
+
+names = list_run_names()
+if not names:
+    st.info("No runs yet. One click runs the embedded demo (SmolLM2-135M on a small synthetic "
+            "arithmetic set, a few minutes on CPU); or run `make run` in a terminal.", icon=":material/info:")
+    if st.button("Run embedded demo", type="primary", icon=":material/play_arrow:"):
+        start("demo", "embedded demo", [])
+else:
+    runs_table(names)
+
+launch_form()
+
+run = selected_run()
+if run is not None:
+    st.subheader("Selected run")
+    m = metrics(run)
+    if m:
+        cols = st.columns(5)
+        acc = m.get("accuracy") or {}
+        cols[0].metric("candidates", f"{m.get('num_candidates', 0):,}")
+        cols[1].metric("majority (D_c)", f"{m.get('num_majority', 0):,}")
+        cols[2].metric("kept", f"{m.get('num_kept', 0):,}")
+        cols[3].metric("accuracy base", f"{acc['base']:.3f}" if acc.get("base") is not None else "—")
+        cols[4].metric("accuracy trained", f"{acc['trained']:.3f}" if acc.get("trained") is not None else "—",
+                       delta=f"{acc['trained'] - acc['base']:+.3f}" if None not in (acc.get("base"), acc.get("trained")) else None)
+    running = run_state(run).get("state") == "running"
+    st.fragment(progress_view, run_every=2 if running else None)(run.name)
