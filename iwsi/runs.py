@@ -46,7 +46,7 @@ def ablations_dir() -> Path:
 
 def run_path(name: str) -> Path:
     """Validated path of run `name`: plain name, resolved inside cache/runs (no `..`, no links out)."""
-    if not NAME_RE.match(name or "") or name in (".", ".."):
+    if not NAME_RE.fullmatch(name or "") or name in (".", ".."):
         raise RunNameError(f"run name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
     root = runs_dir().resolve()
     path = (root / name).resolve()
@@ -60,7 +60,7 @@ def list_run_names() -> list[str]:
     root = runs_dir()
     if not root.is_dir():
         return []
-    names = [p.name for p in root.iterdir() if p.is_dir() and NAME_RE.match(p.name)]
+    names = [p.name for p in root.iterdir() if p.is_dir() and NAME_RE.fullmatch(p.name)]
     return sorted(names, key=lambda n: _mtime(root / n), reverse=True)
 
 
@@ -170,7 +170,7 @@ def launch_command(config: Path, out: Path, sets: list[str]) -> list[str]:
 def launch_run(name: str, config: Path, sets: list[str]) -> int:
     """Start `iwsi run` detached (own session), stdout/stderr appended to RUN_DIR/log.txt → pid."""
     out = run_path(name)
-    bad = [s for s in sets if not SET_RE.match(s)]
+    bad = [s for s in sets if not SET_RE.fullmatch(s)]
     if bad:
         raise ValueError(f"override {bad[0]!r} is not KEY=VALUE (e.g. k=80)")
     if (out / "status.json").exists() and run_state(out)["state"] == "running":

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 
 from iwsi.export import kept_mask
-from iwsi.runs import WRITTEN_BY, read_json
+from iwsi.runs import WRITTEN_BY, list_run_names, read_json, run_path, runs_dir
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]
@@ -74,8 +74,37 @@ def metrics(run: Path) -> dict:
     return read_json(run / "metrics.json") or {}
 
 
+def _keep(widget_key: str, value_key: str) -> None:
+    st.session_state[value_key] = st.session_state[widget_key]
+
+
+def sidebar() -> None:
+    """Run picker and k slider, drawn by every page (st.navigation pages are separate scripts).
+
+    The values live in plain session keys `run` and `k`: a widget's own key is dropped when
+    another page is shown, so each page re-seeds its widget from the plain key."""
+    names = list_run_names()
+    if st.session_state.get("run") not in names:
+        st.session_state["run"] = names[0] if names else None
+    with st.sidebar:
+        st.markdown("### IWSI dashboard")
+        if names:
+            st.session_state["_run_widget"] = st.session_state["run"]
+            st.selectbox("Run", names, key="_run_widget", on_change=_keep, args=("_run_widget", "run"),
+                         help="run directories under cache/runs, newest first")
+        else:
+            st.caption(f"No runs in `{runs_dir()}` yet.")
+        if "k" not in st.session_state:
+            run = selected_run()
+            st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
+        st.session_state["_k_widget"] = st.session_state["k"]
+        st.slider("k — % of majority samples kept", 1, 100, key="_k_widget", on_change=_keep, args=("_k_widget", "k"),
+                  help="keep the k % of D_c with the lowest DS weight; shared by every page")
+
+
 def selected_run() -> Path | None:
-    return st.session_state.get("run_path")
+    name = st.session_state.get("run")
+    return run_path(name) if name else None
 
 
 def selected_k() -> float:
@@ -83,6 +112,8 @@ def selected_k() -> float:
 
 
 def header(title: str, explanation: str) -> None:
+    """Sidebar + page title + one line saying what the page shows."""
+    sidebar()
     st.title(title)
     st.caption(explanation)
 

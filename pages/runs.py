@@ -24,7 +24,7 @@ def start(name: str, preset: str, sets: list[str]) -> None:
     except (RunNameError, ValueError, OSError) as err:
         st.error(str(err))
         return
-    st.session_state["select_run"] = name
+    st.session_state["run"] = name
     st.toast(f"Started run {name} (pid {pid})")
     st.rerun()
 

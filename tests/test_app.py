@@ -1,0 +1,128 @@
+"""Every dashboard page through streamlit's AppTest on fixture run directories (and an empty cache)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from iwsi.fixtures import make_ablation_dir, make_run_dir
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/runs.py", "pages/ds_weights.py", "pages/percentiles.py", "pages/correctness.py",
+         "pages/distributions.py", "pages/rationales.py", "pages/ablations.py"]
+CHARTS = {"pages/ds_weights.py": 2, "pages/percentiles.py": 2, "pages/correctness.py": 2,
+          "pages/distributions.py": 2, "pages/ablations.py": 2}
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture()
+def full_cache(cache):
+    make_run_dir(cache / "runs" / "gsm8k-run", num_questions=60, num_samples=5, seed=0)
+    make_run_dir(cache / "runs" / "svamp-run", num_questions=40, num_samples=4, seed=1, dataset="svamp")
+    make_ablation_dir(cache / "ablations" / "paper-fig2")
+    return cache
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_cache_says_what_to_run(cache, page):
+    at = open_page(page)
+    text = " ".join(i.value for i in at.info)
+    assert ("Run embedded demo" in text or "make run" in text or "iwsi ablate" in text), text
+
+
+def test_empty_runs_page_offers_demo_button(cache):
+    at = open_page("pages/runs.py")
+    assert any(b.label == "Run embedded demo" for b in at.button)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_a_run(full_cache, page):
+    at = open_page(page)
+    assert at.title and at.caption  # title and the one-line explanation
+    assert len(at.get("plotly_chart")) >= CHARTS.get(page, 0)
+    assert not at.error
+
+
+def test_runs_table_lists_runs(full_cache):
+    at = open_page("pages/runs.py")
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {"gsm8k-run", "svamp-run"}
+    assert set(table["status"]) == {"done"} and table["accuracy trained"].notna().all()
+
+
+def test_k_slider_is_shared_and_moves_the_cut(full_cache):
+    at = open_page("pages/ds_weights.py")
+    kept = lambda: next(m for m in at.metric if m.label.startswith("kept at")).value  # noqa: E731
+    before = kept()
+    at.slider(key="_k_widget").set_value(40).run()
+    assert not at.exception and kept() != before and at.session_state["k"] == 40
+    at.switch_page("pages/distributions.py").run()  # another page keeps the value
+    assert not at.exception and at.session_state["k"] == 40 and at.slider(key="_k_widget").value == 40
+
+
+def test_switching_run(full_cache):
+    at = open_page("pages/ds_weights.py")
+    first = at.metric[0].value
+    other = [o for o in at.selectbox(key="_run_widget").options if o != at.selectbox(key="_run_widget").value][0]
+    at.selectbox(key="_run_widget").set_value(other).run()
+    assert not at.exception and at.metric[0].value != first
+
+
+def test_missing_optional_files_name_their_stage(cache):
+    make_run_dir(cache / "runs" / "bare", num_questions=20, num_samples=3, with_optional=False)
+    at = open_page("pages/distributions.py")
+    assert any("embed" in i.value and "umap.parquet" in i.value for i in at.info)
+    at = open_page("pages/rationales.py")
+    assert any("suggestions.parquet" in i.value for i in at.info)
+
+
+def test_run_without_samples_yet(cache):
+    (cache / "runs" / "fresh").mkdir(parents=True)
+    (cache / "runs" / "fresh" / "status.json").write_text('{"state": "running", "pid": 1, "stage": "generate"}')
+    for page in PAGES[1:6]:
+        at = open_page(page)
+        assert any("samples.parquet" in i.value or "make run" in i.value for i in at.info), page
+
+
+def test_launch_rejects_bad_name(full_cache):
+    at = open_page("pages/runs.py")
+    at.text_input[0].set_value("../escape")
+    at.button[0].click() if not at.get("form_submit_button") else None
+    submit = [b for b in at.button if b.label == "Launch"][0]
+    submit.click().run()
+    assert any("not valid" in e.value for e in at.error)
+    assert not (full_cache / "escape").exists()
+
+
+def test_labels_are_saved_and_survive(full_cache):
+    at = open_page("pages/rationales.py")
+    save = [b for b in at.button if b.label == "Save labels"][0]
+    save.click().run()
+    assert not at.exception
+    labels = pd.read_parquet(full_cache / "runs" / "svamp-run" / "labels.parquet") if (
+        full_cache / "runs" / "svamp-run" / "labels.parquet").exists() else pd.read_parquet(
+        full_cache / "runs" / "gsm8k-run" / "labels.parquet")
+    assert list(labels.columns) == ["question_id", "sample_id", "label", "updated"]
+    at2 = open_page("pages/rationales.py")  # a fresh session reads them back
+    assert any("labelled in this run" in c.value and not c.value.startswith("0 ") for c in at2.caption)
+
+
+def test_rationales_search(full_cache):
+    at = open_page("pages/rationales.py")
+    at.text_input[0].set_value("no such words anywhere").run()
+    assert any("No question matches" in i.value for i in at.info)

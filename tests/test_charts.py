@@ -1,0 +1,132 @@
+"""Chart builders are pure DataFrame → Figure functions: tested without Streamlit."""
+from __future__ import annotations
+
+import ast
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from iwsi import charts
+from iwsi.export import kept_mask
+from iwsi.fixtures import make_ablation_dir, make_run_dir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp("run") / "r", num_questions=60, num_samples=5, seed=1)
+
+
+@pytest.fixture(scope="module")
+def samples(run):
+    return pd.read_parquet(run / "samples.parquet")
+
+
+def test_no_streamlit_or_torch_import():
+    imported = {n.names[0].name if isinstance(n, ast.Import) else n.module
+                for n in ast.walk(ast.parse(open(charts.__file__).read())) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    assert not {m for m in imported if m and m.split(".")[0] in ("streamlit", "torch", "transformers")}
+
+
+def test_ds_histogram_counts_all_samples_and_draws_cut(samples):
+    fig = charts.ds_histogram(samples, sigma=1.3)
+    assert isinstance(fig, go.Figure)
+    assert sum(sum(t.y) for t in fig.data) == len(samples)  # outliers folded, nothing lost
+    assert {t.name for t in fig.data} <= {"correct", "wrong", "unknown gold"}
+    assert any(s.x0 == 1.3 for s in fig.layout.shapes)
+    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text == "samples"
+
+
+def test_w_prime_histogram_has_two_cuts(samples):
+    fig = charts.ds_histogram(samples, sigma=1.25, column="w_prime")
+    assert sorted(round(s.x0, 3) for s in fig.layout.shapes) == [0.8, 1.25]
+
+
+def test_histogram_colors_and_empty(samples):
+    fig = charts.ds_histogram(samples, 1.2)
+    colors = {t.name: t.marker.color for t in fig.data}
+    assert colors.get("correct") == charts.COLORS["correct"] and colors.get("wrong") == charts.COLORS["wrong"]
+    assert charts.ds_histogram(samples.iloc[:0], None).layout.annotations  # message, no exception
+
+
+def test_histogram_without_gold(samples):
+    fig = charts.ds_histogram(samples.assign(is_correct=pd.NA), 1.2)
+    assert [t.name for t in fig.data] == ["unknown gold"]
+
+
+def test_percentile_table_matches_filter(samples):
+    table = charts.percentile_table(samples, np.array([10, 50, 80, 100]))
+    for k, sigma in zip(table["k"], table["sigma"]):
+        _, s = kept_mask(samples["ds_weight"].to_numpy(), samples["is_majority"].to_numpy(), k)
+        assert sigma == pytest.approx(s)
+    assert table["sigma"].is_monotonic_increasing
+
+
+def test_percentile_curves_one_trace_per_label(samples):
+    t = pd.concat([charts.percentile_table(samples).assign(label=x) for x in ("a", "b")])
+    fig = charts.percentile_curves(t, k=80)
+    assert [tr.name for tr in fig.data] == ["a", "b"]
+    assert charts.percentile_curves(t.iloc[:0]).layout.annotations
+
+
+def test_correctness_by_interval_shares(samples):
+    edges = [1, 1.1, 1.3, 1.5, 2, math.inf]
+    fig = charts.correctness_by_interval(samples, edges)
+    correct, wrong = fig.data
+    assert list(correct.x) == ["[1, 1.1)", "[1.1, 1.3)", "[1.3, 1.5)", "[1.5, 2)", "[2, ∞)"]
+    known = samples[samples["is_correct"].notna()]
+    n = np.histogram(known["ds_weight"], bins=[1, 1.1, 1.3, 1.5, 2, 1e9])[0]
+    for c, w, count in zip(correct.y, wrong.y, n):
+        assert c + w == pytest.approx(100 if count else 0)
+    first = known[known["ds_weight"] < 1.1]["is_correct"].astype(bool).mean() * 100
+    assert correct.y[0] == pytest.approx(first)
+
+
+def test_correctness_without_gold(samples):
+    fig = charts.correctness_by_interval(samples.assign(is_correct=pd.NA))
+    assert "no gold" in fig.layout.annotations[0].text
+
+
+def test_density_integrates_to_one():
+    v = np.random.default_rng(0).lognormal(0, 0.3, 10_000)
+    grid, dens = charts.density_curve(v, 0, 5)
+    assert np.trapezoid(dens, grid) == pytest.approx(1, abs=0.02)
+    assert charts.density_curve(np.array([1.0]), 0, 2)[1].sum() == 0
+
+
+def test_ds_density_by_uncertainty(samples):
+    fig = charts.ds_density_by_uncertainty(samples, [1.0, 0.2])
+    assert [t.name.split(" (")[0] for t in fig.data] == ["u* = 0.2", "u* = 1"]
+    assert f"n={len(samples):,}" in fig.data[1].name
+
+
+def test_loss_densities_legend_has_mean_and_std(samples):
+    v = np.array([0.7, 0.8, 0.9])
+    fig = charts.loss_densities(v, samples["loss"].to_numpy(), samples["loss"].to_numpy()[:10])
+    assert fig.data[0].name.startswith("valid: μ=0.800")
+    assert [t.line.color for t in fig.data] == [charts.COLORS["valid"], charts.COLORS["self"], charts.COLORS["kept"]]
+
+
+def test_umap_points_caps_self_and_keeps_valid(run):
+    um = pd.read_parquet(run / "umap.parquet")
+    kept = np.zeros(len(um), bool)
+    pts = charts.umap_points(um, kept, max_points=50)
+    assert (pts["source"] == "valid").sum() == (um["source"] == "valid").sum()
+    assert (pts["source"] == "self").sum() == 50
+    fig = charts.umap_scatter(pts, "after")
+    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    assert {t.name.split(" (")[0] for t in fig.data} == {"dropped", "kept", "valid"}
+    assert charts.umap_scatter(pts, "before").data[0].name.startswith("self-generated")
+
+
+def test_ablation_summary_and_charts(tmp_path):
+    res = pd.read_parquet(make_ablation_dir(tmp_path / "abl") / "results.parquet")
+    s = charts.ablation_summary(res)
+    assert set(s.columns) >= {"dataset", "method", "k", "seeds", "mean", "ci_low", "ci_high"}
+    assert (s["seeds"] == 3).all() and (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
+    assert len(charts.accuracy_vs_k(res).data) == 4
+    bars = charts.ablation_bars(res)
+    assert {t.name for t in bars.data} == {"iwsi", "lmsi"}
+    assert charts.accuracy_vs_k(res.iloc[:0]).layout.annotations
