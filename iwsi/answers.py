@@ -90,7 +90,14 @@ def _extract_number(span: str) -> str | None:
     if "=" in span:
         span = span.rsplit("=", 1)[1]
     token = _NUMBER_TOKEN.search(span)
-    return normalize_number(token.group(0)) if token else None
+    if not token:
+        return None
+    number = normalize_number(token.group(0))
+    fraction = re.match(r"\s*/\s*(\d+)(?![\d.])", span[token.end():])
+    if number is not None and fraction:  # "3/4" is 0.75, not 3
+        denominator = int(fraction.group(1))
+        return _canonical(Decimal(number) / denominator) if denominator else None
+    return number
 
 
 def _extract_letter(span: str) -> str | None:

@@ -28,6 +28,7 @@ def test_normalize_number(raw, expected):
     ("The answer is 2.5 hours.", "2.5"),
     ("The answer is 5.0", "5"),
     ("The answer is 18 dollars. Then 99 more.", "18"),
+    ("The answer is 3/4.", "0.75"), ("The answer is 1 / 0.", None),
     ("He has 7 apples.", None),  # no fallback to the last number
     ("The answer is unknown. He has 7 apples.", None),
     ("The answer is", None),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iwsi.answers import extract_answer, normalize_gold
-from iwsi.datasets._io import DatasetError, Row, clean_text, find_split_file, read_rows, require_dir
+from iwsi.datasets._io import DatasetError, Row, find_split_file, read_rows, require_dir
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.prompts import rationale_text
 from iwsi.records import TASKS, Question, Splits
