@@ -35,7 +35,7 @@ def complete(model, tokenizer, questions: list[Question], num_samples: int, *, e
     prefix = few_shot_prefix(questions[0].task) if questions else ""
     return engine_module(engine).sample(
         model, tokenizer, prefix, [question_suffix(q.question) for q in questions], num_samples,
-        temperature=temperature, max_new_tokens=max_new_tokens, stop=STOP, seed=seed, top_p=top_p, top_k=top_k,
+        temperature=temperature, max_new_tokens=max_new_tokens, stop=list(STOP), seed=seed, top_p=top_p, top_k=top_k,
         progress=progress)
 
 

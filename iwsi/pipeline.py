@@ -103,7 +103,7 @@ def stage_embed(ctx: Context) -> None:
     texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731
     v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid))
     s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df))
-    write_parquet(ctx.run / "umap.parquet", fit_umap(valid, v_emb, df, s_emb, seed=ctx.cfg.seed))
+    write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
 
 

@@ -15,15 +15,16 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from iwsi.models import default_dtype
-from iwsi.prompts import question_suffix
+from iwsi.prompts import format_rationale_target, question_suffix
 
 LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def encode_example(tokenizer, question: str, rationale: str, weight: float = 1.0, max_len: int = 512) -> dict:
-    """Prompt tokens masked with -100 so only the rationale (+ EOS) is learned."""
+    """Prompt tokens masked with -100 so only the rationale (ending in the blank line where
+    generation stops) is learned."""
     prompt = tokenizer(question_suffix(question), add_special_tokens=False)["input_ids"]
-    answer = tokenizer(" " + rationale, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    answer = tokenizer(format_rationale_target(rationale), add_special_tokens=False)["input_ids"]
     ids = (prompt + answer)[:max_len]
     labels = ([-100] * len(prompt) + answer)[:max_len]
     return {"input_ids": ids, "labels": labels, "weight": float(weight)}
