@@ -1,5 +1,8 @@
 """IWSI dashboard router: page config and navigation; every page draws the shared sidebar itself.
 
+Pages live in views/, not pages/: with a pages/ folder next to app.py, Streamlit falls back to its
+old folder-based navigation and runs a page URL's script without this router.
+
 Reads run directories under $IWSI_CACHE/runs (default <repo>/cache/runs); pages are read-only
 except the labels of the Rationales page. Run it with:
 
@@ -10,13 +13,13 @@ from __future__ import annotations
 import streamlit as st
 
 PAGES = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/play_circle:", default=True),
-    st.Page("pages/ds_weights.py", title="DS weights", icon=":material/bar_chart:"),
-    st.Page("pages/percentiles.py", title="Percentiles", icon=":material/show_chart:"),
-    st.Page("pages/correctness.py", title="Correctness vs DSE", icon=":material/rule:"),
-    st.Page("pages/distributions.py", title="Distributions & embeddings", icon=":material/scatter_plot:"),
-    st.Page("pages/rationales.py", title="Rationales", icon=":material/notes:"),
-    st.Page("pages/ablations.py", title="Ablations", icon=":material/table_chart:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/play_circle:", default=True),
+    st.Page("views/ds_weights.py", title="DS weights", icon=":material/bar_chart:"),
+    st.Page("views/percentiles.py", title="Percentiles", icon=":material/show_chart:"),
+    st.Page("views/correctness.py", title="Correctness vs DSE", icon=":material/rule:"),
+    st.Page("views/distributions.py", title="Distributions & embeddings", icon=":material/scatter_plot:"),
+    st.Page("views/rationales.py", title="Rationales", icon=":material/notes:"),
+    st.Page("views/ablations.py", title="Ablations", icon=":material/table_chart:"),
 ]
 
 st.set_page_config(page_title="IWSI dashboard", page_icon=":material/balance:", layout="wide")

@@ -14,16 +14,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
-          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#c7c7c7", "cut": "#111111"}
+          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#111111"}
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=kw.pop("height", 380),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-                      margin=dict(l=60, r=20, t=70, b=50), **kw)
+    # Legend below the x-axis title: it never hides the title, the data or the σ_k% label.
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), xaxis_title=x, yaxis_title=y, template="plotly_white",
+                      height=kw.pop("height", 420), showlegend=True,
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      margin=dict(l=60, r=20, t=50, b=40), **kw)
     return fig
 
 
@@ -67,8 +69,8 @@ def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_w
         cuts = [sigma] if column == "ds_weight" else [1 / sigma, sigma]
         for cut in cuts:
             fig.add_vline(x=cut, line=dict(color=COLORS["cut"], dash="dash", width=2))
-        fig.add_annotation(x=cuts[-1], y=1, yref="paper", text=f"σ_k% = {sigma:.3f}", showarrow=False,
-                           xanchor="left", yanchor="bottom", font=dict(size=12))
+        fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
+                           xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
     xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
     return _layout(fig, title, xlabel, "samples")
 
@@ -252,7 +254,7 @@ def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
     if points.empty:
         return _empty(title, "no embeddings")
     src = points["source"].to_numpy()
-    layers = [("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.35)] if view == "after" else []
+    layers = [("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.45)] if view == "after" else []
     if view == "after":
         layers.append(("kept", (src == "self") & points["kept"].to_numpy(), COLORS["self"], 5, 0.6))
     else:
@@ -265,4 +267,4 @@ def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
                                    customdata=part["row"], marker=dict(color=color, size=size, opacity=alpha),
                                    hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(dragmode="lasso")
-    return _layout(fig, title, "UMAP 1", "UMAP 2", height=520)
+    return _layout(fig, title, "UMAP 1", "UMAP 2", height=560)

@@ -10,10 +10,10 @@ from streamlit.testing.v1 import AppTest
 from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/runs.py", "pages/ds_weights.py", "pages/percentiles.py", "pages/correctness.py",
-         "pages/distributions.py", "pages/rationales.py", "pages/ablations.py"]
-CHARTS = {"pages/ds_weights.py": 2, "pages/percentiles.py": 2, "pages/correctness.py": 2,
-          "pages/distributions.py": 2, "pages/ablations.py": 2}
+PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
+         "views/distributions.py", "views/rationales.py", "views/ablations.py"]
+CHARTS = {"views/ds_weights.py": 2, "views/percentiles.py": 2, "views/correctness.py": 2,
+          "views/distributions.py": 2, "views/ablations.py": 2}
 
 
 @pytest.fixture()
@@ -46,7 +46,7 @@ def test_empty_cache_says_what_to_run(cache, page):
 
 
 def test_empty_runs_page_offers_demo_button(cache):
-    at = open_page("pages/runs.py")
+    at = open_page("views/runs.py")
     assert any(b.label == "Run embedded demo" for b in at.button)
 
 
@@ -59,24 +59,24 @@ def test_every_page_renders_a_run(full_cache, page):
 
 
 def test_runs_table_lists_runs(full_cache):
-    at = open_page("pages/runs.py")
+    at = open_page("views/runs.py")
     table = at.dataframe[0].value
     assert set(table["run"]) == {"gsm8k-run", "svamp-run"}
     assert set(table["status"]) == {"done"} and table["accuracy trained"].notna().all()
 
 
 def test_k_slider_is_shared_and_moves_the_cut(full_cache):
-    at = open_page("pages/ds_weights.py")
+    at = open_page("views/ds_weights.py")
     kept = lambda: next(m for m in at.metric if m.label.startswith("kept at")).value  # noqa: E731
     before = kept()
     at.slider(key="_k_widget").set_value(40).run()
     assert not at.exception and kept() != before and at.session_state["k"] == 40
-    at.switch_page("pages/distributions.py").run()  # another page keeps the value
+    at.switch_page("views/distributions.py").run()  # another page keeps the value
     assert not at.exception and at.session_state["k"] == 40 and at.slider(key="_k_widget").value == 40
 
 
 def test_switching_run(full_cache):
-    at = open_page("pages/ds_weights.py")
+    at = open_page("views/ds_weights.py")
     first = at.metric[0].value
     other = [o for o in at.selectbox(key="_run_widget").options if o != at.selectbox(key="_run_widget").value][0]
     at.selectbox(key="_run_widget").set_value(other).run()
@@ -85,9 +85,9 @@ def test_switching_run(full_cache):
 
 def test_missing_optional_files_name_their_stage(cache):
     make_run_dir(cache / "runs" / "bare", num_questions=20, num_samples=3, with_optional=False)
-    at = open_page("pages/distributions.py")
+    at = open_page("views/distributions.py")
     assert any("embed" in i.value and "umap.parquet" in i.value for i in at.info)
-    at = open_page("pages/rationales.py")
+    at = open_page("views/rationales.py")
     assert any("suggestions.parquet" in i.value for i in at.info)
 
 
@@ -100,7 +100,7 @@ def test_run_without_samples_yet(cache):
 
 
 def test_launch_rejects_bad_name(full_cache):
-    at = open_page("pages/runs.py")
+    at = open_page("views/runs.py")
     at.text_input[0].set_value("../escape")
     at.button[0].click() if not at.get("form_submit_button") else None
     submit = [b for b in at.button if b.label == "Launch"][0]
@@ -110,7 +110,7 @@ def test_launch_rejects_bad_name(full_cache):
 
 
 def test_labels_are_saved_and_survive(full_cache):
-    at = open_page("pages/rationales.py")
+    at = open_page("views/rationales.py")
     save = [b for b in at.button if b.label == "Save labels"][0]
     save.click().run()
     assert not at.exception
@@ -118,11 +118,11 @@ def test_labels_are_saved_and_survive(full_cache):
         full_cache / "runs" / "svamp-run" / "labels.parquet").exists() else pd.read_parquet(
         full_cache / "runs" / "gsm8k-run" / "labels.parquet")
     assert list(labels.columns) == ["question_id", "sample_id", "label", "updated"]
-    at2 = open_page("pages/rationales.py")  # a fresh session reads them back
+    at2 = open_page("views/rationales.py")  # a fresh session reads them back
     assert any("labelled in this run" in c.value and not c.value.startswith("0 ") for c in at2.caption)
 
 
 def test_rationales_search(full_cache):
-    at = open_page("pages/rationales.py")
+    at = open_page("views/rationales.py")
     at.text_input[0].set_value("no such words anywhere").run()
     assert any("No question matches" in i.value for i in at.info)

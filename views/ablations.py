@@ -6,7 +6,7 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.runs import ablations_dir
-from pages._shared import header, mtime
+from views._shared import header, mtime
 
 header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
                     "95 % confidence interval (paper Table 1 and Fig. 2).")

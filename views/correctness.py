@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 from iwsi import charts
-from pages._shared import header, require_samples
+from views._shared import header, require_samples
 
 header("Correctness vs DSE", "Higher distribution-shift extent goes with more wrong answers: share of correct and "
                              "wrong answers per DS-weight interval (top) and DS-weight densities of samples whose "

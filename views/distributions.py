@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from pages._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
 
 header("Distributions & embeddings", "Loss of the human valid rationales, all self-generated samples and the kept "
                                      "ones (paper Fig. 4), then a UMAP of base-model embeddings — one fitted map, "

@@ -8,7 +8,7 @@ import streamlit as st
 from iwsi import charts
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.runs import read_config
-from pages._shared import TEXT, header, kept_for_k, metrics, require_samples, selected_k, table
+from views._shared import TEXT, header, kept_for_k, metrics, require_samples, selected_k, table
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "

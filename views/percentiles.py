@@ -6,7 +6,7 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.runs import ablations_dir, list_run_names, read_config, runs_dir
-from pages._shared import EMPTY_HINT, NUMERIC, header, selected_k, selected_run, table
+from views._shared import EMPTY_HINT, NUMERIC, header, selected_k, selected_run, table
 
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
@@ -16,7 +16,10 @@ if not names:
     st.info(EMPTY_HINT, icon=":material/info:")
     st.stop()
 current = selected_run()
-default = [current.name] if current is not None and current.name in names else names[:1]
+# Default: the selected run plus one run per other dataset, so datasets overlay out of the box.
+first_per_dataset = {read_config(runs_dir() / n).get("dataset", n): n for n in reversed(names)}
+default = list(dict.fromkeys(([current.name] if current is not None and current.name in names else [])
+                             + list(first_per_dataset.values())))[:6]
 chosen = st.multiselect("Runs", names, default=default, help="pick runs of different datasets to overlay them")
 
 parts = []

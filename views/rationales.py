@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.runs import LABELS, read_labels, save_labels
-from pages._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
 
 header("Rationales", "For one question, its highest- and lowest-DSE rationales side by side. Label samples as "
                      "redundant, jumping or spurious (the paper's taxonomy of high-DSE samples); suggestions come "

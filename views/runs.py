@@ -8,7 +8,7 @@ import streamlit as st
 
 from iwsi.runs import (PRESETS, RunNameError, cancel_run, describe_run, launch_run, list_run_names, log_tail,
                        read_progress, run_path, run_state)
-from pages._shared import header, metrics, selected_run
+from views._shared import header, metrics, selected_run
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
                "Launch the embedded demo or the paper preset; progress updates live.")

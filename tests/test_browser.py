@@ -1,0 +1,147 @@
+"""Real browser test: `streamlit run app.py` on a free localhost port, every page in headless Chromium.
+
+Asserts no exception element and a rendered plotly chart on each chart page. With
+IWSI_SCREENSHOTS=DIR (or `python tests/screenshots.py`) it saves one PNG per page to DIR.
+
+    PYTHONPATH=. .venv/bin/python -m pytest -m browser tests/test_browser.py
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from iwsi.fixtures import make_ablation_dir, make_run_dir
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# url path → has charts
+PAGES = {"": False, "ds_weights": True, "percentiles": True, "correctness": True,
+         "distributions": True, "rationales": False, "ablations": True}
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
+                                 reason=f"needs {CHROMIUM} and {DRIVER} (apt-get install chromium chromium-driver)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(cache: Path):
+    """`streamlit run app.py` bound to 127.0.0.1:<free port>, stopped (by pid) on exit."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    env = {**os.environ, "IWSI_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            raise RuntimeError("streamlit did not start: " + proc.stdout.read1(4000).decode(errors="replace"))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def chromium(profile: Path, width: int = 1400, height: int = 1000):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--window-size={width},{height}")
+    opts.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_rendered(driver, charts: bool, timeout: float = 40) -> None:
+    """Until the page has its title, is not running, and (chart pages) a plotly chart has drawn."""
+    from selenium.webdriver.common.by import By
+
+    end = time.time() + timeout
+    while time.time() < end:
+        titled = driver.find_elements(By.CSS_SELECTOR, "h1")
+        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"] img, [data-testid="stSpinner"]')
+        plotted = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
+        if titled and not running and (plotted or not charts):
+            time.sleep(0.5)  # let plotly finish layout before screenshots
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"page did not render within {timeout}s: {driver.current_url}")
+
+
+def make_cache(root: Path) -> Path:
+    make_run_dir(root / "runs" / "gsm8k-demo", num_questions=300, num_samples=8, seed=0)
+    make_run_dir(root / "runs" / "svamp-demo", num_questions=150, num_samples=8, seed=1, dataset="svamp")
+    make_ablation_dir(root / "ablations" / "fig2")
+    return root
+
+
+def visit_all(driver, url: str, shots: Path | None) -> dict[str, str]:
+    """Open every page; return page → problem (empty when all are fine)."""
+    from selenium.webdriver.common.by import By
+
+    problems = {}
+    for page, charts in PAGES.items():
+        driver.get(f"{url}/{page}")
+        wait_rendered(driver, charts)
+        if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
+            problems[page] = "exception: " + driver.find_element(By.CSS_SELECTOR, '[data-testid="stException"]').text[:300]
+        if charts and not driver.find_elements(By.CSS_SELECTOR, '.js-plotly-plot, [data-testid="stPlotlyChart"]'):
+            problems[page] = "no chart"
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+            full = driver.execute_script("return document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+            driver.set_window_size(1400, min(max(1000, int(full) + 120), 3200))
+            wait_rendered(driver, charts)
+            driver.save_screenshot(str(shots / f"{page or 'runs'}.png"))
+            driver.set_window_size(1400, 1000)
+    return problems
+
+
+def test_every_page_in_chromium(tmp_path):
+    cache = make_cache(tmp_path / "cache")
+    shots = Path(os.environ["IWSI_SCREENSHOTS"]) if os.environ.get("IWSI_SCREENSHOTS") else None
+    with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
+        problems = visit_all(driver, url, shots)
+    assert not problems, problems
+
+
+def test_empty_cache_in_chromium(tmp_path):
+    (tmp_path / "cache").mkdir()
+    from selenium.webdriver.common.by import By
+
+    with streamlit_server(tmp_path / "cache") as url, chromium(tmp_path / "profile") as driver:
+        driver.get(url)
+        wait_rendered(driver, charts=False)
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        assert "Run embedded demo" in driver.page_source
