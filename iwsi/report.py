@@ -1,0 +1,163 @@
+"""Results tables of an ablation (pure pandas/scipy, no torch).
+
+Reads the `results.parquet` rows of `iwsi ablate` and the shared samples; writes
+`results.md / .csv / .tex` (methods × datasets, accuracy mean ± 95 % CI over seeds, base model on
+top, methods needing outside supervision at the bottom, as in the paper's Table 1),
+`accuracy_vs_k.csv`, `sigma_vs_k.csv` and a paired-bootstrap significance note.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iwsi import filtering
+
+SELF_SUPERVISED = ("lmsi", "entropy", "self", "iwsi-w", "iwsi")
+OUTSIDE = ("rm", "ground-truth")
+LABELS = {"lmsi": "LMSI", "entropy": "Entropy-filter", "self": "Self-filter", "iwsi-w": "IWSI-w", "iwsi": "IWSI",
+          "rm": "RM-filter", "ground-truth": "Ground-truth filter"}
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and half-width of the 95 % t-interval (nan half-width for a single seed)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else math.nan, math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def fmt(mean: float, half: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{100 * mean:.1f}" if math.isnan(half) else f"{100 * mean:.1f} ± {100 * half:.1f}"
+
+
+def at_k(results: pd.DataFrame, k: float) -> pd.DataFrame:
+    """Rows for the table: k-free methods (recorded at 100) plus the others at `k`."""
+    free = results["method"].isin(("lmsi", "iwsi-w", "ground-truth"))
+    return results[free | (results["k"] == k)]
+
+
+def summary_table(results: pd.DataFrame, k: float) -> pd.DataFrame:
+    """Rows: Base, self-supervised methods, then outside-supervised; columns: datasets."""
+    rows = at_k(results, k)
+    datasets = list(dict.fromkeys(results["dataset"]))
+    base = results.drop_duplicates(["dataset", "seed"])
+    table = {"Base model": {d: fmt(*mean_ci(base.loc[base.dataset == d, "base_accuracy"])) for d in datasets}}
+    for method in [m for m in SELF_SUPERVISED + OUTSIDE if m in set(rows["method"])]:
+        sel = rows[rows.method == method]
+        table[LABELS[method]] = {d: fmt(*mean_ci(sel.loc[sel.dataset == d, "accuracy"])) for d in datasets}
+    return pd.DataFrame(table).T.rename_axis("method")
+
+
+def first_outside(table: pd.DataFrame) -> str | None:
+    """The first row needing outside supervision: a rule is drawn above it."""
+    outside = {LABELS[m] for m in OUTSIDE}
+    return next((name for name in table.index if name in outside), None)
+
+
+def to_markdown(table: pd.DataFrame, k: float, n_seeds: int) -> str:
+    lines = ["| method | " + " | ".join(table.columns) + " |", "|---|" + "---|" * len(table.columns)]
+    for name, row in table.iterrows():
+        if name == first_outside(table):
+            lines.append("| *needs outside supervision:* |" + " |" * len(table.columns))
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + f"\n\nAccuracy (%) at k = {k:g}, mean ± 95 % CI (t) over {n_seeds} seed(s).\n"
+
+
+def to_latex(table: pd.DataFrame, k: float) -> str:
+    lines = ["\\begin{tabular}{l" + "c" * len(table.columns) + "}", "\\toprule",
+             "Method & " + " & ".join(table.columns) + " \\\\", "\\midrule"]
+    for name, row in table.iterrows():
+        if name == first_outside(table):
+            lines.append("\\midrule")
+        lines.append(f"{name} & " + " & ".join(c.replace("±", "$\\pm$") for c in row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", f"% accuracy (%) at k = {k:g}, mean $\\pm$ 95% CI over seeds"]
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_vs_k(results: pd.DataFrame) -> pd.DataFrame:
+    groups = results.groupby(["dataset", "method", "k"])["accuracy"]
+    out = groups.apply(lambda s: pd.Series(mean_ci(s), index=["mean", "ci95"])).unstack().reset_index()
+    return out.assign(n_seeds=groups.size().to_numpy())
+
+
+def sigma_vs_k(samples: dict[tuple[str, int], pd.DataFrame], ks=range(5, 101, 5)) -> pd.DataFrame:
+    """σ_k% (DS-weight cut of the majority samples) against k, per dataset and seed (paper Fig. 3)."""
+    rows = [{"dataset": d, "seed": s, "k": k, "sigma_k": filtering.iwsi(df, k)[1]}
+            for (d, s), df in samples.items() for k in ks]
+    return pd.DataFrame(rows)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
+    """Paired bootstrap of mean(a) − mean(b) over items (per-question correctness, 0/1).
+
+    Returns the difference, its 95 % interval and a two-sided p-value (share of resampled
+    differences on the other side of 0, doubled)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    diffs = (a[idx] - b[idx]).mean(axis=1)
+    delta = float((a - b).mean())
+    tail = (diffs <= 0).mean() if delta > 0 else (diffs >= 0).mean()
+    return {"delta": delta, "lo": float(np.percentile(diffs, 2.5)), "hi": float(np.percentile(diffs, 97.5)),
+            "p": float(min(1.0, 2 * tail)), "n": int(len(a))}
+
+
+def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> pd.Series:
+    """Correctness of the trained model per (seed, question) for one method/k/dataset."""
+    rows = at_k(results, k)
+    rows = rows[(rows.method == method) & (rows.dataset == dataset)]
+    parts = []
+    for r in rows.itertuples():
+        ev = pd.read_parquet(Path(r.run_dir) / "eval.parquet").query("model == 'trained'")
+        parts.append(pd.Series(ev["is_correct"].fillna(False).astype(float).to_numpy(),
+                               index=pd.MultiIndex.from_product([[r.seed], ev["question_id"]])))
+    return pd.concat(parts) if parts else pd.Series(dtype=float)
+
+
+def significance(results: pd.DataFrame, k: float, reference: str = "lmsi") -> pd.DataFrame:
+    """Each method against `reference` (paired over seeds × test questions)."""
+    rows = []
+    for dataset in dict.fromkeys(results["dataset"]):
+        ref = per_question(results, reference, k, dataset)
+        for method in dict.fromkeys(results["method"]):
+            other = per_question(results, method, k, dataset)
+            if method == reference or ref.empty or other.empty:
+                continue
+            a, b = other.align(ref, join="inner")
+            rows.append({"dataset": dataset, "method": method, "vs": reference, **paired_bootstrap(a, b)})
+    return pd.DataFrame(rows)
+
+
+def significance_markdown(sig: pd.DataFrame) -> str:
+    if sig.empty:
+        return ""
+    lines = ["| dataset | method | vs | Δ accuracy (pts) | 95 % CI | p (two-sided) | paired items |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sig.itertuples():
+        lines.append(f"| {r.dataset} | {r.method} | {r.vs} | {100 * r.delta:+.1f} | "
+                     f"[{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] | {r.p:.3f} | {r.n} |")
+    return "\n### Paired bootstrap (per-question correctness, seeds × test questions)\n\n" + "\n".join(lines) + "\n"
+
+
+def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -> None:
+    from iwsi.rundir import atomic_write_bytes, write_parquet
+
+    write_parquet(out / "results.parquet", results)
+    table = summary_table(results, table_k)
+    n_seeds = results["seed"].nunique()
+    sig = significance(results, table_k) if "lmsi" in set(results["method"]) else pd.DataFrame()
+    atomic_write_bytes(out / "results.md", (to_markdown(table, table_k, n_seeds) + significance_markdown(sig)).encode())
+    atomic_write_bytes(out / "results.tex", to_latex(table, table_k).encode())
+    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
+    atomic_write_bytes(out / "summary.csv", table.to_csv().encode())
+    atomic_write_bytes(out / "accuracy_vs_k.csv", accuracy_vs_k(results).to_csv(index=False).encode())
+    atomic_write_bytes(out / "sigma_vs_k.csv", sigma_vs_k(samples).to_csv(index=False).encode())
+    if not sig.empty:
+        atomic_write_bytes(out / "significance.csv", sig.to_csv(index=False).encode())

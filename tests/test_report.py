@@ -1,0 +1,69 @@
+"""Ablation tables on hand-made results: CIs, layout, significance, σ_k vs k."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iwsi import report
+from iwsi.ablate import plan_cells, table_k
+from iwsi.config import ConfigError
+
+
+def results():
+    rows = []
+    for seed, (lm, iw, rm) in enumerate([(0.30, 0.40, 0.50), (0.32, 0.44, 0.52), (0.34, 0.42, 0.54)]):
+        base = 0.2 + 0.01 * seed
+        rows += [dict(dataset="d1", method="lmsi", k=100.0, seed=seed, accuracy=lm, base_accuracy=base),
+                 dict(dataset="d1", method="iwsi", k=80.0, seed=seed, accuracy=iw, base_accuracy=base),
+                 dict(dataset="d1", method="iwsi", k=60.0, seed=seed, accuracy=iw - 0.1, base_accuracy=base),
+                 dict(dataset="d1", method="rm", k=80.0, seed=seed, accuracy=rm, base_accuracy=base)]
+    return pd.DataFrame(rows)
+
+
+def test_mean_ci_matches_t_interval():
+    mean, half = report.mean_ci([0.30, 0.32, 0.34])
+    assert mean == pytest.approx(0.32)
+    assert half == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) · s / √n
+    assert math.isnan(report.mean_ci([0.5])[1])
+
+
+def test_summary_table_order_and_values():
+    table = report.summary_table(results(), 80)
+    assert list(table.index) == ["Base model", "LMSI", "IWSI", "RM-filter"]
+    assert table.loc["IWSI", "d1"].startswith("42.0 ± ")
+    assert table.loc["Base model", "d1"].startswith("21.0 ± ")
+    md = report.to_markdown(table, 80, 3)
+    assert md.index("needs outside supervision") < md.index("RM-filter") and "k = 80" in md
+    tex = report.to_latex(table, 80)
+    assert tex.count("\\midrule") == 2 and "$\\pm$" in tex
+
+
+def test_accuracy_vs_k_groups_seeds():
+    acc = report.accuracy_vs_k(results())
+    row = acc[(acc.method == "iwsi") & (acc.k == 60)].iloc[0]
+    assert row["mean"] == pytest.approx(0.32) and row["n_seeds"] == 3
+
+
+def test_paired_bootstrap_detects_a_clear_gain_and_not_a_null():
+    a = np.array([1] * 60 + [0] * 40)
+    b = np.array([1] * 40 + [0] * 60)
+    out = report.paired_bootstrap(a, b)
+    assert out["delta"] == pytest.approx(0.2) and out["lo"] > 0 and out["p"] < 0.01
+    same = report.paired_bootstrap(a, a.copy())
+    assert same["delta"] == 0 and same["p"] == 1.0
+
+
+def test_sigma_vs_k_is_monotone():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"is_majority": True, "ds_weight": 1 + rng.exponential(0.3, 200)})
+    sig = report.sigma_vs_k({("d1", 0): df})
+    assert sig["sigma_k"].is_monotonic_increasing
+    assert sig["sigma_k"].iloc[-1] == pytest.approx(df["ds_weight"].max())
+
+
+def test_plan_cells_runs_k_free_methods_once():
+    assert plan_cells(["lmsi", "iwsi"], [60, 80]) == [("lmsi", 100.0), ("iwsi", 60.0), ("iwsi", 80.0)]
+    with pytest.raises(ConfigError, match="unknown method 'magic'"):
+        plan_cells(["magic"], [80])
+    assert table_k([50, 80, 100]) == 80 and table_k([50, 70, 100]) == 70
