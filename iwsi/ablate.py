@@ -49,19 +49,23 @@ def plan_cells(methods: list[str], ks: list[float]) -> list[tuple[str, float]]:
 
 
 def shared_config(cfg: RunConfig, dataset: str, seed: int, data_root: Path) -> RunConfig:
-    """The stage-shared settings of one (dataset, seed); method/k fixed so the hash never moves."""
+    """The settings of the shared stages of one (dataset, seed). Keys of the later stages are reset
+    to their defaults so the shared directory's config never changes between sweeps."""
+    from iwsi.pipeline import STAGE_KEYS
+
     data_dir = cfg.data_dir if dataset == cfg.dataset else (None if dataset == "synthetic-arith"
                                                             else str(data_root / dataset))
-    return replace(cfg, dataset=dataset, data_dir=data_dir, seed=seed, method="lmsi", k=100.0)
+    later = {k: getattr(RunConfig(), k) for s in ("filter", "train", "evaluate") for k in STAGE_KEYS[s]}
+    return replace(cfg, dataset=dataset, data_dir=data_dir, seed=seed, **later)
 
 
-def run_shared(cfg: RunConfig, path: Path, methods: list[str]) -> Path:
+def run_shared(cfg: RunConfig, path: Path, methods: list[str], reward_model: str | None) -> Path:
     """Shared stages + base evaluation (+ self/rm scores when those methods are asked for)."""
     from iwsi.pipeline import Context, add_judge_scores, prepare, run_pipeline
 
     run_pipeline(cfg, path, until=SHARED_STAGES[-1])
     run, splits, _ = prepare(cfg, path)
-    ctx = Context(cfg, run, splits)
+    ctx = Context(replace(cfg, reward_model=reward_model), run, splits)
     with run.lock():
         if not (run / "eval_base.parquet").exists():
             from iwsi.evaluate import greedy_eval
@@ -88,16 +92,23 @@ def seed_cell(shared: Path, cell: Path) -> None:
 
 
 def run_cell(cfg: RunConfig, shared: Path, cell: Path) -> dict:
-    from iwsi.pipeline import run_pipeline
+    """filter → train → evaluate in `cell`; a method that keeps nothing gets a row with no accuracy."""
+    from iwsi.pipeline import EmptyTrainingSet, run_pipeline
 
+    note = None
     if not RunDir(cell).is_done("evaluate"):
         seed_cell(shared, cell)
-        run_pipeline(cfg, cell)
+        try:
+            run_pipeline(cfg, cell)
+        except EmptyTrainingSet as err:
+            note = str(err)
     m = read_json(cell / "metrics.json")
+    base = pd.read_parquet(shared / "eval_base.parquet")["is_correct"].fillna(False).astype(bool).mean()
     return {"dataset": cfg.dataset, "method": cfg.method, "k": cfg.k, "seed": cfg.seed,
-            "accuracy": m["accuracy"]["trained"], "base_accuracy": m["accuracy"]["base"],
+            "accuracy": m.get("accuracy", {}).get("trained", float("nan")), "base_accuracy": float(base),
             "num_kept": m["num_kept"], "num_majority": m["num_majority"], "threshold": m.get("threshold"),
-            "sigma_k": m.get("sigma_k"), "train_seconds": m["timings"].get("train"), "run_dir": str(cell)}
+            "sigma_k": m.get("sigma_k"), "train_seconds": m["timings"].get("train"), "run_dir": str(cell),
+            "note": note}
 
 
 def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds: list[int],
@@ -106,9 +117,9 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
     for dataset in datasets:
         for seed in seeds:
             base = shared_config(cfg, dataset, seed, data_root)
-            shared = run_shared(base, out / "shared" / f"{dataset}-s{seed}", methods)
+            shared = run_shared(base, out / "shared" / f"{dataset}-s{seed}", methods, cfg.reward_model)
             for method, k in plan_cells(methods, ks):
-                cell_cfg = replace(base, method=method, k=k)
+                cell_cfg = replace(cfg, dataset=dataset, data_dir=base.data_dir, seed=seed, method=method, k=k)
                 rows.append(run_cell(cell_cfg, shared, out / "cells" / dataset / f"{method}-k{k:g}-s{seed}"))
                 write_parquet(out / "results.parquet", pd.DataFrame(rows))  # partial table while running
     results = pd.DataFrame(rows)

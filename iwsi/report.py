@@ -115,6 +115,8 @@ def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> 
     rows = rows[(rows.method == method) & (rows.dataset == dataset)]
     parts = []
     for r in rows.itertuples():
+        if not (Path(r.run_dir) / "eval.parquet").exists():  # a cell that kept nothing was not trained
+            continue
         ev = pd.read_parquet(Path(r.run_dir) / "eval.parquet").query("model == 'trained'")
         parts.append(pd.Series(ev["is_correct"].fillna(False).astype(float).to_numpy(),
                                index=pd.MultiIndex.from_product([[r.seed], ev["question_id"]])))

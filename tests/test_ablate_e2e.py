@@ -1,0 +1,66 @@
+"""A tiny real ablation on the embedded model: shared stages run once, every method's cell trains."""
+import json
+
+import pandas as pd
+import pytest
+
+from iwsi.cli import main
+from tests.test_judges import make_tiny_rm
+
+pytestmark = pytest.mark.slow
+
+TINY = ["num_questions=4", "valid_size=1", "test_size=3", "num_samples=2", "max_new_tokens=24", "epochs=1",
+        "batch_size=4", "embed=false", "engine=hf"]
+
+
+@pytest.fixture(scope="module")
+def ablation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate")
+    rm = make_tiny_rm(root / "rm")
+    sets = [a for kv in TINY + [f"reward_model={rm}"] for a in ("--set", kv)]
+    code = main(["ablate", "--out", str(root / "out"), "--methods", "lmsi,iwsi,entropy,self,rm,iwsi-w,ground-truth",
+                 "--k", "50", "--seeds", "0", *sets])
+    assert code == 0
+    return root / "out"
+
+
+def test_one_row_per_cell_and_tables(ablation):
+    res = pd.read_parquet(ablation / "results.parquet")
+    assert sorted(res["method"]) == sorted(["lmsi", "iwsi", "entropy", "self", "rm", "iwsi-w", "ground-truth"])
+    assert res["accuracy"].between(0, 1).all() and res["base_accuracy"].nunique() == 1
+    md = (ablation / "results.md").read_text()
+    assert "Base model" in md and "IWSI" in md and md.index("needs outside supervision") < md.index("RM-filter")
+    for name in ("results.csv", "results.tex", "accuracy_vs_k.csv", "sigma_vs_k.csv"):
+        assert (ablation / name).stat().st_size > 0
+
+
+def test_shared_stages_ran_once(ablation):
+    shared = ablation / "shared" / "synthetic-arith-s0"
+    samples = pd.read_parquet(shared / "samples.parquet")
+    assert samples.loc[samples.is_majority, ["self_score", "rm_score"]].notna().all().all()
+    gen_marker = json.loads((shared / "stages" / "generate.json").read_text())
+    for cell in (ablation / "cells" / "synthetic-arith").iterdir():
+        # the cell's generate marker is the shared one, copied: generation never ran in the cell
+        assert json.loads((cell / "stages" / "generate.json").read_text()) == gen_marker
+        assert pd.read_parquet(cell / "candidates.parquet").equals(pd.read_parquet(shared / "candidates.parquet"))
+
+
+def test_selection_rules_hold_in_cells(ablation):
+    cells = ablation / "cells" / "synthetic-arith"
+    iw = pd.read_parquet(cells / "iwsi-k50-s0" / "samples.parquet")
+    maj = iw[iw.is_majority]
+    assert iw["kept"].sum() == max(1, int(len(maj) * 0.5 + 0.5))
+    assert maj.loc[maj.kept, "ds_weight"].max() <= maj.loc[~maj.kept, "ds_weight"].min()
+    lm = pd.read_parquet(cells / "lmsi-k100-s0" / "samples.parquet")
+    assert lm["kept"].equals(lm["is_majority"])
+    w = pd.read_parquet(cells / "iwsi-w-k100-s0" / "samples.parquet")
+    assert (w.loc[w.is_majority, "weight"] <= 2.0).all()
+
+
+def test_finished_cells_are_not_recomputed(ablation, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in ablation.glob("cells/*/*/eval.parquet")}
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    assert main(["ablate", "--out", str(ablation), "--methods", "lmsi,iwsi", "--k", "50", "--seeds", "0", *sets]) == 0
+    for p, t in before.items():
+        if "lmsi" in p.parent.name or "iwsi-k50" in p.parent.name:
+            assert p.stat().st_mtime_ns == t
