@@ -50,8 +50,14 @@ def _upper(values: np.ndarray, q: float = 99.5) -> float:
 
 
 def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_weight", bins: int = 60) -> go.Figure:
-    """Stacked histogram (precomputed bins) of `column` by correctness, with the σ_k% cut line(s).
+    """Stacked histogram of `column` by correctness with the σ_k% cut line(s)."""
+    return add_cut(histogram_base(samples, column, bins), sigma, column)
 
+
+def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int = 60) -> go.Figure:
+    """Stacked histogram (precomputed bins) of `column` by correctness, without the k-dependent cut.
+
+    Independent of k, so the dashboard caches it and only redraws the cut when the slider moves.
     The top 0.5 % is folded into the last bin so one outlier does not squash the plot."""
     title = {"ds_weight": "DS weight of majority samples", "w_prime": "Importance weight w′ = L̄_v / L"}.get(column, column)
     values = samples[column].to_numpy(float)
@@ -65,14 +71,21 @@ def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_w
         fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name,
                     marker_color=COLORS.get(name, COLORS["unknown"]), marker_line_width=0)
     fig.update_layout(barmode="stack", bargap=0)
-    if sigma is not None and math.isfinite(sigma):
-        cuts = [sigma] if column == "ds_weight" else [1 / sigma, sigma]
-        for cut in cuts:
-            fig.add_vline(x=cut, line=dict(color=COLORS["cut"], dash="dash", width=2))
-        fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
-                           xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
     xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
     return _layout(fig, title, xlabel, "samples")
+
+
+def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight") -> go.Figure:
+    """Dashed σ_k% line on a DS-weight histogram; on w′ the kept band is [1/σ, σ]."""
+    if sigma is None or not math.isfinite(sigma) or not fig.data:
+        return fig
+    cuts = [sigma] if column == "ds_weight" else [1 / sigma, sigma]
+    for cut in cuts:
+        fig.add_shape(type="line", x0=cut, x1=cut, y0=0, y1=1, yref="paper",
+                      line=dict(color=COLORS["cut"], dash="dash", width=2))
+    fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
+                       xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
+    return fig
 
 
 # -- percentiles and accuracy against k (Percentiles page, paper Figs. 2-3) -------------------------
@@ -234,7 +247,7 @@ def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.
 
 # -- UMAP map (Distributions page) ----------------------------------------------------------------
 
-def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int = 20000, seed: int = 0) -> pd.DataFrame:
+def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int = 5000, seed: int = 0) -> pd.DataFrame:
     """Rows to draw: every valid point plus at most `max_points` self points (uniform, fixed seed).
 
     `kept` is a boolean per umap row (False for valid). Keeps the original row number in `row`."""

@@ -23,9 +23,8 @@ from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-# url path → has charts
-PAGES = {"": False, "ds_weights": True, "percentiles": True, "correctness": True,
-         "distributions": True, "rationales": False, "ablations": True}
+# url path → number of plotly charts it draws (fixture runs)
+PAGES = {"": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0, "ablations": 2}
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 "--window-size=1400,1000"]
@@ -62,7 +61,11 @@ def streamlit_server(cache: Path):
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 @contextmanager
@@ -83,19 +86,22 @@ def chromium(profile: Path, width: int = 1400, height: int = 1000):
         driver.quit()
 
 
-def wait_rendered(driver, charts: bool, timeout: float = 40) -> None:
-    """Until the page has its title, is not running, and (chart pages) a plotly chart has drawn."""
+def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float = 0.5) -> None:
+    """Until the page has its title, the script looks idle (no running widget, no stale elements)
+    and at least `charts` plotly charts have drawn; then `settle` s for plotly's layout."""
     from selenium.webdriver.common.by import By
 
+    drawn_js = ("return [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+                ".filter(e => e.querySelector('.main-svg')).length")
     end = time.time() + timeout
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
-        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"] img, [data-testid="stSpinner"]')
-        plotted = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
-        if titled and not running and (plotted or not charts):
-            time.sleep(0.5)  # let plotly finish layout before screenshots
+        running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+                   if "Running" in w.text or "Stop" in w.text] or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
+        if titled and not running and driver.execute_script(drawn_js) >= int(charts):
+            time.sleep(settle)
             return
-        time.sleep(0.2)
+        time.sleep(0.02)
     raise AssertionError(f"page did not render within {timeout}s: {driver.current_url}")
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 from iwsi import charts
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.runs import read_config
-from views._shared import TEXT, header, kept_for_k, metrics, require_samples, selected_k, table
+from views._shared import NUMERIC, TEXT, header, kept_for_k, metrics, mtime, require_samples, selected_k, table
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "
@@ -28,10 +28,20 @@ cols[3].metric("questions kept", f"{samples.loc[mask, 'question_id'].nunique():,
 cols[4].metric("σ_k%", f"{sigma:.4f}", help=f"run's own threshold: {metrics(run).get('sigma_k', '—')}")
 
 only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
-shown = samples[majority] if only_majority else samples
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def histogram(path: str, stamp: float, column: str, majority_only: bool):
+    """The k-independent part of a histogram: moving the slider only redraws the cut."""
+    df = table(run, "samples.parquet", NUMERIC)
+    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column)
+
+
+stamp = mtime(run / "samples.parquet")
 left, right = st.columns(2)
-left.plotly_chart(charts.ds_histogram(shown, sigma, "ds_weight"), key="hist_ds")
-right.plotly_chart(charts.ds_histogram(shown, sigma, "w_prime"), key="hist_w")
+for col, column in ((left, "ds_weight"), (right, "w_prime")):
+    base = histogram(str(run / "samples.parquet"), stamp, column, only_majority)
+    col.plotly_chart(charts.add_cut(base, sigma, column), key=f"hist_{column}")
 if samples["is_correct"].isna().all():
     st.caption("No gold answers in this run: bars are not split by correctness.")
 
