@@ -126,3 +126,22 @@ def test_rationales_search(full_cache):
     at = open_page("views/rationales.py")
     at.text_input[0].set_value("no such words anywhere").run()
     assert any("No question matches" in i.value for i in at.info)
+
+
+def test_failed_run_shows_error_and_log_tail(cache):
+    run = make_run_dir(cache / "runs" / "broken", num_questions=10, num_samples=2)
+    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", "error": "CUDA out of memory"}')
+    (run / "log.txt").write_text("stage train started\nTraceback: boom\n")
+    at = open_page("views/runs.py")
+    assert any("out of memory" in e.value for e in at.error)
+    assert any("boom" in c.value for c in at.code)
+
+
+def test_running_run_has_cancel_button(cache):
+    import os
+
+    run = make_run_dir(cache / "runs" / "live", num_questions=10, num_samples=2)
+    (run / "status.json").write_text(f'{{"state": "running", "pid": {os.getpid()}, "stage": "score"}}')
+    at = open_page("views/runs.py")
+    assert any(b.label == "Cancel run" for b in at.button)
+    assert any("score" in p.proto.text for p in at.get("progress")) or at.get("progress")

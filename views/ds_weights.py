@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 from iwsi import charts
@@ -47,8 +48,10 @@ if samples["is_correct"].isna().all():
 
 
 def export_files(k: float) -> tuple[str, str]:
-    """JSONL + manifest for the kept set; built only when a download button is clicked."""
-    texts = table(run, "samples.parquet", TEXT + ["is_majority", "ds_weight"], shared=True)
+    """JSONL + manifest for the kept set; built only when a download button is clicked.
+
+    Runs on a download thread without a script context, so it reads the file directly (no st caches)."""
+    texts = pd.read_parquet(run / "samples.parquet", columns=TEXT + ["is_majority", "ds_weight"])
     kept, s = kept_frame(texts, k)
     return to_sft_jsonl(kept), json.dumps(build_manifest(texts, kept, k, s, read_config(run)), indent=2, default=str)
 

@@ -58,7 +58,9 @@ def progress_view(name: str) -> None:
     for stage, rec in read_progress(run).items():
         total, done = rec.get("total") or 0, rec.get("done") or 0
         frac = min(1.0, done / total) if total else 0.0
-        st.progress(frac, text=f"{stage}: {done:,}/{total:,} · {rec.get('elapsed', 0):.1f} s")
+        elapsed = rec.get("elapsed") or 0.0
+        eta = f" · ~{elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        st.progress(frac, text=f"{stage}: {done:,}/{total:,} · {elapsed:.1f} s{eta}")
     if state.get("state") == "running":
         if st.button("Cancel run", icon=":material/cancel:"):
             st.toast("SIGTERM sent" if cancel_run(name) else "run is not running")
