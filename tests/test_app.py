@@ -145,3 +145,13 @@ def test_running_run_has_cancel_button(cache):
     at = open_page("views/runs.py")
     assert any(b.label == "Cancel run" for b in at.button)
     assert any("score" in p.proto.text for p in at.get("progress")) or at.get("progress")
+
+
+def test_umap_selection_lists_rationales(full_cache):
+    at = open_page("views/distributions.py")
+    at.session_state["umap"] = {"selection": {"points": [{"customdata": 0}, {"customdata": [20]}, {"customdata": 21}],
+                                              "point_indices": [], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert any("self-generated samples selected" in m.value for m in at.markdown)
+    assert len(at.dataframe[-1].value) == 2 and "rationale" in at.dataframe[-1].value.columns

@@ -50,7 +50,7 @@ event = st.plotly_chart(charts.umap_scatter(points, view or "after"), key="umap"
                         selection_mode=("box", "lasso"))
 
 picked = []
-for p in (event.selection.points if event else []):
+for p in ((event or {}).get("selection") or {}).get("points", []):  # PlotlyState is a dict subclass
     data = p.get("customdata")
     picked.append(int(data[0] if isinstance(data, list) else data))
 if not picked:
