@@ -153,11 +153,13 @@ def read_progress(run: Path) -> dict[str, dict]:
 
 
 def log_tail(run: Path, lines: int = 40) -> str:
+    """Last lines of log.txt; progress bars redrawn with '\r' keep only their last state."""
     try:
-        with open(run / "log.txt", errors="replace") as fh:
-            return "".join(deque(fh, maxlen=lines))
+        with open(run / "log.txt", errors="replace", newline="\n") as fh:
+            tail = deque(fh, maxlen=lines)
     except OSError:
         return ""
+    return "".join(line.rstrip("\r\n").split("\r")[-1] + "\n" for line in tail)
 
 
 def launch_command(config: Path, out: Path, sets: list[str]) -> list[str]:
