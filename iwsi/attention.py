@@ -2,103 +2,95 @@
 
 Cascade (shared-prefix) attention: every row's keys are split into a part shared by all rows (the
 few-shot prefix, stored once) and the row's own part (question suffix + generated tokens). The
-shared part is one batched matmul of *all* rows' queries against the shared keys; the own part is
-a masked batched matmul per row. Each part returns an unnormalised output with its running max and
-sum of exponentials, and `merge` combines them exactly by log-sum-exp, so the result equals
-ordinary softmax attention over the concatenated keys without copying the prefix into every row.
+shared part is one fused attention of *all* rows' queries against the shared keys; the own part is
+a masked fused attention per row. Both return their log-sum-exp, and the merge is exact: the
+result equals ordinary softmax attention over the concatenated keys, without copying the prefix
+into every row. The kernel is PyTorch's CPU flash attention (`_scaled_dot_product_flash_attention_for_cpu`,
+the one `scaled_dot_product_attention` uses, which also returns the log-sum-exp); with the G query
+heads of a KV head folded into the query axis it needs no GQA expansion.
 
 Numerics follow transformers' Llama code where it matters for greedy equality: RMSNorm in float32,
-rotary embedding in the model dtype; attention scores and softmax are float32 (keys/values are
-kept in float32, which holds bf16 values exactly).
+rotary embedding and KV cache in the model dtype, attention accumulated in float32 by the kernel.
 
 Run the checks with `PYTHONPATH=. .venv/bin/python -m pytest tests/test_engine.py`.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
-class Partial(NamedTuple):
-    """Unnormalised attention over one part of the keys: sum_j exp(s_j - m) v_j, m, sum_j exp(s_j - m)."""
-    out: Tensor   # [..., D]
-    max: Tensor   # [..., 1]
-    sum: Tensor   # [..., 1]
+_flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     """Llama RMSNorm: normalise in float32, cast back, then scale (same rounding as transformers)."""
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
 def rope_tables(inv_freq: Tensor, scaling: float, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """cos/sin for positions 0..length-1, computed exactly like transformers' rotary embedding."""
+    """cos and sign-folded sin for positions 0..length-1, computed like transformers' rotary embedding.
+
+    The sin table's first half is negated so that rotate_half(x) * sin == roll(x, D/2) * signed_sin."""
     freqs = torch.arange(length, dtype=torch.float32)[:, None] * inv_freq.float()[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
-    return (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
+    cos, sin = (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
+    half = sin.shape[-1] // 2
+    return cos, torch.cat((-sin[:, :half], sin[:, half:]), dim=-1)
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x: [..., tokens, heads, D]; cos/sin: [..., tokens, D] (broadcast over heads)."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos.unsqueeze(-2) + rotated * sin.unsqueeze(-2)
+def apply_rope(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """x: [..., tokens, heads, D]; cos/signed_sin: [..., tokens, D] (broadcast over heads)."""
+    rolled = torch.roll(x, x.shape[-1] // 2, dims=-1)
+    return x * cos.unsqueeze(-2) + rolled * signed_sin.unsqueeze(-2)
 
 
-def _partial(scores: Tensor, values: Tensor) -> Partial:
-    """Unnormalised softmax-weighted values. scores: [..., Q, K] float32 (may hold -inf); values: [..., K, D]."""
-    m = scores.amax(-1, keepdim=True).clamp_min(-1e30)  # a fully masked row gives exp(-inf) = 0, not NaN
-    p = torch.exp(scores - m)
-    return Partial(torch.matmul(p, values), m, p.sum(-1, keepdim=True))
+def mask_bias(allowed: Tensor, groups: int, dtype: torch.dtype) -> Tensor:
+    """Additive attention bias for `own_part` from allowed [n, t, T] (bool): [n, 1, t*G, T], or
+    [n, 1, 1, T] (broadcast over the G query heads) when t == 1. Build once, reuse for every layer."""
+    n, t, width = allowed.shape
+    bias = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, float("-inf"))
+    if t == 1:
+        return bias[:, None]
+    return bias[:, None, :, None, :].expand(n, 1, t, groups, width).reshape(n, 1, t * groups, width)
 
 
-def merge(a: Partial, b: Partial) -> Tensor:
-    """Exact softmax attention over the union of both key sets (log-sum-exp merge)."""
-    m = torch.maximum(a.max, b.max)
-    wa, wb = torch.exp(a.max - m), torch.exp(b.max - m)
-    return (a.out * wa + b.out * wb) / (a.sum * wa + b.sum * wb)
+def shared_part(q5: Tensor, keys: Tensor, values: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """All rows' queries against the shared keys: one fused attention per KV head.
+
+    q5: [n, t, Hkv, G, D]; keys/values: [1, Hkv, P, D]. Returns output [n, Hkv, t*G, D] and
+    log-sum-exp [n, Hkv, t*G] (strided views in the `own_part` layout)."""
+    n, t, hkv, g, d = q5.shape
+    flat = q5.permute(2, 0, 1, 3, 4).reshape(1, hkv, n * t * g, d)
+    out, lse = _flash(flat, keys, values, 0.0, False, scale=scale)
+    return out.view(hkv, n, t * g, d).transpose(0, 1), lse.view(hkv, n, t * g).transpose(0, 1)
 
 
-def shared_part(q: Tensor, keys: Tensor, values: Tensor, scale: float) -> Partial:
-    """All rows' queries against the shared keys in one matmul per KV head.
+def own_part(q5: Tensor, keys: Tensor, values: Tensor, bias: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """Each row's queries against its own keys (query heads of a KV head folded into the query axis).
 
-    q: [n, t, Hkv, G, D] float32; keys/values: [Hkv, P, D]. Returns tensors shaped [n, t, Hkv, G, ...]."""
-    n, t, hkv, g, d = q.shape
-    flat = q.permute(2, 0, 1, 3, 4).reshape(hkv, n * t * g, d)
-    part = _partial(torch.matmul(flat, keys.transpose(1, 2)) * scale, values)
-    return Partial(*(x.view(hkv, n, t, g, -1).permute(1, 2, 0, 3, 4) for x in part))
-
-
-def own_part(q: Tensor, keys: Tensor, values: Tensor, allowed: Tensor, scale: float) -> Partial:
-    """Each row's queries against its own keys.
-
-    q: [n, t, Hkv, G, D] float32; keys/values: [n, Hkv, T, D]; allowed: [n, t, T] bool (causal and
-    length mask). Returns tensors shaped [n, t, Hkv, G, ...]."""
-    n, t, hkv, g, d = q.shape
-    rows = q.permute(0, 2, 1, 3, 4).reshape(n, hkv, t * g, d)
-    scores = torch.matmul(rows, keys.transpose(2, 3)) * scale  # [n, Hkv, t*G, T]
-    bias = torch.zeros(allowed.shape, dtype=scores.dtype).masked_fill_(~allowed, float("-inf"))
-    scores = scores.view(n, hkv, t, g, -1) + bias[:, None, :, None, :]
-    part = _partial(scores.view(n, hkv, t * g, -1), values)
-    return Partial(*(x.view(n, hkv, t, g, -1).permute(0, 2, 1, 3, 4) for x in part))
+    q5: [n, t, Hkv, G, D]; keys/values: [n, Hkv, T, D]; bias from `mask_bias`."""
+    n, t, hkv, g, d = q5.shape
+    rows = q5.permute(0, 2, 1, 3, 4).reshape(n, hkv, t * g, d)
+    return _flash(rows, keys, values, 0.0, False, attn_mask=bias, scale=scale)
 
 
 def cascade_attention(q: Tensor, shared: tuple[Tensor, Tensor] | None, own_k: Tensor, own_v: Tensor,
-                      allowed: Tensor, scale: float) -> Tensor:
-    """Attention of q ([n, t, H, D]) over shared prefix keys + each row's own keys -> [n, t, H*D] float32."""
+                      bias: Tensor, scale: float) -> Tensor:
+    """Attention of q ([n, t, H, D]) over shared prefix keys + each row's own keys -> [n, t, H*D].
+
+    Both parts come from the fused CPU flash kernel with their log-sum-exp; the merge weights the
+    shared part by sigmoid(lse_shared - lse_own), i.e. its share of the total softmax mass."""
     n, t, h, d = q.shape
     hkv = own_k.shape[1]
-    q5 = q.float().view(n, t, hkv, h // hkv, d)  # query head i uses KV head i // G, as repeat_kv does
-    own = own_part(q5, own_k, own_v, allowed, scale)
-    if shared is None or shared[0].shape[1] == 0:
-        out = own.out / own.sum
-    else:
-        out = merge(shared_part(q5, shared[0], shared[1], scale), own)
-    return out.reshape(n, t, h * d)
+    q5 = q.view(n, t, hkv, h // hkv, d)  # query head i uses KV head i // G, as repeat_kv does
+    out, lse = own_part(q5, own_k, own_v, bias, scale)
+    if shared is not None and shared[0].shape[2] > 0:
+        s_out, s_lse = shared_part(q5, shared[0], shared[1], scale)
+        weight = torch.sigmoid(s_lse - lse).unsqueeze(-1)
+        out = torch.lerp(out.float(), s_out.float(), weight).to(q.dtype)
+    return out.view(n, hkv, t, h // hkv, d).permute(0, 2, 1, 3, 4).reshape(n, t, h * d)
 
 
 def reference_attention(q: Tensor, keys: Tensor, values: Tensor, allowed: Tensor, scale: float) -> Tensor:

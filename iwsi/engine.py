@@ -19,7 +19,7 @@ How sampling is fast (the model's own weights, our own forward with torch ops):
 * Sampling draws one uniform per row and inverts the CDF (chunk sums, then a cumsum inside one
   chunk) instead of `torch.multinomial` over the whole vocabulary, which dominates a CPU step.
 Compute runs in the model's dtype (`iwsi.models.load_model` picks bf16 on CPUs with AMX/AVX-512
-bf16, float32 elsewhere); attention scores, softmax and the KV cache are float32. Results are
+bf16, float32 elsewhere), KV cache included; attention accumulates in float32. Results are
 reproducible for a fixed seed and batch layout. Peak memory is bounded by `KV_TOKEN_BUDGET` row
 tokens for sampling and `token_budget` tokens per scoring batch, not by dataset size.
 
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from iwsi import hf_engine
-from iwsi.attention import apply_rope, cascade_attention, rms_norm, rope_tables
+from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
 from iwsi.hf_engine import Progress, cut_at_stop, encode_pair
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
@@ -82,11 +82,15 @@ class Net:
     rope_scaling: float
     dtype: torch.dtype
     cos: Tensor = field(default=None)  # type: ignore[assignment]
-    sin: Tensor = field(default=None)  # type: ignore[assignment]
+    sin: Tensor = field(default=None)  # type: ignore[assignment]  # sign-folded, see rope_tables
 
     @property
     def scale(self) -> float:
         return self.head_dim ** -0.5
+
+    @property
+    def groups(self) -> int:
+        return self.heads // self.kv_heads
 
     def ensure_rope(self, length: int) -> None:
         """Grow the cos/sin tables to cover positions 0..length-1."""
@@ -150,11 +154,11 @@ def run_layers(net: Net, ids: Tensor, positions: Tensor, attend: Attend) -> Tens
 
 
 def _qkv(net: Net, layer: Layer, h: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Projected q [n, t, H, D], k and v [n, t, Hkv, D]; rotary embedding on q and k in one pass."""
     n, t, _ = h.shape
     d, hq, hkv = net.head_dim, net.heads, net.kv_heads
-    q, k, v = F.linear(h, layer.qkv, layer.qkv_bias).split([hq * d, hkv * d, hkv * d], dim=-1)
-    q = apply_rope(q.view(n, t, hq, d), cos, sin)
-    k = apply_rope(k.view(n, t, hkv, d), cos, sin)
+    qk, v = F.linear(h, layer.qkv, layer.qkv_bias).split([(hq + hkv) * d, hkv * d], dim=-1)
+    q, k = apply_rope(qk.view(n, t, hq + hkv, d), cos, sin).split([hq, hkv], dim=2)
     return q, k, v.view(n, t, hkv, d)
 
 
@@ -174,12 +178,19 @@ def causal_allowed(lengths: Tensor, width: int) -> Tensor:
     return (j[None, :] <= j[:, None])[None] & (j[None, None, :] < lengths[:, None, None])
 
 
+def causal_attention(net: Net, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Plain causal self-attention of q [n, t, H, D] over k/v [n, t, Hkv, D] -> [n, t, H*D].
+    Right padding needs no mask: real positions never see later (padding) positions."""
+    n, t = q.shape[:2]
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                         is_causal=True, enable_gqa=True, scale=net.scale)
+    return out.transpose(1, 2).reshape(n, t, -1)
+
+
 def forward_logits(net: Net, ids: Tensor) -> Tensor:
-    """Plain causal forward of ids [n, t] through the engine's own code (for tests): logits [n, t, V]."""
+    """Plain causal forward of ids [n, t] through the engine's own layers (for tests): logits [n, t, V]."""
     n, t = ids.shape
-    allowed = causal_allowed(torch.full((n,), t), t)
-    attend = lambda i, q, k, v: cascade_attention(q, None, k.float().transpose(1, 2),
-                                                  v.float().transpose(1, 2), allowed, net.scale)
+    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
     return final_logits(net, run_layers(net, ids, torch.arange(t).expand(n, t), attend))
 
 
@@ -275,7 +286,7 @@ def plan_prompts(tokenizer, prefix: str, questions: list[str]) -> Plan:
 @dataclass(eq=False)  # hashed by identity: pending rows are grouped by chunk
 class Chunk:
     """Prefilled question suffixes: their KV per layer, lengths, and next-token logits."""
-    keys: list[Tensor]       # per layer [q, Hkv, s_max, D] float32
+    keys: list[Tensor]       # per layer [q, Hkv, s_max, D]
     values: list[Tensor]
     lengths: Tensor          # [q]
     logits: Tensor           # [q, V]
@@ -294,8 +305,8 @@ class Slots:
 
     def __init__(self, net: Net, slots: int, width: int):
         shape = (slots, net.kv_heads, width, net.head_dim)
-        self.keys = [torch.zeros(shape) for _ in net.layers]
-        self.values = [torch.zeros(shape) for _ in net.layers]
+        self.keys = [torch.zeros(shape, dtype=net.dtype) for _ in net.layers]
+        self.values = [torch.zeros(shape, dtype=net.dtype) for _ in net.layers]
         self.lengths = torch.zeros(slots, dtype=torch.long)
         self.last = torch.zeros(slots, dtype=torch.long)  # last chosen token, not yet in the cache
         self.rows: list[Row] = []
@@ -366,12 +377,10 @@ class Sampler:
         if not ids:
             return None
         out: list[tuple[Tensor, Tensor]] = []
-        allowed = causal_allowed(torch.tensor([len(ids)]), len(ids))
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            k, v = k.float().transpose(1, 2), v.float().transpose(1, 2)
-            out.append((k[0], v[0]))
-            return cascade_attention(q, None, k, v, allowed, self.net.scale)
+            out.append((k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()))  # [1, Hkv, P, D]
+            return causal_attention(self.net, q, k, v)
 
         run_layers(self.net, torch.tensor([ids]), torch.arange(len(ids))[None], attend)
         return out
@@ -383,21 +392,22 @@ class Sampler:
         width = int(lengths.max())
         ids = torch.tensor([s + [0] * (width - len(s)) for s in suffixes])
         positions = len(self.plan.shared) + torch.arange(width).expand(len(suffixes), width)
-        allowed = causal_allowed(lengths, width)
+        bias = mask_bias(causal_allowed(lengths, width), self.net.groups, self.net.dtype)
         keys: list[Tensor] = []
         values: list[Tensor] = []
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            k, v = k.float().transpose(1, 2), v.float().transpose(1, 2)
+            k, v = k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()  # [q, Hkv, s, D]
             keys.append(k)
             values.append(v)
-            return cascade_attention(q, self._shared(i), k, v, allowed, self.net.scale)
+            return cascade_attention(q, self._shared(i), k, v, bias, self.net.scale)
 
         hidden = run_layers(self.net, ids, positions, attend)
         last = hidden[torch.arange(len(suffixes)), lengths - 1]
         return Chunk(keys, values, lengths, final_logits(self.net, last))
 
     def _shared(self, layer: int) -> tuple[Tensor, Tensor] | None:
+        """Layer's shared-prefix keys/values [1, Hkv, P, D], if there is a shared prefix."""
         return None if self.shared is None else self.shared[layer]
 
     # -- batch management --------------------------------------------------------------------
@@ -440,13 +450,14 @@ class Sampler:
         lengths = slots.lengths[:n]
         width = int(lengths.max()) + 1
         allowed = (torch.arange(width)[None, :] <= lengths[:, None])[:, None, :]  # [n, 1, width]
+        bias = mask_bias(allowed, self.net.groups, self.net.dtype)
         rows = torch.arange(n)
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            slots.keys[i][rows, :, lengths] = k[:, 0].float()
-            slots.values[i][rows, :, lengths] = v[:, 0].float()
+            slots.keys[i][rows, :, lengths] = k[:, 0]
+            slots.values[i][rows, :, lengths] = v[:, 0]
             return cascade_attention(q, self._shared(i), slots.keys[i][:n, :, :width],
-                                     slots.values[i][:n, :, :width], allowed, self.net.scale)
+                                     slots.values[i][:n, :, :width], bias, self.net.scale)
 
         positions = (len(self.plan.shared) + lengths)[:, None]
         hidden = run_layers(self.net, slots.last[:n, None], positions, attend)
@@ -575,12 +586,7 @@ def _score_batch(net: Net, items: list[tuple[list[int], int]]) -> list[tuple[flo
     ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in items])
     n = len(items)
 
-    def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        # Right padding + causal mask: real positions never see padding, so no explicit mask.
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                             is_causal=True, enable_gqa=True, scale=net.scale)
-        return out.transpose(1, 2).reshape(n, width, -1)
-
+    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
     hidden = run_layers(net, ids, torch.arange(width).expand(n, width), attend)
     rows = torch.cat([torch.full((len(t) - f,), r) for r, (t, f) in enumerate(items)])
     cols = torch.cat([torch.arange(f - 1, len(t) - 1) for t, f in items])

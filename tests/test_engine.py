@@ -39,15 +39,17 @@ def test_forward_logits_match_transformers(model32, tok):
     assert torch.allclose(out, ref, atol=2e-3, rtol=0), (out - ref).abs().max()
 
 
-def test_cascade_attention_equals_ordinary_attention():
+@pytest.mark.parametrize("t", [1, 3])
+def test_cascade_attention_equals_ordinary_attention(t):
     gen = torch.Generator().manual_seed(0)
-    n, t, heads, kv_heads, d, shared_len, own_len = 4, 3, 6, 2, 16, 11, 7
+    n, heads, kv_heads, d, shared_len, own_len = 4, 6, 2, 16, 11, 7
     q = torch.randn(n, t, heads, d, generator=gen)
-    shared_k, shared_v = torch.randn(2, kv_heads, shared_len, d, generator=gen)
+    shared_k, shared_v = torch.randn(2, 1, kv_heads, shared_len, d, generator=gen)
     own_k, own_v = torch.randn(2, n, kv_heads, own_len, d, generator=gen)
     lengths = torch.tensor([7, 5, 3, 4])
     allowed = (torch.arange(own_len)[None, None, :] <= (lengths - t)[:, None, None] + torch.arange(t)[None, :, None])
-    out = attention.cascade_attention(q, (shared_k, shared_v), own_k, own_v, allowed, d ** -0.5)
+    bias = attention.mask_bias(allowed, heads // kv_heads, torch.float32)
+    out = attention.cascade_attention(q, (shared_k, shared_v), own_k, own_v, bias, d ** -0.5)
     # Ordinary attention: copy the shared keys into every row in front of its own keys.
     keys = torch.cat([shared_k.expand(n, -1, -1, -1), own_k], dim=2)
     values = torch.cat([shared_v.expand(n, -1, -1, -1), own_v], dim=2)

@@ -1,0 +1,341 @@
+"""Benchmark the fast engine (`iwsi.engine`) against the reference (`iwsi.hf_engine`) on the IWSI workload.
+
+    iwsi bench generate [--json] [--questions 64 --samples 8 --max-new-tokens 96 --batch-size 256]
+    iwsi bench score [--json]
+    iwsi bench sweep [--batch-sizes 16,32,64,128,256,512] [--plot docs/engine_throughput.png]
+    PYTHONPATH=. .venv/bin/python -m iwsi.bench generate --json
+
+Workload: the embedded model (SmolLM2-135M-Instruct), the synthetic-arith few-shot prefix
+(`iwsi.prompts.few_shot_prefix("number")`, ~290 tokens) and synthetic-arith pool questions;
+sampling at the pipeline's defaults (temperature 0.8, top-p 1, top-k off, stop strings of
+`iwsi.prompts.STOP`). Both engines run in one process, alternating. Tokens/s counts the tokens of
+the returned (stop-cut) completions, re-tokenised, over wall time, so padding and tokens after a
+stop string are not counted for either engine. `greedy_match` is the share of rows whose greedy
+completion is identical between the engines. Peak RSS is the process high-water mark (VmHWM),
+reset before each measured run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+FALLBACK_PREFIX = "".join(
+    f"Q: {q}\nA: {a}\n\n" for q, a in [
+        ("Mia has 6 pencils. Her friend gives her 5 more. How many pencils does Mia have now?",
+         "Mia starts with 6 pencils and gets 5 more, so 6 + 5 = 11. The answer is 11."),
+        ("A shop sells 4 boxes with 3 cakes in each. How many cakes is that?",
+         "There are 4 boxes of 3 cakes, so 4 * 3 = 12. The answer is 12."),
+        ("Tom had 15 marbles and lost 7 of them. How many marbles does Tom have left?",
+         "Tom loses 7 of his 15 marbles, so 15 - 7 = 8. The answer is 8."),
+        ("Sara shares 20 stickers equally among 4 friends. How many stickers does each friend get?",
+         "20 stickers split among 4 friends is 20 / 4 = 5 each. The answer is 5.")])
+FALLBACK_STOP = ("\n\n", "\nQ:")
+
+
+# ----------------------------------------------------------------------------------------------
+# Workload
+
+
+def workload(num_questions: int, seed: int = 0) -> tuple[str, list[str], list[str], list[str]]:
+    """(prefix, question suffixes, gold answers, stop strings) of the synthetic-arith sampling stage."""
+    try:
+        from iwsi.datasets import load_splits
+        from iwsi.prompts import STOP, few_shot_prefix, question_suffix
+    except ImportError:  # the project's prompt/dataset modules are optional for this benchmark
+        return _fallback_workload(num_questions, seed)
+    pool = load_splits("synthetic-arith", None, num_questions, 1, 1, seed=seed).pool[:num_questions]
+    return (few_shot_prefix("number"), [question_suffix(q.question) for q in pool],
+            [q.gold or "" for q in pool], list(STOP))
+
+
+def _fallback_workload(num_questions: int, seed: int) -> tuple[str, list[str], list[str], list[str]]:
+    rng = random.Random(seed)
+    pairs = [(rng.randint(2, 30), rng.randint(2, 30)) for _ in range(num_questions)]
+    questions = [f"Q: Ann has {a} apples and buys {b} more. How many apples does she have?\nA:" for a, b in pairs]
+    return FALLBACK_PREFIX, questions, [str(a + b) for a, b in pairs], list(FALLBACK_STOP)
+
+
+def load(model_name: str = "embedded"):
+    from iwsi.models import load_model, load_tokenizer
+
+    return load_model(model_name), load_tokenizer(model_name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Measurement helpers
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's VmHWM (Linux: writing 5 to clear_refs), so each run reports its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(run: Callable[[], object]) -> tuple[object, float, float]:
+    """(result, seconds, peak RSS in MB) of one call."""
+    reset_peak_rss()
+    start = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - start, peak_rss_mb()
+
+
+def count_tokens(tokenizer, texts: list[str]) -> int:
+    return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+
+
+def _engines() -> dict[str, object]:
+    from iwsi import engine, hf_engine
+
+    return {"engine": engine, "hf": hf_engine}
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation
+
+
+def bench_generate(questions: int = 64, samples: int = 8, max_new_tokens: int = 96, batch_size: int = 256,
+                   hf_batch_size: int = 64, temperature: float = 0.8, rounds: int = 1, greedy: bool = True,
+                   seed: int = 0, model=None, tokenizer=None, engines: tuple[str, ...] = ("hf", "engine")) -> dict:
+    """Tokens/s of each engine on the same sampling workload (alternating rounds), their ratio,
+    peak RSS, and the share of rows with identical greedy output."""
+    if model is None:
+        model, tokenizer = load()
+    prefix, suffixes, _, stop = workload(questions, seed)
+    mods = _engines()
+    sizes = {"engine": batch_size, "hf": hf_batch_size}
+    totals = {name: [0, 0.0, 0.0] for name in engines}  # tokens, seconds, peak RSS MB
+    loads = []
+    for r in range(rounds):
+        for name in engines:
+            loads.append(load_average())
+            out, seconds, rss = timed(lambda: mods[name].sample(
+                model, tokenizer, prefix, suffixes, samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                stop=stop, seed=seed + r, batch_size=sizes[name]))
+            totals[name][0] += count_tokens(tokenizer, [t for row in out for t in row])
+            totals[name][1] += seconds
+            totals[name][2] = max(totals[name][2], rss)
+    result = _generate_summary(totals, dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens,
+                                            batch_size=batch_size, hf_batch_size=hf_batch_size,
+                                            temperature=temperature, rounds=rounds))
+    result["load_average_1m"] = round(max(loads), 2)
+    if greedy and set(engines) == {"hf", "engine"}:
+        result.update(greedy_agreement(model, tokenizer, prefix, suffixes, stop, max_new_tokens,
+                                       batch_size, hf_batch_size))
+    return result
+
+
+def _generate_summary(totals: dict[str, list], settings: dict) -> dict:
+    out: dict = {"workload": settings, "threads": torch.get_num_threads(), "dtype": "model"}
+    for name, (tokens, seconds, rss) in totals.items():
+        out[f"{name}_tokens"] = tokens
+        out[f"{name}_seconds"] = round(seconds, 2)
+        out[f"{name}_tok_s"] = round(tokens / seconds, 1) if seconds else 0.0
+        out[f"{name}_peak_rss_mb"] = round(rss, 1)
+    if "hf" in totals and "engine" in totals and out["hf_tok_s"]:
+        out["ratio"] = round(out["engine_tok_s"] / out["hf_tok_s"], 2)
+    return out
+
+
+def greedy_agreement(model, tokenizer, prefix: str, suffixes: list[str], stop: list[str], max_new_tokens: int,
+                     batch_size: int, hf_batch_size: int) -> dict:
+    """Greedy completions of every question through both engines; share of identical rows."""
+    mods = _engines()
+    common = dict(temperature=0.0, max_new_tokens=max_new_tokens, stop=stop, seed=0)
+    ref = mods["hf"].sample(model, tokenizer, prefix, suffixes, 1, batch_size=hf_batch_size, **common)
+    out = mods["engine"].sample(model, tokenizer, prefix, suffixes, 1, batch_size=batch_size, **common)
+    same = sum(a[0] == b[0] for a, b in zip(ref, out))
+    return {"greedy_match": round(same / len(ref), 4), "greedy_rows": len(ref)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring
+
+
+def score_items(questions: int, per_question: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """DS-weight-like items: few-shot prompt + question as context, a rationale of varied length as completion."""
+    prefix, suffixes, golds, _ = workload(questions, seed)
+    rng = random.Random(seed)
+    words = "first we add the numbers then we take away the rest and split what is left equally".split()
+    contexts, completions = [], []
+    for suffix, gold in zip(suffixes, golds):
+        for _ in range(per_question):
+            reasoning = " ".join(rng.choice(words) for _ in range(rng.randint(4, 60)))
+            contexts.append(prefix + suffix)
+            completions.append(f" {reasoning}. The answer is {gold}.\n\n")
+    return contexts, completions
+
+
+def bench_score(questions: int = 64, per_question: int = 8, span: str = "completion", token_budget: int = 8192,
+                rounds: int = 2, with_hf: bool = True, model=None, tokenizer=None) -> dict:
+    """Scoring tokens/s of the engine against a plain unpadded forward over the same tokens."""
+    from iwsi import engine, hf_engine
+    from iwsi.hf_engine import encode_pair
+
+    if model is None:
+        model, tokenizer = load()
+    contexts, completions = score_items(questions, per_question)
+    ids = [encode_pair(tokenizer, c, x, "full")[0] for c, x in zip(contexts, completions)]
+    tokens = sum(len(i) for i in ids)
+    best = {"engine": float("inf"), "forward": float("inf")}
+    rss = {"engine": 0.0, "forward": 0.0}
+    loads = []
+    for _ in range(rounds):  # alternate; keep the best time of each
+        loads.append(load_average())
+        _, t, m = timed(lambda: engine.score(model, tokenizer, contexts, completions, span=span,
+                                             token_budget=token_budget))
+        best["engine"], rss["engine"] = min(best["engine"], t), max(rss["engine"], m)
+        _, t, m = timed(lambda: plain_forward(model, ids, token_budget))
+        best["forward"], rss["forward"] = min(best["forward"], t), max(rss["forward"], m)
+    out = {"items": len(ids), "tokens": tokens, "span": span, "token_budget": token_budget,
+           "engine_tok_s": round(tokens / best["engine"], 1), "forward_tok_s": round(tokens / best["forward"], 1),
+           "engine_peak_rss_mb": round(rss["engine"], 1), "forward_peak_rss_mb": round(rss["forward"], 1),
+           "load_average_1m": round(max(loads), 2)}
+    out["ratio_to_forward"] = round(out["engine_tok_s"] / out["forward_tok_s"], 3)
+    if with_hf:
+        _, t, _ = timed(lambda: hf_engine.score(model, tokenizer, contexts, completions, span=span))
+        out["hf_tok_s"] = round(tokens / t, 1)
+    return out
+
+
+@torch.inference_mode()
+def plain_forward(model, ids: list[list[int]], token_budget: int) -> None:
+    """The ceiling: the same tokens, concatenated and cut into equal rows (no padding), through the
+    transformers forward in batches of about `token_budget` tokens."""
+    stream = torch.tensor([t for seq in ids for t in seq])
+    width = sorted(len(i) for i in ids)[len(ids) // 2]  # median item length
+    rows = stream[: len(stream) // width * width].view(-1, width)
+    per_batch = max(1, token_budget // width)
+    for start in range(0, rows.shape[0], per_batch):
+        model(input_ids=rows[start:start + per_batch])
+    tail = stream[rows.numel():]
+    if tail.numel():
+        model(input_ids=tail[None])
+
+
+# ----------------------------------------------------------------------------------------------
+# Batch-size sweep and plot
+
+
+def bench_sweep(batch_sizes: list[int], hf_batch_sizes: list[int], questions: int = 64, samples: int = 8,
+                max_new_tokens: int = 96) -> list[dict]:
+    """Generation tokens/s of each engine at several batch sizes (one model load)."""
+    model, tokenizer = load()
+    rows = []
+    for name, sizes in (("engine", batch_sizes), ("hf", hf_batch_sizes)):
+        for size in sizes:
+            res = bench_generate(questions, samples, max_new_tokens, batch_size=size, hf_batch_size=size,
+                                 greedy=False, model=model, tokenizer=tokenizer, engines=(name,))
+            rows.append({"engine": name, "batch_size": size, "tok_s": res[f"{name}_tok_s"],
+                         "peak_rss_mb": res[f"{name}_peak_rss_mb"], "load_average_1m": res["load_average_1m"]})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def plot_sweep(rows: list[dict], path: str) -> str:
+    """Write a PNG (plotly + kaleido) of tokens/s against batch size; fall back to a Markdown table."""
+    try:
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for name in dict.fromkeys(r["engine"] for r in rows):
+            pts = [r for r in rows if r["engine"] == name]
+            fig.add_scatter(x=[r["batch_size"] for r in pts], y=[r["tok_s"] for r in pts], mode="lines+markers",
+                            name={"engine": "fast engine", "hf": "engine: hf"}.get(name, name))
+        fig.update_layout(title="Generation throughput, SmolLM2-135M bf16, 2 CPU cores",
+                          xaxis=dict(title="batch size (rows)", type="log"), yaxis_title="tokens / s",
+                          width=720, height=420)
+        fig.write_image(path)
+        return path
+    except Exception as err:  # kaleido missing or no browser: a table is the documented fallback
+        table = Path(path).with_suffix(".md")
+        lines = ["| engine | batch size | tokens/s |", "|---|---|---|"]
+        lines += [f"| {r['engine']} | {r['batch_size']} | {r['tok_s']} |" for r in rows]
+        table.write_text("\n".join(lines) + "\n")
+        print(f"plot failed ({err}); wrote {table}")
+        return str(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iwsi bench", description="Benchmark the fast engine against engine: hf.")
+    sub = p.add_subparsers(dest="what", required=True)
+    g = sub.add_parser("generate", help="sampling tokens/s, fast engine vs engine: hf")
+    g.add_argument("--questions", type=int, default=64)
+    g.add_argument("--samples", type=int, default=8)
+    g.add_argument("--max-new-tokens", type=int, default=96)
+    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--hf-batch-size", type=int, default=64, help="hf_engine's default batch size")
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--rounds", type=int, default=1)
+    g.add_argument("--no-greedy", action="store_true", help="skip the greedy-agreement check")
+    g.add_argument("--engine-only", action="store_true", help="measure only the fast engine")
+    s = sub.add_parser("score", help="scoring tokens/s vs a plain unpadded forward")
+    s.add_argument("--questions", type=int, default=64)
+    s.add_argument("--per-question", type=int, default=8)
+    s.add_argument("--span", choices=["full", "completion"], default="completion")
+    s.add_argument("--token-budget", type=int, default=8192)
+    s.add_argument("--rounds", type=int, default=2)
+    s.add_argument("--no-hf", action="store_true")
+    w = sub.add_parser("sweep", help="tokens/s against batch size, with a plot")
+    w.add_argument("--batch-sizes", default="16,32,64,128,256,512")
+    w.add_argument("--hf-batch-sizes", default="16,64,256")
+    w.add_argument("--questions", type=int, default=64)
+    w.add_argument("--samples", type=int, default=8)
+    w.add_argument("--max-new-tokens", type=int, default=96)
+    w.add_argument("--plot", default="docs/engine_throughput.png")
+    for q in (g, s, w):
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.what == "generate":
+        res = bench_generate(args.questions, args.samples, args.max_new_tokens, args.batch_size, args.hf_batch_size,
+                             args.temperature, args.rounds, greedy=not args.no_greedy,
+                             engines=("engine",) if args.engine_only else ("hf", "engine"))
+    elif args.what == "score":
+        res = bench_score(args.questions, args.per_question, args.span, args.token_budget, args.rounds,
+                          with_hf=not args.no_hf)
+    else:
+        sizes = lambda text: [int(x) for x in text.split(",") if x]
+        rows = bench_sweep(sizes(args.batch_sizes), sizes(args.hf_batch_sizes), args.questions, args.samples,
+                           args.max_new_tokens)
+        res = {"rows": rows, "plot": plot_sweep(rows, args.plot)}
+    print(json.dumps(res) if args.json else _human(res))
+    return 0
+
+
+def _human(res: dict) -> str:
+    lines = [f"{k}: {v}" for k, v in res.items() if k != "rows"]
+    if "engine_tok_s" in res and "hf_tok_s" in res and "ratio" in res:
+        lines.append(f"=> fast engine {res['engine_tok_s']} tok/s vs engine: hf {res['hf_tok_s']} tok/s "
+                     f"({res['ratio']}x)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
