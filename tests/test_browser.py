@@ -139,7 +139,31 @@ def test_every_page_in_chromium(tmp_path):
     shots = Path(os.environ["IWSI_SCREENSHOTS"]) if os.environ.get("IWSI_SCREENSHOTS") else None
     with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
         problems = visit_all(driver, url, shots)
+        k_after_navigation = move_k_and_navigate(driver, url)
     assert not problems, problems
+    assert k_after_navigation == "79"
+
+
+def move_k_and_navigate(driver, url: str) -> str:
+    """Move k one step on DS weights, follow the sidebar link to another page: k must stay."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(f"{url}/ds_weights")
+    wait_rendered(driver, 2)
+    driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input').send_keys(Keys.ARROW_LEFT)
+    for _ in range(200):
+        if "kept at k=79" in driver.find_element(By.CSS_SELECTOR, "body").text:
+            break
+        time.sleep(0.05)
+    link = [a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a') if a.text.endswith("Correctness vs DSE")]
+    link[0].click()
+    for _ in range(200):
+        if driver.find_elements(By.XPATH, "//h1[contains(., 'Correctness vs DSE')]"):
+            break
+        time.sleep(0.05)
+    wait_rendered(driver, 2)
+    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]').text
 
 
 def test_empty_cache_in_chromium(tmp_path):
