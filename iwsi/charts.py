@@ -49,12 +49,12 @@ def _upper(values: np.ndarray, q: float = 99.5) -> float:
     return float(np.percentile(values, q)) if len(values) else 1.0
 
 
-def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_weight", bins: int = 60) -> go.Figure:
+def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_weight", bins: int | None = None) -> go.Figure:
     """Stacked histogram of `column` by correctness with the σ_k% cut line(s)."""
     return add_cut(histogram_base(samples, column, bins), sigma, column)
 
 
-def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int = 60) -> go.Figure:
+def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int | None = None) -> go.Figure:
     """Stacked histogram (precomputed bins) of `column` by correctness, without the k-dependent cut.
 
     Independent of k, so the dashboard caches it and only redraws the cut when the slider moves.
@@ -64,6 +64,7 @@ def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int =
     if not len(values):
         return _empty(title, "no samples")
     lo, hi = float(values.min()), max(_upper(values), float(values.min()) + 1e-6)
+    bins = bins or int(np.clip(2 * np.sqrt(len(values)), 8, 60))  # few samples → few, wider bins
     edges = np.linspace(lo, hi, bins + 1)
     fig = go.Figure()
     for name, group in correctness_groups(samples).items():

@@ -15,6 +15,10 @@ mask, _ = kept_for_k(run, selected_k())
 texts = table(run, "samples.parquet", TEXT, shared=True)
 
 
+def shown(value) -> str:
+    return "—" if value is None or pd.isna(value) else str(value)
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def questions(path: str, stamp: float) -> pd.DataFrame:
     """One row per question: text, gold, sample count, DS-weight extremes and spread, share correct."""
@@ -60,14 +64,14 @@ one = one.merge(saved[saved["question_id"] == qid][["question_id", "sample_id", 
 one["label"] = one["label"].where(one["label"].notna(), one["suggested_label"])
 one = one.sort_values("ds_weight", ascending=False, kind="stable")
 
-st.markdown(f"**{qid}** — {one['question'].iloc[0]}  \ngold: `{one['gold'].iloc[0]}`")
+st.markdown(f"**{qid}** — {one['question'].iloc[0]}  \ngold: `{shown(one['gold'].iloc[0])}`")
 
 
 def card(col, title: str, row: pd.Series) -> None:
     verdict = {True: ":green[correct]", False: ":red[wrong]"}.get(None if pd.isna(row["is_correct"]) else bool(row["is_correct"]), "gold unknown")
     with col.container(border=True):
         st.markdown(f"**{title}** · sample {row['sample_id']} · w_DS **{row['ds_weight']:.3f}** · loss {row['loss']:.3f}  \n"
-                    f"answer `{row['answer']}` · {verdict} · {'kept' if row['kept'] else 'dropped'} at current k"
+                    f"answer `{shown(row['answer'])}` · {verdict} · {'kept' if row['kept'] else 'dropped'} at current k"
                     + (f"  \nsuggested: **{row['suggested_label']}** — {row['reason']}" if pd.notna(row.get("suggested_label")) else ""))
         st.text(row["rationale"])
 
