@@ -233,6 +233,8 @@ def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.
     if not len(allv):
         return _empty(title, "no losses")
     lo, hi = float(allv.min()), _upper(allv, 99.5)
+    pad = 0.08 * (hi - lo)  # room for the tails of the smoothed curves
+    lo, hi = max(0.0, lo - pad), hi + pad
     fig = go.Figure()
     for name, vals, color in parts:
         vals = np.asarray(vals, float)
@@ -275,8 +277,9 @@ def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
         layers.append(("self-generated", src == "self", COLORS["self"], 5, 0.5))
     layers.append(("valid (human)", src == "valid", COLORS["valid"], 9, 0.95))
     fig = go.Figure()
+    grow = 2.0 if len(points) < 500 else 1.0  # small runs: bigger markers
     for name, mask, color, size, alpha in layers:
-        part = points[mask]
+        part, size = points[mask], size * grow
         fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part):,})",
                                    customdata=part["row"], marker=dict(color=color, size=size, opacity=alpha),
                                    hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
