@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test test-fast run install clean
+.PHONY: app test test-fast run install clean screenshots bench-app
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,12 @@ test-fast: $(STAMP)
 
 run: $(STAMP)  ## the default (embedded demo) pipeline run, headless
 	$(VENV)/bin/iwsi run
+
+screenshots: $(STAMP)  ## docs/screenshots/*.png of every page (needs chromium + chromedriver)
+	PYTHONPATH=. $(PY) tests/screenshots.py
+
+bench-app: $(STAMP)  ## dashboard render times on a 100k-candidate run
+	$(VENV)/bin/iwsi bench app --browser
 
 clean:
 	rm -rf $(VENV) cache/runs cache/ablations

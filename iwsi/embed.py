@@ -14,6 +14,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 MIN_UMAP_POINTS = 10  # below this UMAP's neighbour graph is meaningless: use PCA
+UMAP_FIT_MAX = 20_000  # fit on a sample above this (GSM8K scale: ~100k); the rest is transformed
 
 
 def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_length: int = 512) -> np.ndarray:
@@ -46,7 +47,12 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
 
     reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), min_dist=0.1,
                         random_state=seed, init="spectral" if n > 30 else "random")
-    return reducer.fit_transform(x)
+    if n <= UMAP_FIT_MAX:
+        return reducer.fit_transform(x)
+    fit_rows = np.random.default_rng(seed).choice(n, UMAP_FIT_MAX, replace=False)
+    log.info("embed: fitting UMAP on %d of %d points, transforming the rest", UMAP_FIT_MAX, n)
+    reducer.fit(x[fit_rows])
+    return reducer.transform(x)
 
 
 def _pca2(x: np.ndarray) -> np.ndarray:
