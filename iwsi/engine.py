@@ -16,8 +16,9 @@ How sampling is fast (the model's own weights, our own forward with torch ops):
 * Continuous batching: rows live in preallocated per-slot KV buffers; a row that hits EOS, a stop
   string or `max_new_tokens` leaves at once (the last row moves into its slot, so active rows stay
   contiguous) and pending samples refill the batch.
-* Sampling draws one uniform per row and inverts the CDF (chunk sums, then a cumsum inside one
-  chunk) instead of `torch.multinomial` over the whole vocabulary, which dominates a CPU step.
+* Sampling: 1/temperature is folded into the final norm, one fused softmax per step, and one
+  uniform per row inverts the CDF (chunk sums, then a cumsum inside one chunk) instead of
+  `torch.multinomial` over the whole vocabulary, which costs more than the forward on CPU.
 Compute runs in the model's dtype (`iwsi.models.load_model` picks bf16 on CPUs with AMX/AVX-512
 bf16, float32 elsewhere), KV cache included; attention accumulates in float32. Results are
 reproducible for a fixed seed and batch layout. Peak memory is bounded by `KV_TOKEN_BUDGET` row
@@ -167,9 +168,13 @@ def _mlp(layer: Layer, h: Tensor) -> Tensor:
     return F.linear(F.silu(gate) * up, layer.down)
 
 
-def final_logits(net: Net, hidden: Tensor) -> Tensor:
-    """Logits in the model dtype (as transformers computes them), for hidden states [..., E]."""
-    return F.linear(rms_norm(hidden, net.norm, net.eps), net.lm_head)
+def final_logits(net: Net, hidden: Tensor, scale: float = 1.0) -> Tensor:
+    """Logits in the model dtype (as transformers computes them), for hidden states [..., E].
+
+    `scale` (1 / temperature) is folded into the final norm weight, so tempered logits cost no
+    extra pass over [rows, vocab]; the rounding this moves is of the size bf16 logits already have."""
+    weight = net.norm if scale == 1.0 else (net.norm.float() * scale).to(net.norm.dtype)
+    return F.linear(rms_norm(hidden, weight, net.eps), net.lm_head)
 
 
 def causal_allowed(lengths: Tensor, width: int) -> Tensor:
@@ -199,30 +204,35 @@ def forward_logits(net: Net, ids: Tensor) -> Tensor:
 
 
 class Chooser:
-    """Next-token choice: greedy, or temperature / top-k / top-p sampling with a seeded generator."""
+    """Next-token choice from logits already multiplied by `logit_scale` (1 / temperature):
+    greedy, or temperature / top-k / top-p sampling with a seeded generator."""
 
     def __init__(self, temperature: float, top_k: int, top_p: float, seed: int):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
         self.gen = torch.Generator().manual_seed(seed)
 
-    def __call__(self, logits: Tensor) -> Tensor:
+    @property
+    def logit_scale(self) -> float:
+        return 1.0 / self.temperature if self.temperature > 0 else 1.0
+
+    def __call__(self, scaled_logits: Tensor) -> Tensor:
         if self.temperature <= 0:
-            return chunked_argmax(logits)
-        scores = logits.float().div_(self.temperature)
+            return chunked_argmax(scaled_logits)
         if self.top_k > 0 or self.top_p < 1.0:
-            return self._filtered(scores)
-        return sample_inverse_cdf(scores, self.gen)
+            return self._filtered(scaled_logits)
+        return draw(torch.softmax(scaled_logits, -1, dtype=torch.float32), self.gen)
 
     def _filtered(self, scores: Tensor) -> Tensor:
         """Top-k and/or top-p (transformers' order and tie rules) on a candidate set, then draw."""
         k = self.top_k if self.top_k > 0 else scores.shape[-1]
-        values, index = torch.topk(scores, min(k, scores.shape[-1]), dim=-1)  # sorted, descending
+        values, index = torch.topk(scores.float(), min(k, scores.shape[-1]), dim=-1)  # sorted, descending
+        probs = torch.softmax(values, -1)
         if self.top_p < 1.0:
-            cum = torch.softmax(values, -1).flip(-1).cumsum(-1).flip(-1)  # mass of this token and all below
+            cum = probs.flip(-1).cumsum(-1).flip(-1)  # mass of this token and all below it
             drop = cum <= 1.0 - self.top_p  # transformers: ascending cumulative mass <= 1 - top_p
             drop[:, 0] = False
-            values = values.masked_fill(drop, float("-inf"))
-        return index.gather(1, sample_inverse_cdf(values, self.gen)[:, None])[:, 0]
+            probs = probs.masked_fill(drop, 0.0)
+        return index.gather(1, draw(probs, self.gen)[:, None])[:, 0]
 
 
 def chunked_argmax(logits: Tensor, chunks: int = SAMPLE_CHUNKS) -> Tensor:
@@ -235,10 +245,11 @@ def chunked_argmax(logits: Tensor, chunks: int = SAMPLE_CHUNKS) -> Tensor:
     return best * (vocab // chunks) + blocks[torch.arange(n), best].argmax(-1)
 
 
-def sample_inverse_cdf(scores: Tensor, gen: torch.Generator) -> Tensor:
-    """One draw per row from softmax(scores) [n, V] float32 (may hold -inf); modifies `scores`."""
-    n, vocab = scores.shape
-    weights = scores.sub_(scores.amax(-1, keepdim=True)).exp_()
+def draw(weights: Tensor, gen: torch.Generator) -> Tensor:
+    """One draw per row, proportional to non-negative `weights` [n, V], by inverting the CDF:
+    one uniform per row picks a vocabulary chunk from the chunk sums, then a token inside it
+    (torch.multinomial over a 49k vocabulary costs more than the model's forward on CPU)."""
+    n, vocab = weights.shape
     chunks = SAMPLE_CHUNKS if vocab % SAMPLE_CHUNKS == 0 and vocab >= 4 * SAMPLE_CHUNKS else 1
     blocks = weights.view(n, chunks, vocab // chunks)
     totals = blocks.sum(-1).cumsum(-1)                                   # [n, chunks]
@@ -246,14 +257,14 @@ def sample_inverse_cdf(scores: Tensor, gen: torch.Generator) -> Tensor:
     target = (1.0 - torch.rand(n, 1, generator=gen, dtype=totals.dtype)) * totals[:, -1:]
     chunk = torch.searchsorted(totals, target).clamp_max(chunks - 1)     # [n, 1]
     before = torch.where(chunk > 0, totals.gather(1, (chunk - 1).clamp_min(0)), torch.zeros_like(target))
-    inner = blocks[torch.arange(n), chunk[:, 0]].cumsum(-1)
-    pick = torch.searchsorted(inner, target - before).clamp_max(vocab // chunks - 1)
-    pick = _skip_zero_weight(blocks[torch.arange(n), chunk[:, 0]], pick)
+    inner = blocks[torch.arange(n), chunk[:, 0]]
+    pick = torch.searchsorted(inner.cumsum(-1), target - before).clamp_max(vocab // chunks - 1)
+    pick = _skip_zero_weight(inner, pick)
     return chunk[:, 0] * (vocab // chunks) + pick[:, 0]
 
 
 def _skip_zero_weight(weights: Tensor, pick: Tensor) -> Tensor:
-    """Rounding can land a draw on a zero-weight (filtered) token; move it to the nearest allowed one."""
+    """Rounding can land a draw on a zero-weight (filtered) token; use the chunk's heaviest token then."""
     bad = weights.gather(1, pick) <= 0
     if not bool(bad.any()):
         return pick
@@ -404,7 +415,7 @@ class Sampler:
 
         hidden = run_layers(self.net, ids, positions, attend)
         last = hidden[torch.arange(len(suffixes)), lengths - 1]
-        return Chunk(keys, values, lengths, final_logits(self.net, last))
+        return Chunk(keys, values, lengths, final_logits(self.net, last, self.choose.logit_scale))
 
     def _shared(self, layer: int) -> tuple[Tensor, Tensor] | None:
         """Layer's shared-prefix keys/values [1, Hkv, P, D], if there is a shared prefix."""
@@ -462,7 +473,7 @@ class Sampler:
         positions = (len(self.plan.shared) + lengths)[:, None]
         hidden = run_layers(self.net, slots.last[:n, None], positions, attend)
         slots.lengths[:n] += 1
-        return final_logits(self.net, hidden[:, 0])
+        return final_logits(self.net, hidden[:, 0], self.choose.logit_scale)
 
     def _finish(self, chosen: Tensor) -> None:
         self.slots.last[:len(chosen)] = chosen

@@ -102,13 +102,12 @@ def test_sampling_reproducible_for_fixed_seed(model32, tok):
     assert [len(x) for x in first] == [3, 3, 3]
 
 
-def test_inverse_cdf_draws_follow_softmax():
+def test_inverse_cdf_draws_follow_weights():
     gen = torch.Generator().manual_seed(0)
-    scores = torch.tensor([[0.0, 1.0, 2.0, float("-inf")] * 64])  # 256 tokens, a quarter filtered out
-    draws = torch.cat([engine.sample_inverse_cdf(scores.repeat(512, 1), gen) for _ in range(20)])
+    weights = torch.tensor([[1.0, 2.0, 4.0, 0.0] * 64])  # 256 tokens, a quarter with zero weight
+    draws = torch.cat([engine.draw(weights.repeat(512, 1), gen) for _ in range(20)])
     freq = torch.bincount(draws % 4, minlength=4).float() / draws.numel()
-    expected = torch.softmax(torch.tensor([0.0, 1.0, 2.0, float("-inf")]), 0)
-    assert torch.allclose(freq, expected, atol=0.01)
+    assert torch.allclose(freq, torch.tensor([1 / 7, 2 / 7, 4 / 7, 0.0]), atol=0.01)
 
 
 def test_top_k_top_p_keep_only_the_nucleus():
