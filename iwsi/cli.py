@@ -3,7 +3,9 @@
     iwsi run [--config FILE] [--out DIR] [--set KEY=VALUE ...] [--until STAGE] [--force] [--debug]
 
 Bad input (config, data, model, a busy run directory) prints one line naming the problem and the
-fix and exits with status 2, without a traceback unless --debug.
+fix and exits with status 2, without a traceback unless --debug; nothing is written before the
+input checks pass. A stage failing mid-run (out of memory, NaN loss) prints one line and exits 1;
+completed artefacts stay and a rerun resumes (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -83,16 +85,25 @@ def _forward(name: str, rest: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from iwsi.rundir import StageFailed
+
     try:
         return args.func(args)
     except user_errors() as err:
-        if args.debug:
-            raise
-        print(f"iwsi: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(args, err, 2)
+    except StageFailed as err:  # mid-run: out of memory, NaN loss, ...; completed artefacts are kept
+        return _fail(args, err, 1, err.cause)
     except KeyboardInterrupt:
         print("iwsi: cancelled; completed stages are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def _fail(args, err: Exception, status: int, cause: BaseException | None = None) -> int:
+    """One line on stderr (the traceback only with --debug)."""
+    if getattr(args, "debug", False):
+        raise cause or err
+    print(f"iwsi: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

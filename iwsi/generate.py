@@ -6,14 +6,31 @@ Also home of `complete()`, the one call every stage uses to run prompts through 
 """
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
 from iwsi.answers import extract_answer
 from iwsi.prompts import STOP, few_shot_prefix, question_suffix
 from iwsi.records import Question
-from iwsi.rundir import Progress, RunDir, write_parquet
+from iwsi.rundir import Progress, RunDir, read_json, write_json, write_parquet
 
 CHUNK = 32  # questions per checkpointed chunk: small enough to lose little on a crash
+
+
+def chunk_size(run: RunDir) -> int:
+    """Questions per chunk, fixed per run in `chunks/chunking.json`.
+
+    The chunk index seeds generation, so a resumed run must keep the size it started with even if
+    IWSI_CHUNK (an override for tests and tiny runs) changed in between."""
+    path = run / "chunks" / "chunking.json"
+    saved = read_json(path)
+    if saved:
+        return int(saved["questions_per_chunk"])
+    size = max(1, int(os.environ.get("IWSI_CHUNK", CHUNK)))
+    path.parent.mkdir(exist_ok=True)
+    write_json(path, {"questions_per_chunk": size})
+    return size
 
 
 def engine_module(name: str):
@@ -48,12 +65,12 @@ def candidates_frame(questions: list[Question], outputs: list[list[str]]) -> pd.
 
 def generate(model, tokenizer, questions: list[Question], cfg, run: RunDir) -> pd.DataFrame:
     """Sample every pool question in checkpointed chunks; returns the candidates table."""
-    (run / "chunks").mkdir(exist_ok=True)
+    size = chunk_size(run)
     bar = Progress(run, "generate", len(questions), unit="q")
     parts = []
-    for index, start in enumerate(range(0, len(questions), CHUNK)):
+    for index, start in enumerate(range(0, len(questions), size)):
         path = run / "chunks" / f"generate-{index:05d}.parquet"
-        chunk = questions[start:start + CHUNK]
+        chunk = questions[start:start + size]
         if not path.exists():  # resume: a finished chunk is never sampled again
             outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
                             temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,

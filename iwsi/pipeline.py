@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,11 +19,12 @@ import yaml
 
 from iwsi import filtering
 from iwsi.answers import is_correct
-from iwsi.config import STAGES, RunConfig, load_config
+from iwsi.config import STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
 from iwsi.dsweight import valid_loss_mean
 from iwsi.records import Splits
-from iwsi.rundir import RunDir, RunDirError, read_json, runs_root, write_json, write_parquet
+from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, read_json, runs_root, write_json,
+                         write_parquet)
 
 # The config keys each stage's output depends on: changing one invalidates that stage and the rest.
 STAGE_KEYS = {
@@ -191,23 +193,36 @@ def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tupl
                          cfg.fields or None)
     check_model(cfg.model, cfg.trust_remote_code)
     run = RunDir(out or runs_root() / cfg.run_id())
+    if run.path.exists() and not run.path.is_dir():
+        raise RunDirError(f"--out {run.path} is a file, not a directory: give a new or existing run directory")
     return run, splits, stale_stages(run, cfg, force)
 
 
 def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
-    """Stages whose markers must go because the config changed (refused without --force)."""
-    path = run / "config.yaml"
-    if not path.exists():
-        return []
-    old = load_config(overrides=yaml.safe_load(path.read_text()))
-    changed = [k for k in STAGE_KEYS_FLAT if getattr(old, k) != getattr(cfg, k)]
+    """Stages to redo because the config changed (refused without --force)."""
+    changed = _changed_keys(run, cfg)
     if not changed:
         return []
     if not force:
         raise RunDirError(f"run directory {run.path} was made with a different config ({', '.join(changed)} "
                           "changed): use another --out, or --force to redo the affected stages")
-    first = min(STAGES.index(s) for s, keys in STAGE_KEYS.items() if set(keys) & set(changed))
-    return list(STAGES[first:])
+    hit = [STAGES.index(s) for s, keys in STAGE_KEYS.items() if set(keys) & set(changed)]
+    return list(STAGES[min(hit, default=0):])  # default: an unlisted change redoes everything
+
+
+def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str]:
+    """Config keys that differ from the run directory's config.yaml ([] for a new directory)."""
+    path = run / "config.yaml"
+    if not path.exists():
+        return []
+    try:
+        old = load_config(overrides=yaml.safe_load(path.read_text()))
+    except (ConfigError, yaml.YAMLError, TypeError, AttributeError):
+        return ["config.yaml (unreadable)"]
+    changed = [k for k in STAGE_KEYS_FLAT if getattr(old, k) != getattr(cfg, k)]
+    if not changed and old.hash() != cfg.hash():  # a key missing from STAGE_KEYS: play safe
+        changed = [k for k in cfg.__dataclass_fields__ if getattr(old, k) != getattr(cfg, k)]
+    return changed
 
 
 STAGE_KEYS_FLAT = tuple(k for keys in STAGE_KEYS.values() for k in keys)
@@ -215,12 +230,17 @@ STAGE_KEYS_FLAT = tuple(k for keys in STAGE_KEYS.values() for k in keys)
 
 def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | None = None,
                  force: bool = False) -> Path:
-    """Run (or resume) every stage up to `until`; returns the run directory."""
+    """Run (or resume) every stage up to `until`; returns the run directory.
+
+    Nothing is written before every input check has passed; a config change clears the stale
+    stages' artefacts before the new config.yaml is written (a crash in between is refused on rerun,
+    never resumed with the old artefacts)."""
     run, splits, stale = prepare(cfg, out, force)
     run.path.mkdir(parents=True, exist_ok=True)
     with run.lock():
+        run.remove_temporaries()
         run.clear_from(tuple(stale))
-        (run / "config.yaml").write_text(cfg.to_yaml())
+        atomic_write_text(run / "config.yaml", cfg.to_yaml())
         for note in splits.notes:
             run.log(f"note: {note}")
         _run_stages(Context(cfg, run, splits), STAGES[: STAGES.index(until) + 1] if until else STAGES)
@@ -242,6 +262,7 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
             run.mark_done(stage, time.time() - start)
             run.log(f"stage {stage} done in {time.time() - start:.1f}s")
             write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
+        write_json(run / "metrics.json", build_metrics(run, ctx.cfg))  # also after a kill right after a marker
         run.set_status("done", stage)
     except KeyboardInterrupt:
         run.set_status("cancelled", stage, "cancelled by the user")
@@ -249,8 +270,8 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
         raise
     except Exception as err:
         run.set_status("failed", stage, f"{type(err).__name__}: {err}")
-        run.log(f"stage {stage} failed: {type(err).__name__}: {err}")
-        raise
+        run.log(f"stage {stage} failed:\n{traceback.format_exc()}")
+        raise StageFailed(stage, run.path, err) from err
     finally:
         signal.signal(signal.SIGTERM, previous)
 

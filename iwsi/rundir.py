@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -20,6 +21,29 @@ from iwsi.models import CACHE_DIR
 
 class RunDirError(RuntimeError):
     """The run directory cannot be used (locked by a live process, config changed)."""
+
+
+class StageFailed(RuntimeError):
+    """A stage stopped mid-run (out of memory, NaN loss, a bug); completed artefacts are kept."""
+
+    def __init__(self, stage: str, path: Path, cause: BaseException):
+        self.stage, self.path, self.cause = stage, path, cause
+        detail = " ".join(str(cause).split()) or "no details"
+        super().__init__(f"stage {stage} failed: {type(cause).__name__}: {detail}; "
+                         f"completed stages are kept in {path}, rerun to resume (details in log.txt)")
+
+
+# What each stage leaves behind, removed when a config change makes the stage stale (`--force`),
+# so that a redone stage never mixes old chunks or checkpoints into its new output.
+STAGE_ARTEFACTS = {
+    "generate": ("chunks", "candidates.parquet", "eval_base.parquet"),
+    "vote": ("samples.parquet",),
+    "score": ("chunks/score-*.parquet", "valid.parquet"),
+    "embed": ("umap.parquet", "suggestions.parquet"),
+    "filter": ("filter.json",),
+    "train": ("train_ckpt", "adapter", "adapter.tmp", "train.json"),
+    "evaluate": ("eval.parquet",),
+}
 
 
 def runs_root() -> Path:
@@ -37,6 +61,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def write_json(path: Path, obj) -> None:
@@ -80,8 +108,20 @@ class RunDir:
         write_json(self.marker(stage), {"stage": stage, "seconds": round(seconds, 3), "finished": now_iso(), **extra})
 
     def clear_from(self, stages: tuple[str, ...]) -> None:
+        """Forget `stages`: markers first (so a crash in between never leaves a marker without its
+        artefacts), then their artefacts."""
         for stage in stages:
             self.marker(stage).unlink(missing_ok=True)
+        for stage in stages:
+            for pattern in STAGE_ARTEFACTS.get(stage, ()):
+                for path in self.path.glob(pattern):
+                    _remove(path)
+
+    def remove_temporaries(self) -> None:
+        """Half-written temp files of a killed process (never read: only renames publish)."""
+        for path in [*self.path.glob(".*.tmp"), *self.path.glob("*/.*.tmp")]:
+            if not path.name.startswith(".lock."):  # another process may be trying the lock right now
+                _remove(path)
 
     def timings(self) -> dict[str, float]:
         folder = self.path / "stages"
@@ -112,31 +152,63 @@ class RunDir:
         try:
             yield
         finally:
-            path.unlink(missing_ok=True)
+            _release(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _acquire(path: Path) -> None:
-    for _ in range(2):
+    # The lock file is written under a temp name and hard-linked into place: it appears with its
+    # content, so a reader never mistakes a lock being taken for an empty (stale) one.
+    for _ in range(3):
+        tmp = path.with_name(f".lock.{os.getpid()}.tmp")
+        tmp.write_text(_identity(os.getpid()))
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.link(tmp, path)
+            return
         except FileExistsError:
             holder = _holder(path)
-            if holder and _alive(holder):
+            if holder is not None:
                 raise RunDirError(f"run directory {path.parent} is in use by process {holder}: "
                                   f"wait for it, or stop it (kill {holder}) and retry") from None
             path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        return
+        finally:
+            tmp.unlink(missing_ok=True)
     raise RunDirError(f"could not lock {path.parent}: another process keeps taking it; retry")
 
 
-def _holder(path: Path) -> int | None:
+def _release(path: Path) -> None:
+    if _holder(path) == os.getpid():  # never remove a lock another process took over
+        path.unlink(missing_ok=True)
+
+
+def _identity(pid: int) -> str:
+    """"pid start-time": the start time tells a live holder from a new process reusing its pid."""
+    return f"{pid} {_start_time(pid) or ''}".strip()
+
+
+def _start_time(pid: int) -> str | None:
     try:
-        return int(path.read_text().strip() or 0) or None
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _holder(path: Path) -> int | None:
+    """The pid of the live process holding the lock, or None when it is gone (stale lock)."""
+    try:
+        pid_text, _, started = path.read_text().strip().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         return None
+    if not _alive(pid):
+        return None
+    return pid if not started or _start_time(pid) in (None, started) else None
 
 
 def _alive(pid: int) -> bool:

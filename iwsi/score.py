@@ -2,17 +2,21 @@
 then w' and the DS weight (arithmetic in iwsi/dsweight.py).
 
 Reads the voted samples table and the valid questions; the pipeline writes `samples.parquet`
-(+ loss, num_tokens, w_prime, ds_weight) and `valid.parquet`.
+(+ loss, num_tokens, w_prime, ds_weight) and `valid.parquet`. Losses are checkpointed in
+`chunks/score-valid.parquet` and `chunks/score-NNNNN.parquet` (the questions of one generate
+chunk each), so a killed run re-scores at most one chunk.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
-from iwsi.generate import engine_module
+from iwsi.generate import chunk_size, engine_module
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
-from iwsi.rundir import Progress, RunDir
+from iwsi.rundir import Progress, RunDir, write_parquet
+
+ID_COLUMNS = ["question_id", "sample_id"]
 
 
 def losses(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, span: str,
@@ -24,27 +28,56 @@ def losses(model, tokenizer, questions: list[str], rationales: list[str], *, eng
 
 
 def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd.DataFrame:
-    bar = Progress(run, "score-valid", len(valid), unit="seq")
-    out = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
-                 engine=cfg.engine, span=cfg.loss_span, progress=bar)
-    bar.close()
-    return pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],
+    path = run / "chunks" / "score-valid.parquet"
+    ids = [q.question_id for q in valid]
+    if not _matches(path, {"question_id": ids}):
+        bar = Progress(run, "score-valid", len(valid), unit="seq")
+        out = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
+                     engine=cfg.engine, span=cfg.loss_span, progress=bar)
+        bar.close()
+        _save(path, {"question_id": ids}, out)
+    scored = pd.read_parquet(path)
+    return pd.DataFrame({"question_id": ids, "question": [q.question for q in valid],
                          "rationale": [q.rationale for q in valid], "gold": [q.gold for q in valid],
-                         "loss": [l for l, _ in out], "num_tokens": [n for _, n in out]})
+                         "loss": scored["loss"].tolist(), "num_tokens": scored["num_tokens"].tolist()})
 
 
 def score_samples(model, tokenizer, samples: pd.DataFrame, valid_mean: float, cfg, run: RunDir) -> pd.DataFrame:
     """Loss of every candidate (majority or not, for the dashboard), then w' and w_DS."""
     bar = Progress(run, "score", len(samples), unit="seq")
-    out = losses(model, tokenizer, samples["question"].tolist(), samples["rationale"].tolist(),
-                 engine=cfg.engine, span=cfg.loss_span, progress=bar)
+    rows = chunk_size(run) * cfg.num_samples
+    parts = []
+    for index, start in enumerate(range(0, len(samples), rows)):
+        part = samples.iloc[start:start + rows]
+        path = run / "chunks" / f"score-{index:05d}.parquet"
+        ids = {c: part[c].tolist() for c in ID_COLUMNS}
+        if _matches(path, ids):  # resume: a finished chunk is never scored again
+            bar(len(part))
+        else:
+            _save(path, ids, losses(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(),
+                                    engine=cfg.engine, span=cfg.loss_span, progress=bar))
+        parts.append(pd.read_parquet(path))
     bar.close()
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"loss": [], "num_tokens": []})
     df = samples.copy()
-    df["loss"] = [l for l, _ in out]
-    df["num_tokens"] = [n for _, n in out]
+    df["loss"] = scored["loss"].to_numpy()
+    df["num_tokens"] = scored["num_tokens"].to_numpy()
     df["w_prime"] = importance_weight(df["loss"], valid_mean)
     df["ds_weight"] = ds_weight(df["w_prime"])
     return df
+
+
+def _save(path, ids: dict, out: list[tuple[float, int]]) -> None:
+    path.parent.mkdir(exist_ok=True)
+    write_parquet(path, pd.DataFrame({**ids, "loss": [l for l, _ in out], "num_tokens": [n for _, n in out]}))
+
+
+def _matches(path, ids: dict) -> bool:
+    """A chunk file exists and holds exactly these rows (guards against chunks of other samples)."""
+    if not path.exists():
+        return False
+    saved = pd.read_parquet(path)
+    return all(saved[c].tolist() == v for c, v in ids.items()) if set(ids) <= set(saved) else False
 
 
 __all__ = ["losses", "score_samples", "score_valid", "valid_loss_mean"]

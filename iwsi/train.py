@@ -7,12 +7,13 @@ tokens only; `weight` (IWSI-w) scales each sample's loss.
 """
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from iwsi.models import default_dtype
 from iwsi.prompts import format_rationale_target, question_suffix
@@ -87,18 +88,51 @@ def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_d
     """Fine-tune LoRA on `examples` (from encode_example); saves the adapter; returns train metrics."""
     if not examples:
         raise ValueError("no samples were kept for training: raise k or check the vote stage")
+    # LoRA's random init draws from the global torch RNG, whose state otherwise depends on what
+    # this process ran before (a resumed run skips generation): seed it so the init is reproducible.
+    set_seed(cfg.seed)
     peft_model = lora_model(model, cfg)
     trainer = WeightedTrainer(model=peft_model, args=training_args(cfg, ckpt_dir, len(examples)),
                               train_dataset=_LengthDataset(examples), callbacks=[NaNGuard()],
                               data_collator=lambda b: collate(b, tokenizer.pad_token_id))
-    resume = any(ckpt_dir.glob("checkpoint-*")) if ckpt_dir.exists() else False
-    result = trainer.train(resume_from_checkpoint=resume or None)
+    result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(ckpt_dir))
     tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(tmp)
     shutil.rmtree(adapter_dir, ignore_errors=True)
     tmp.rename(adapter_dir)
     return {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+
+
+# A checkpoint is complete once all of these exist; Trainer writes trainer_state.json last.
+CHECKPOINT_FILES = ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint a kill did not cut short (None: train from the start).
+
+    Trainer writes checkpoint files in place, so a SIGKILL during a save leaves a partial folder;
+    it is removed here rather than handed to `resume_from_checkpoint`, which would crash on it."""
+    found = sorted(ckpt_dir.glob("checkpoint-*"), key=_step) if ckpt_dir.exists() else []
+    complete = [c for c in found if _is_complete(c)]
+    for partial in set(found) - set(complete):
+        shutil.rmtree(partial, ignore_errors=True)
+    return str(complete[-1]) if complete else None
+
+
+def _step(path: Path) -> int:
+    suffix = path.name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def _is_complete(checkpoint: Path) -> bool:
+    if not all((checkpoint / name).exists() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class _LengthDataset(torch.utils.data.Dataset):

@@ -1,0 +1,247 @@
+"""Bad input through the CLI: exit status 2, one line naming the problem and the fix, no traceback,
+and nothing written (a new run directory is not created; an existing one is unchanged byte for byte).
+
+Most cases call `iwsi.cli.main` in-process (fast); `REAL_PROCESS` cases run `python -m iwsi.cli`
+as a real process to check the exit status and stderr as a user sees them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iwsi.cli import main
+from iwsi.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- fixtures --------------------------------------------------------------------------------------------
+def gsm8k_row(i: int, final: str | None = None) -> dict:
+    return {"question": f"Tom has {i} apples and buys 2 more. How many apples does he have?",
+            "answer": f"He has {i} + 2 = <<{i}+2={i + 2}>>{i + 2} apples.\n#### {final or i + 2}"}
+
+
+def write_jsonl(path: Path, rows: list, raw_lines: dict[int, str] | None = None) -> Path:
+    lines = [json.dumps(r) for r in rows]
+    for number, text in (raw_lines or {}).items():  # 1-based line number → raw text
+        lines[number - 1] = text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + ("\n" if lines else ""))
+    return path
+
+
+def gsm8k_dir(tmp: Path, train: list | None = None, raw: dict | None = None, test: bool = True) -> Path:
+    folder = tmp / "gsm8k"
+    write_jsonl(folder / "train.jsonl", [gsm8k_row(i) for i in range(12)] if train is None else train, raw)
+    if test:
+        write_jsonl(folder / "test.jsonl", [gsm8k_row(100 + i) for i in range(4)])
+    return folder
+
+
+def own_jsonl(tmp: Path, rationale: bool = True, answers=None) -> Path:
+    answers = answers or [str(i) for i in range(12)]
+    rows = [{"question": f"What is {a} plus 0?", "answer": a, **({"rationale": f"{a} + 0 = {a}."} if rationale else {})}
+            for a in answers]
+    return write_jsonl(tmp / "own.jsonl", rows)
+
+
+def not_a_causal_lm(tmp: Path) -> Path:
+    folder = tmp / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}))
+    return folder
+
+
+SMALL = ["num_questions=4", "valid_size=2", "test_size=2", "embed=false"]
+
+
+def gsm8k(tmp, **kw):
+    return ["dataset=gsm8k", f"data_dir={gsm8k_dir(tmp, **kw)}", *SMALL]
+
+
+# Each case: (id, function tmp_path → list of --set pairs or extra args, expected message fragments)
+CASES = [
+    ("unknown-key", lambda t: ["bogus=1"], ["unknown config key 'bogus'", "valid keys are"]),
+    ("k-zero", lambda t: ["k=0"], ["k=0.0 is out of range", "> 0.0"]),
+    ("k-above-100", lambda t: ["k=150"], ["k=150.0 is out of range", "≤ 100"]),
+    ("num-samples-zero", lambda t: ["num_samples=0"], ["num_samples=0 is too small", "≥ 1"]),
+    ("temperature-negative", lambda t: ["temperature=-0.5"], ["temperature=-0.5 is too small"]),
+    ("valid-size-zero", lambda t: ["valid_size=0"], ["valid_size=0 is too small"]),
+    ("unknown-method", lambda t: ["method=magic"], ["method='magic' is not valid", "choose one of iwsi"]),
+    ("unknown-dataset", lambda t: ["dataset=mnist"], ["dataset='mnist' is not valid", "gsm8k"]),
+    ("not-an-int", lambda t: ["num_samples=two"], ["num_samples='two' is not a valid int"]),
+    ("rm-without-reward-model", lambda t: ["method=rm"], ["method 'rm' needs a reward model", "set reward_model="]),
+    ("missing-data-dir", lambda t: ["dataset=gsm8k"], ["needs data_dir", "set data_dir="]),
+    ("data-dir-does-not-exist", lambda t: ["dataset=gsm8k", f"data_dir={t / 'nowhere'}", *SMALL],
+     ["does not exist", "check the path"]),
+    ("missing-train-file", lambda t: ["dataset=gsm8k", f"data_dir={gsm8k_dir(t, test=True, train=[]).parent}", *SMALL],
+     ["no train file", "put the file there or fix data_dir"]),
+    ("line-not-json", lambda t: gsm8k(t, raw={3: '{"question": "broken'}), ["train.jsonl line 3: not valid JSON"]),
+    ("missing-field", lambda t: gsm8k(t, train=[gsm8k_row(i) for i in range(5)] + [{"answer": "x #### 3"}]
+                                      + [gsm8k_row(i) for i in range(6)]),
+     ["train.jsonl line 6: missing field 'question'", "fix the record or map the field name"]),
+    ("empty-dataset", lambda t: gsm8k(t, train=[]), ["the train file has no records", "not empty"]),
+    ("unparseable-gold", lambda t: gsm8k(t, train=[gsm8k_row(i) for i in range(2)] + [gsm8k_row(2, "lots")]
+                                         + [gsm8k_row(i) for i in range(9)]),
+     ["train.jsonl line 3: cannot parse the final answer 'lots'"]),
+    ("unparseable-gold-jsonl", lambda t: ["dataset=jsonl", f"data_dir={own_jsonl(t, answers=['1', 'banana'] + ['2'] * 10)}",
+                                          "fields=task:number", *SMALL],
+     ["own.jsonl line 2: cannot parse answer 'banana' as a number answer"]),
+    ("empty-valid-set", lambda t: ["dataset=jsonl", f"data_dir={own_jsonl(t, rationale=False)}", *SMALL],
+     ["usable rationale, fewer than valid_size = 2", "lower num_questions or valid_size"]),
+    ("dataset-too-small", lambda t: gsm8k(t) + ["num_questions=50"], ["fewer than num_questions + valid_size = 52",
+                                                                      "lower num_questions"]),
+    ("test-set-too-small", lambda t: gsm8k(t) + ["test_size=9"], ["fewer than test_size = 9"]),
+    ("model-does-not-exist", lambda t: [*SMALL, f"model={t / 'no-model'}"], ["does not exist", "'embedded'"]),
+    ("model-not-causal-lm", lambda t: [*SMALL, f"model={not_a_causal_lm(t)}"],
+     ["is not a causal LM", "BertForSequenceClassification", "give a *ForCausalLM model"]),
+]
+REAL_PROCESS = {"unknown-key", "line-not-json", "model-not-causal-lm", "k-above-100"}
+
+
+def snapshot(folder: Path) -> dict[str, bytes] | None:
+    """Every file's bytes (and every directory) under `folder`; None when it does not exist."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.rglob("*"))}
+
+
+def run_cli(args: list[str], real: bool, capsys) -> tuple[int, str]:
+    if real:
+        proc = subprocess.run([sys.executable, "-m", "iwsi.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                              timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        return proc.returncode, proc.stderr
+    status = main(args)
+    return status, capsys.readouterr().err
+
+
+def check_refused(status: int, err: str, fragments: list[str]) -> None:
+    assert status == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("iwsi: error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def as_args(sets: list[str], out: Path) -> list[str]:
+    args = ["run", "--out", str(out)]
+    for pair in sets:
+        args += ["--set", pair]
+    return args
+
+
+@pytest.mark.parametrize("name, sets, fragments", CASES, ids=[c[0] for c in CASES])
+def test_new_run_dir_is_never_created(name, sets, fragments, tmp_path, capsys):
+    out = tmp_path / "run"
+    status, err = run_cli(as_args(sets(tmp_path), out), name in REAL_PROCESS, capsys)
+    check_refused(status, err, fragments)
+    assert not out.exists()
+
+
+@pytest.fixture
+def existing_run(tmp_path) -> Path:
+    """A run directory as a finished small run leaves it (contents are only compared, never read)."""
+    run = tmp_path / "existing"
+    (run / "stages").mkdir(parents=True)
+    (run / "chunks").mkdir()
+    cfg = load_config(overrides={"num_questions": 4, "valid_size": 2, "test_size": 2, "embed": False})
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    for stage in ("generate", "vote", "score"):
+        (run / "stages" / f"{stage}.json").write_text(json.dumps({"stage": stage, "seconds": 1.0}))
+    (run / "chunks" / "generate-00000.parquet").write_bytes(b"PAR1 not really")
+    (run / "status.json").write_text('{"state": "done"}')
+    (run / "log.txt").write_text("earlier log\n")
+    return run
+
+
+EXISTING_CASES = [
+    ("bad-value", ["k=0"], ["k=0.0 is out of range"]),
+    ("bad-data", ["dataset=gsm8k", "data_dir=/definitely/not/here"], ["does not exist"]),
+    ("bad-model", ["model=/definitely/not/a/model"], ["does not exist"]),
+    ("config-changed", ["num_samples=7"], ["was made with a different config (num_samples changed)",
+                                           "--force to redo the affected stages"]),
+    ("train-config-changed", ["lora_r=4"], ["(lora_r changed)", "use another --out"]),
+]
+
+
+@pytest.mark.parametrize("name, sets, fragments", EXISTING_CASES, ids=[c[0] for c in EXISTING_CASES])
+def test_existing_run_dir_is_unchanged(name, sets, fragments, existing_run, capsys):
+    before = snapshot(existing_run)
+    status, err = run_cli(as_args([*SMALL, "num_questions=4", *sets], existing_run), False, capsys)
+    check_refused(status, err, fragments)
+    assert snapshot(existing_run) == before
+
+
+def test_locked_run_dir_names_the_holder(existing_run, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (existing_run / "lock").write_text(str(holder.pid))
+        before = snapshot(existing_run)
+        status, err = run_cli(as_args(SMALL, existing_run), True, capsys)
+        check_refused(status, err, [f"is in use by process {holder.pid}", f"kill {holder.pid}"])
+        assert snapshot(existing_run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    out = tmp_path / "file"
+    out.write_text("not a run")
+    status, err = run_cli(as_args(SMALL, out), False, capsys)
+    check_refused(status, err, ["is a file, not a directory"])
+    assert out.read_text() == "not a run"
+
+
+def test_missing_or_bad_config_file(tmp_path, capsys):
+    status, err = run_cli(["run", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r")], False, capsys)
+    check_refused(status, err, ["nope.yaml' not found", "give an existing YAML file"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("k: [unclosed\n")
+    status, err = run_cli(["run", "--config", str(bad), "--out", str(tmp_path / "r")], False, capsys)
+    check_refused(status, err, ["is not valid YAML"])
+    python_object = tmp_path / "obj.yaml"  # the safe loader refuses Python tags
+    python_object.write_text("k: !!python/object/apply:os.system ['echo pwned']\n")
+    status, err = run_cli(["run", "--config", str(python_object), "--out", str(tmp_path / "r")], False, capsys)
+    check_refused(status, err, ["is not valid YAML"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "iwsi.cli", "run", "--debug", "--out", str(tmp_path / "r"),
+                           "--set", "bogus=1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+# -- failures mid-run ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("error", [MemoryError("out of memory"), FloatingPointError("training loss became nan"),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory")])
+def test_mid_run_failure_keeps_completed_stages(error, tmp_path, capsys, monkeypatch):
+    from iwsi import pipeline
+
+    def fake_generate(ctx):  # a completed stage whose artefact must survive the failure
+        (ctx.run / "candidates.parquet").write_bytes(b"candidates")
+
+    def failing_vote(ctx):
+        raise error
+
+    monkeypatch.setitem(pipeline.STAGE_FUNCS, "generate", fake_generate)
+    monkeypatch.setitem(pipeline.STAGE_FUNCS, "vote", failing_vote)
+    out = tmp_path / "run"
+    status = main(as_args(SMALL, out))
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    line, = [x for x in err.splitlines() if x.startswith("iwsi: error:")]
+    assert f"stage vote failed: {type(error).__name__}: {error}" in line
+    assert f"completed stages are kept in {out}, rerun to resume" in line
+    state = json.loads((out / "status.json").read_text())
+    assert (state["state"], state["stage"]) == ("failed", "vote") and type(error).__name__ in state["error"]
+    assert (out / "candidates.parquet").read_bytes() == b"candidates" and (out / "stages" / "generate.json").exists()
+    assert not (out / "stages" / "vote.json").exists() and not (out / "lock").exists()
+    assert "Traceback" in (out / "log.txt").read_text()  # the details are kept for debugging
