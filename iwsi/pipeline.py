@@ -109,9 +109,32 @@ def stage_embed(ctx: Context) -> None:
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
 
 
+def add_judge_scores(ctx: Context, df: pd.DataFrame, method: str) -> pd.DataFrame:
+    """self/rm baselines: score the majority samples once (kept in samples.parquet for reuse)."""
+    from iwsi import judges
+    from iwsi.rundir import Progress
+
+    column = f"{method}_score"
+    if method not in ("self", "rm") or (column in df and df.loc[df["is_majority"], column].notna().all()):
+        return df
+    maj = df[df["is_majority"]]
+    bar = Progress(ctx.run, f"filter-{method}", len(maj), unit="seq")
+    args = (maj["question"].tolist(), maj["rationale"].tolist())
+    if method == "self":
+        scores = judges.self_scores(ctx.model, ctx.tokenizer, *args, engine=ctx.cfg.engine, seed=ctx.cfg.seed,
+                                    progress=bar)
+    else:
+        rm, rm_tok = judges.load_reward_model(ctx.cfg.reward_model, ctx.cfg.trust_remote_code)
+        scores = judges.rm_scores(rm, rm_tok, *args, progress=bar)
+    bar.close()
+    df = df.copy()
+    df[column] = pd.Series(scores, index=maj.index, dtype=float)
+    return df
+
+
 def stage_filter(ctx: Context) -> None:
-    df = ctx.samples()
     cfg = ctx.cfg
+    df = add_judge_scores(ctx, ctx.samples(), cfg.method)
     kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold)
     df["kept"] = kept
     df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if cfg.method == "iwsi-w" else 1.0
@@ -125,6 +148,10 @@ def sigma_k(df: pd.DataFrame, k: float) -> float:
     return filtering.iwsi(df, k)[1]
 
 
+class EmptyTrainingSet(ValueError):
+    """The filter kept nothing (e.g. ground-truth when no majority answer is correct)."""
+
+
 def stage_train(ctx: Context) -> None:
     import torch
 
@@ -132,6 +159,9 @@ def stage_train(ctx: Context) -> None:
     from iwsi.train import encode_example, train
 
     kept = ctx.samples().query("kept")
+    if kept.empty:
+        raise EmptyTrainingSet(f"method {ctx.cfg.method!r} kept no samples, so there is nothing to train on: "
+                               "raise k, sample more (num_samples) or use another method")
     examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                          kept["weight"])]
     model = load_model(ctx.cfg.model, dtype=torch.float32, trust_remote_code=ctx.cfg.trust_remote_code)
