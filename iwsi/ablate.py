@@ -94,14 +94,17 @@ def seed_cell(shared: Path, cell: Path) -> None:
 def run_cell(cfg: RunConfig, shared: Path, cell: Path) -> dict:
     """filter → train → evaluate in `cell`; a method that keeps nothing gets a row with no accuracy."""
     from iwsi.pipeline import EmptyTrainingSet, run_pipeline
+    from iwsi.rundir import StageFailed
 
     note = None
     if not RunDir(cell).is_done("evaluate"):
         seed_cell(shared, cell)
         try:
             run_pipeline(cfg, cell)
-        except EmptyTrainingSet as err:
-            note = str(err)
+        except StageFailed as err:
+            if not isinstance(err.cause, EmptyTrainingSet):
+                raise
+            note = str(err.cause)
     m = read_json(cell / "metrics.json")
     base = pd.read_parquet(shared / "eval_base.parquet")["is_correct"].fillna(False).astype(bool).mean()
     return {"dataset": cfg.dataset, "method": cfg.method, "k": cfg.k, "seed": cfg.seed,

@@ -32,6 +32,11 @@ def cmd_run(args) -> int:
     config = args.config or (DEMO_CONFIG if DEMO_CONFIG.exists() else None)
     cfg = load_config(config, parse_sets(args.set))
     out = run_pipeline(cfg, args.out, args.until, args.force)
+    if cfg.rounds > 1 and args.until is None:  # iterated self-improvement: rounds/r2, r3, ...
+        from iwsi.rounds import run_rounds
+
+        for r in run_rounds(cfg, out, run_pipeline):
+            print(f"round {r['round']}: accuracy {r['accuracy_before']} → {r['accuracy_after']}")
     print(f"run directory: {out}")
     return 0
 
@@ -63,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
     ablate.add_argument("--k", default="80", help="comma-separated k values")
     ablate.add_argument("--seeds", default="0", help="comma-separated seeds")
     ablate.add_argument("--datasets", default=None, help="comma-separated datasets (default: the config's)")
+    ablate.add_argument("--data-root", default="../shared/data",
+                        help="folder holding <dataset>/ for datasets other than the config's")
     ablate.set_defaults(func=cmd_ablate)
     for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
