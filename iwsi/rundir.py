@@ -206,12 +206,12 @@ def _holder(path: Path) -> int | None:
         pid = int(pid_text)
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not process_alive(pid):
         return None
     return pid if not started or _start_time(pid) in (None, started) else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from iwsi.rundir import process_alive
+
 REPO = Path(__file__).resolve().parent.parent
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
@@ -100,13 +102,7 @@ def pid_alive(pid: int | None) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def run_state(run: Path) -> dict:
