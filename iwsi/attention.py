@@ -102,3 +102,46 @@ def reference_attention(q: Tensor, keys: Tensor, values: Tensor, allowed: Tensor
     scores = torch.matmul(q.float().transpose(1, 2), k.transpose(2, 3)) * scale
     scores = scores.masked_fill(~allowed[:, None], float("-inf"))
     return torch.matmul(torch.softmax(scores, -1), v).transpose(1, 2).reshape(n, t, h * d)
+
+
+def group_part(q_rows: Tensor, members: Tensor, positions: Tensor, keys: Tensor, values: Tensor, bias: Tensor,
+               scale: float) -> tuple[Tensor, Tensor]:
+    """Decode queries against the keys their group shares (a question's suffix, shared by its samples):
+    one fused attention per group with all its rows' queries, instead of one per row.
+
+    q_rows: [n, Hkv, G, D]; keys/values: [groups, Hkv, S, D]; bias: [groups, 1, 1, S];
+    members: [groups * m] row of each group's j-th member (padding repeats any row);
+    positions: [n] where each row sits in `members`. Returns out [n, Hkv, G, D], lse [n, Hkv, G]."""
+    n, hkv, g, d = q_rows.shape
+    groups = keys.shape[0]
+    m = members.shape[0] // groups
+    grouped = q_rows[members].view(groups, m, hkv, g, d).transpose(1, 2).reshape(groups, hkv, m * g, d)
+    out, lse = _flash(grouped, keys, values, 0.0, False, attn_mask=bias, scale=scale)
+    out = out.view(groups, hkv, m, g, d).transpose(1, 2).reshape(groups * m, hkv, g, d)[positions]
+    lse = lse.view(groups, hkv, m, g).transpose(1, 2).reshape(groups * m, hkv, g)[positions]
+    return out, lse
+
+
+def merge(parts: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Exact softmax attention over the union of the parts' keys from each part's (output, lse):
+    part i's normalised output is weighted by its share of the total mass, softmax_i(lse_i)."""
+    weights = torch.softmax(torch.stack([lse for _, lse in parts]), dim=0).unsqueeze(-1)
+    out = parts[0][0].float() * weights[0]
+    for (part, _), weight in zip(parts[1:], weights[1:]):
+        out.addcmul_(part.float(), weight)
+    return out
+
+
+def decode_attention(q: Tensor, shared: tuple[Tensor, Tensor] | None, group: tuple[Tensor, ...],
+                     own_k: Tensor, own_v: Tensor, own_bias: Tensor, scale: float) -> Tensor:
+    """One decode step's attention (q: [n, 1, H, D]) over three key sets: the prefix shared by all
+    rows, the suffix shared by the row's group (`group` = members, positions, keys, values, bias,
+    see `group_part`) and the row's own generated tokens. Returns [n, 1, H*D]."""
+    n, _, h, d = q.shape
+    hkv = own_k.shape[1]
+    q_rows = q.view(n, hkv, h // hkv, d)
+    parts = [_flash(q_rows, own_k, own_v, 0.0, False, attn_mask=own_bias, scale=scale),
+             group_part(q_rows, *group, scale=scale)]
+    if shared is not None and shared[0].shape[2] > 0:
+        parts.append(shared_part(q.view(n, 1, hkv, h // hkv, d), shared[0], shared[1], scale))
+    return merge(parts).to(q.dtype).reshape(n, 1, h * d)

@@ -9,13 +9,15 @@ Same API as the reference `iwsi.hf_engine`:
 
 How sampling is fast (the model's own weights, our own forward with torch ops):
 * The token prefix shared by every prompt (the few-shot prefix) is run once; its keys/values are
-  stored once and attended by all rows with cascade attention (`iwsi.attention`): one matmul of
-  every row's queries against the shared keys, merged with the row's own part by log-sum-exp.
-* Each question's suffix is run once (several questions per forward) and its keys/values copied
-  into the row slots of its `num_samples` samples.
+  stored once and attended by all rows with cascade attention (`iwsi.attention`): one fused
+  attention of every row's queries against the shared keys, merged with the other parts by
+  log-sum-exp.
+* Each question's suffix is run once (several questions per forward); its keys/values are stored
+  once per question and attended the same way by that question's samples (one fused attention
+  per question with all its rows' queries). A row's own buffer holds only its generated tokens.
 * Continuous batching: rows live in preallocated per-slot KV buffers; a row that hits EOS, a stop
-  string or `max_new_tokens` leaves at once (the last row moves into its slot, so active rows stay
-  contiguous) and pending samples refill the batch.
+  string or `max_new_tokens` leaves at once (a row from the tail moves into its slot, so active
+  rows stay contiguous) and pending samples refill the batch.
 * Sampling: 1/temperature is folded into the final norm, one fused softmax per step, and one
   uniform per row inverts the CDF (chunk sums, then a cumsum inside one chunk) instead of
   `torch.multinomial` over the whole vocabulary, which costs more than the forward on CPU.
@@ -42,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from iwsi import hf_engine
-from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
+from iwsi.attention import apply_rope, cascade_attention, decode_attention, mask_bias, rms_norm, rope_tables
 from iwsi.hf_engine import Progress, cut_at_stop, encode_pair
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
@@ -303,43 +305,71 @@ class Chunk:
     logits: Tensor           # [q, V]
 
 
+@dataclass(eq=False)
+class Group:
+    """A question being sampled. Its suffix KV sits in group slot `slot` (moved when other groups
+    leave) from its first admitted sample until its last sample finishes."""
+    question: int
+    chunk: Chunk
+    local: int               # index in `chunk`
+    left: int                # samples not finished
+    slot: int = -1
+
+
 @dataclass
 class Row:
-    question: int
+    group: Group
     sample: int
     tokens: list[int] = field(default_factory=list)
     text: str = ""
 
 
 class Slots:
-    """Per-slot KV buffers for the rows being generated; active rows occupy slots 0..n-1."""
+    """KV buffers of the batch: per row slot its generated tokens' keys/values (active rows occupy
+    slots 0..n-1), per group slot its question suffix's keys/values (live groups occupy 0..g-1)."""
 
-    def __init__(self, net: Net, slots: int, width: int):
-        shape = (slots, net.kv_heads, width, net.head_dim)
-        self.keys = [torch.zeros(shape, dtype=net.dtype) for _ in net.layers]
-        self.values = [torch.zeros(shape, dtype=net.dtype) for _ in net.layers]
-        self.lengths = torch.zeros(slots, dtype=torch.long)
-        self.last = torch.zeros(slots, dtype=torch.long)  # last chosen token, not yet in the cache
+    def __init__(self, net: Net, slots: int, new_tokens: int, suffix_width: int):
+        row_shape = (slots, net.kv_heads, new_tokens, net.head_dim)
+        group_shape = (slots + 1, net.kv_heads, suffix_width, net.head_dim)  # + 1 partly admitted question
+        self.keys = [torch.zeros(row_shape, dtype=net.dtype) for _ in net.layers]
+        self.values = [torch.zeros(row_shape, dtype=net.dtype) for _ in net.layers]
+        self.group_keys = [torch.zeros(group_shape, dtype=net.dtype) for _ in net.layers]
+        self.group_values = [torch.zeros(group_shape, dtype=net.dtype) for _ in net.layers]
+        self.lengths = torch.zeros(slots, dtype=torch.long)        # generated tokens in the cache
+        self.base = torch.zeros(slots, dtype=torch.long)           # position of the first generated token
+        self.last = torch.zeros(slots, dtype=torch.long)           # last chosen token, not yet in the cache
+        self.group_lengths = torch.zeros(slots + 1, dtype=torch.long)
         self.rows: list[Row] = []
+        self.groups: list[Group] = []
 
     @property
     def free(self) -> int:
         return self.lengths.shape[0] - len(self.rows)
 
-    def admit(self, chunk: Chunk, local: Tensor, rows: list[Row], first: Tensor) -> None:
-        """Copy prefilled suffix KV of chunk items `local` into the next free slots."""
-        start, width = len(self.rows), chunk.keys[0].shape[2]
-        dest = slice(start, start + len(rows))
-        for layer in range(len(self.keys)):
-            self.keys[layer][dest, :, :width] = chunk.keys[layer][local]
-            self.values[layer][dest, :, :width] = chunk.values[layer][local]
-        self.lengths[dest] = chunk.lengths[local]
-        self.last[dest] = first
+    def admit(self, rows: list[Row], first: Tensor, shared_len: int) -> None:
+        """Put rows (with their first chosen token) into the next free slots; a row's group gets a
+        group slot, filled from its prefill chunk, when its first sample arrives."""
+        for row in rows:
+            if row.group.slot < 0:
+                self._place_group(row.group)
+        start, end = len(self.rows), len(self.rows) + len(rows)
+        self.lengths[start:end] = 0
+        self.base[start:end] = torch.tensor([shared_len + int(self.group_lengths[r.group.slot]) for r in rows])
+        self.last[start:end] = first
         self.rows += rows
 
+    def _place_group(self, group: Group) -> None:
+        group.slot = len(self.groups)
+        self.groups.append(group)
+        chunk, width = group.chunk, group.chunk.keys[0].shape[2]
+        for layer in range(len(self.keys)):
+            self.group_keys[layer][group.slot, :, :width] = chunk.keys[layer][group.local]
+            self.group_values[layer][group.slot, :, :width] = chunk.values[layer][group.local]
+        self.group_lengths[group.slot] = chunk.lengths[group.local]
+
     def remove(self, done: list[int]) -> None:
-        """Drop finished slots; surviving rows from the tail move into the holes (active rows stay
-        contiguous in slots 0..n-1, and only moved rows are copied)."""
+        """Drop finished rows (and groups with no unfinished sample left); survivors from the tail
+        move into the holes, so only moved rows and groups are copied."""
         n, gone = len(self.rows), set(done)
         size = n - len(gone)
         holes = [i for i in sorted(gone) if i < size]
@@ -349,11 +379,36 @@ class Slots:
             width = int(self.lengths[src].max())
             for buf in self.keys + self.values:
                 buf[dst, :, :width] = buf[src, :, :width]
-            self.lengths[dst] = self.lengths[src]
-            self.last[dst] = self.last[src]
+            for t in (self.lengths, self.base, self.last):
+                t[dst] = t[src]
             for h, m in zip(holes, movers):
                 self.rows[h] = self.rows[m]
         del self.rows[size:]
+        for group in [g for g in self.groups if g.left == 0]:
+            self._drop_group(group)
+
+    def _drop_group(self, group: Group) -> None:
+        last = self.groups.pop()
+        if last is not group:  # the last group moves into the hole
+            width = int(self.group_lengths[last.slot])
+            for buf in self.group_keys + self.group_values:
+                buf[group.slot, :, :width] = buf[last.slot, :, :width]
+            self.group_lengths[group.slot] = self.group_lengths[last.slot]
+            last.slot = group.slot
+            self.groups[group.slot] = last
+
+    def group_index(self) -> tuple[Tensor, Tensor]:
+        """(members, positions) for `group_part`: each live group's rows, padded to the largest group."""
+        members: list[list[int]] = [[] for _ in self.groups]
+        for r, row in enumerate(self.rows):
+            members[row.group.slot].append(r)
+        width = max(1, max(len(m) for m in members))
+        flat = [m[j] if j < len(m) else 0 for m in members for j in range(width)]
+        positions = [0] * len(self.rows)
+        for g, m in enumerate(members):
+            for j, r in enumerate(m):
+                positions[r] = g * width + j
+        return torch.tensor(flat), torch.tensor(positions)
 
 
 class Sampler:
@@ -363,15 +418,15 @@ class Sampler:
                  max_new_tokens: int, stop: list[str], eos: set[int], batch_size: int, progress: Progress):
         self.net, self.tokenizer, self.plan, self.m = net, tokenizer, plan, num_samples
         self.choose, self.max_new, self.stop, self.eos, self.progress = chooser, max_new_tokens, stop, eos, progress
-        width = max(len(s) for s in plan.suffixes) + max_new_tokens
-        slots = max(1, min(batch_size, KV_TOKEN_BUDGET // width, len(plan.suffixes) * num_samples))
-        self.slots = Slots(net, slots, width)
+        suffix_width = max(len(s) for s in plan.suffixes)
+        slots = max(1, min(batch_size, KV_TOKEN_BUDGET // (suffix_width + max_new_tokens),
+                           len(plan.suffixes) * num_samples))
+        self.slots = Slots(net, slots, max_new_tokens, suffix_width)
         self.pieces = token_pieces(tokenizer, net.lm_head.shape[0])
         self.shared = self._prefill_shared()
-        self.pending: deque[tuple[Chunk, int, Row]] = deque()
+        self.pending: deque[Row] = deque()
         self.next_question = 0
         self.results: list[list[str]] = [[""] * num_samples for _ in plan.suffixes]
-        self.left = [num_samples] * len(plan.suffixes)
 
     def run(self) -> list[list[str]]:
         while True:
@@ -383,14 +438,14 @@ class Sampler:
     # -- prefill -----------------------------------------------------------------------------
 
     def _prefill_shared(self) -> list[tuple[Tensor, Tensor]] | None:
-        """Run the shared prefix once; keep its keys/values [Hkv, P, D] per layer."""
+        """Run the shared prefix once; keep its keys/values [1, Hkv, P, D] per layer."""
         ids = self.plan.shared
         if not ids:
             return None
         out: list[tuple[Tensor, Tensor]] = []
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            out.append((k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()))  # [1, Hkv, P, D]
+            out.append((k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()))
             return causal_attention(self.net, q, k, v)
 
         run_layers(self.net, torch.tensor([ids]), torch.arange(len(ids))[None], attend)
@@ -429,15 +484,26 @@ class Sampler:
             if not self.pending:
                 self._queue_questions()
             take = [self.pending.popleft() for _ in range(min(self.slots.free, len(self.pending)))]
-            done: list[int] = []
-            for chunk in dict.fromkeys(c for c, _, _ in take):  # one copy per chunk, in order
-                group = [(local, row) for c, local, row in take if c is chunk]
-                local = torch.tensor([g[0] for g in group])
-                first = self.choose(chunk.logits[local])
-                start = len(self.slots.rows)
-                self.slots.admit(chunk, local, [g[1] for g in group], first)
-                done += [start + j for j, tok in enumerate(first.tolist()) if self._append(start + j, tok)]
-            self._retire(done)
+            first = torch.cat([self.choose(self._first_logits(chunk, group))
+                               for chunk, group in self._by_chunk(take)])
+            start = len(self.slots.rows)
+            self.slots.admit(take, first, len(self.plan.shared))
+            self._retire([start + j for j, tok in enumerate(first.tolist()) if self._append(start + j, tok)])
+
+    @staticmethod
+    def _by_chunk(rows: list[Row]) -> list[tuple[Chunk, list[Row]]]:
+        """Consecutive rows grouped by prefill chunk (rows are queued chunk by chunk)."""
+        out: list[tuple[Chunk, list[Row]]] = []
+        for row in rows:
+            if out and out[-1][0] is row.group.chunk:
+                out[-1][1].append(row)
+            else:
+                out.append((row.group.chunk, [row]))
+        return out
+
+    @staticmethod
+    def _first_logits(chunk: Chunk, rows: list[Row]) -> Tensor:
+        return chunk.logits[torch.tensor([r.group.local for r in rows])]
 
     def _queue_questions(self) -> None:
         """Prefill enough next questions to fill the free slots (bounded by PREFILL_TOKENS)."""
@@ -453,25 +519,30 @@ class Sampler:
             self.next_question += 1
         chunk = self._prefill_chunk(picked)
         for local, q in enumerate(picked):
-            self.pending.extend((chunk, local, Row(q, s)) for s in range(self.m))
+            group = Group(q, chunk, local, left=self.m)
+            self.pending.extend(Row(group, s) for s in range(self.m))
 
     def _step_logits(self) -> Tensor:
         """One decode step for all active rows: feed each row's last token, return next-token logits."""
         slots, n = self.slots, len(self.slots.rows)
-        lengths = slots.lengths[:n]
+        lengths, groups = slots.lengths[:n], len(slots.groups)
         width = int(lengths.max()) + 1
-        allowed = (torch.arange(width)[None, :] <= lengths[:, None])[:, None, :]  # [n, 1, width]
-        bias = mask_bias(allowed, self.net.groups, self.net.dtype)
+        own_bias = mask_bias((torch.arange(width)[None, :] <= lengths[:, None])[:, None, :], 1, self.net.dtype)
+        group_width = int(slots.group_lengths[:groups].max())
+        group_bias = mask_bias((torch.arange(group_width)[None, :] < slots.group_lengths[:groups, None])[:, None, :],
+                               1, self.net.dtype)
+        members, positions = slots.group_index()
         rows = torch.arange(n)
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
             slots.keys[i][rows, :, lengths] = k[:, 0]
             slots.values[i][rows, :, lengths] = v[:, 0]
-            return cascade_attention(q, self._shared(i), slots.keys[i][:n, :, :width],
-                                     slots.values[i][:n, :, :width], bias, self.net.scale)
+            group = (members, positions, slots.group_keys[i][:groups, :, :group_width],
+                     slots.group_values[i][:groups, :, :group_width], group_bias)
+            return decode_attention(q, self._shared(i), group, slots.keys[i][:n, :, :width],
+                                    slots.values[i][:n, :, :width], own_bias, self.net.scale)
 
-        positions = (len(self.plan.shared) + lengths)[:, None]
-        hidden = run_layers(self.net, slots.last[:n, None], positions, attend)
+        hidden = run_layers(self.net, slots.last[:n, None], (slots.base[:n] + lengths)[:, None], attend)
         slots.lengths[:n] += 1
         return final_logits(self.net, hidden[:, 0], self.choose.logit_scale)
 
@@ -501,9 +572,9 @@ class Sampler:
         for slot in done:
             row = self.slots.rows[slot]
             text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-            self.results[row.question][row.sample] = cut_at_stop(text, self.stop)
-            self.left[row.question] -= 1
-            finished += self.left[row.question] == 0
+            self.results[row.group.question][row.sample] = cut_at_stop(text, self.stop)
+            row.group.left -= 1
+            finished += row.group.left == 0
         if done:
             self.slots.remove(done)
         if finished and self.progress:

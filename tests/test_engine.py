@@ -70,7 +70,7 @@ def test_decode_step_logits_match_plain_forward(model32, tok):
         firsts = sampler.slots.last[:len(rows)].tolist()
         logits = sampler._step_logits()
         for slot, (row, first) in enumerate(zip(rows, firsts)):
-            ids = torch.tensor([plan.shared + plan.suffixes[row.question] + [first]])
+            ids = torch.tensor([plan.shared + plan.suffixes[row.group.question] + [first]])
             ref = model32(ids).logits[0, -1]
             assert torch.allclose(logits[slot], ref, atol=2e-3, rtol=0), (logits[slot] - ref).abs().max()
 
