@@ -1,20 +1,32 @@
-"""Save a screenshot of every dashboard page to docs/screenshots/<page>.png (fixture runs, headless Chromium).
+"""Save a screenshot of every dashboard page to docs/screenshots/<page>.png (headless Chromium).
 
-    PYTHONPATH=. .venv/bin/python tests/screenshots.py [OUT_DIR]
+    PYTHONPATH=. .venv/bin/python tests/screenshots.py [OUT_DIR] [--cache CACHE_DIR]
+
+With --cache the pages show that cache's real runs (docs/screenshots use a real demo run);
+without it they show synthetic fixture runs (iwsi.fixtures), named fixture-* so they are never
+mistaken for results.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_browser  # noqa: E402
 from test_browser import REPO, chromium, make_cache, streamlit_server, visit_all  # noqa: E402
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshots"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default=str(REPO / "docs" / "screenshots"))
+    ap.add_argument("--cache", help="cache dir with runs/ (and ablations/) to show instead of fixtures")
+    args = ap.parse_args()
+    if args.cache and not list(Path(args.cache).glob("ablations/*/results.parquet")):
+        # without an ablation, Percentiles has only the σ_k chart and Ablations its empty state
+        test_browser.PAGES.update(percentiles=1, ablations=0)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = make_cache(Path(tmp) / "cache")
+        cache = Path(args.cache) if args.cache else make_cache(Path(tmp) / "cache")
         with streamlit_server(cache) as url, chromium(Path(tmp) / "profile") as driver:
-            problems = visit_all(driver, url, out)
-    print(f"screenshots in {out}; problems: {problems or 'none'}")
+            problems = visit_all(driver, url, Path(args.out))
+    print(f"screenshots in {args.out}; problems: {problems or 'none'}")

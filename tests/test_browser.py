@@ -106,8 +106,8 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
 
 
 def make_cache(root: Path) -> Path:
-    make_run_dir(root / "runs" / "gsm8k-demo", num_questions=300, num_samples=8, seed=0)
-    make_run_dir(root / "runs" / "svamp-demo", num_questions=150, num_samples=8, seed=1, dataset="svamp")
+    make_run_dir(root / "runs" / "fixture-gsm8k-scale", num_questions=300, num_samples=8, seed=0)
+    make_run_dir(root / "runs" / "fixture-svamp", num_questions=150, num_samples=8, seed=1, dataset="svamp")
     make_ablation_dir(root / "ablations" / "fig2")
     return root
 
