@@ -41,4 +41,9 @@ def merged_model(base_name: str, adapter_dir: Path, trust_remote_code: bool = Fa
 
     base = load_model(base_name, dtype=torch.float32, trust_remote_code=trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    return merged.to(default_dtype()).eval()
+    dtype = default_dtype()
+    for param in merged.parameters():
+        # Cast weights only: `.to(bf16)` would also cast the RoPE `inv_freq` buffer, which
+        # from_pretrained(dtype=bf16) keeps in float32, and change greedy outputs of HF generate.
+        param.data = param.data.to(dtype)
+    return merged.eval()
