@@ -118,3 +118,14 @@ def require_file(folder: Path, split: str, dataset: str) -> Path:
         names = ", ".join(f"{s}.jsonl" for s in SPLIT_NAMES[split])
         raise DatasetError(f"{dataset}: no {split} file in {folder} (looked for {names}); put the file there or fix data_dir")
     return path
+
+
+def pool_file(folder: Path, dataset: str) -> tuple[Path, str, list[str]]:
+    """The train file, or (public copies often lack it) the dev file, said so in a note.
+
+    Returns (path, split name, notes)."""
+    train = find_split_file(folder, "train")
+    if train is not None:
+        return train, "train", []
+    dev = require_file(folder, "dev", dataset)
+    return dev, "dev", [f"no train file in {folder}: pool and valid set taken from {dev.name}"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from iwsi.answers import NOT_SURE
-from iwsi.datasets._io import DatasetError, Row, clean_text, find_split_file, read_rows, require_dir, require_file
+from iwsi.datasets._io import DatasetError, Row, clean_text, pool_file, read_rows, require_dir, require_file
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.prompts import nli_question, rationale_text
 from iwsi.records import Question, Splits
@@ -56,10 +56,7 @@ def _round_folder(data_dir: object, name: str, round_name: str) -> Path:
 def load_round(data_dir: object, sizes: Sizes, round_name: str) -> Splits:
     name = f"anli-{round_name.lower()}"
     folder = _round_folder(data_dir, name, round_name)
-    train_file, notes, split = find_split_file(folder, "train"), [], "train"
-    if train_file is None:
-        train_file, split = require_file(folder, "dev", name), "dev"
-        notes.append(f"no train file in {folder}: pool and valid set taken from {train_file.name}")
+    train_file, split, notes = pool_file(folder, name)
     test = read_rows(require_file(folder, "test", name)) if sizes.test_size else []
     return make_splits(name, read_rows(train_file), test, sizes, to_question,
                        has_rationale=lambda row: bool(_reason(row)), train_split=split, notes=notes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from iwsi.datasets._io import DatasetError, Row, find_split_file, read_rows, require_dir, require_file
+from iwsi.datasets._io import DatasetError, Row, pool_file, read_rows, require_dir, require_file
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.datasets.openbookqa import choice_gold, choice_rationale
 from iwsi.prompts import with_choices
@@ -52,10 +52,7 @@ def _has_rationale(row: Row) -> bool:
 
 def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) -> Splits:
     folder = require_dir(data_dir, NAME)
-    train_file, split, notes = find_split_file(folder, "train"), "train", []
-    if train_file is None:
-        train_file, split = require_file(folder, "dev", NAME), "dev"
-        notes.append(f"no train file in {folder}: pool and valid set taken from {train_file.name}")
+    train_file, split, notes = pool_file(folder, NAME)
     test = read_rows(require_file(folder, "test", NAME)) if sizes.test_size else []
     return make_splits(NAME, read_rows(train_file), test, sizes, to_question, has_rationale=_has_rationale,
                        train_split=split, notes=notes)

@@ -8,7 +8,7 @@ correct option (noted in `Splits.notes`).
 from __future__ import annotations
 
 from iwsi.answers import normalize_gold
-from iwsi.datasets._io import DatasetError, Row, clean_text, find_split_file, read_rows, require_dir, require_file
+from iwsi.datasets._io import DatasetError, Row, clean_text, pool_file, read_rows, require_dir, require_file
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.prompts import rationale_text, with_choices
 from iwsi.records import Question, Splits
@@ -51,10 +51,7 @@ def to_question(row: Row, question_id: str, with_rationale: bool) -> Question:
 
 def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) -> Splits:
     folder = require_dir(data_dir, NAME)
-    train_file, split, notes = find_split_file(folder, "train"), "train", []
-    if train_file is None:
-        train_file, split = require_file(folder, "dev", NAME), "dev"
-        notes.append(f"no train file in {folder}: pool and valid set taken from {train_file.name}")
+    train_file, split, notes = pool_file(folder, NAME)
     train = read_rows(train_file)
     test = read_rows(require_file(folder, "test", NAME)) if sizes.test_size else []
     if not any("fact1" in row.data for row in train):
