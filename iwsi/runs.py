@@ -46,6 +46,11 @@ def ablations_dir() -> Path:
     return cache_dir() / "ablations"
 
 
+def list_ablations() -> list[str]:
+    """Names of the ablation folders that hold a results table (written by `iwsi ablate`)."""
+    return sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+
+
 def run_path(name: str) -> Path:
     """Validated path of run `name`: plain name, resolved inside cache/runs (no `..`, no links out)."""
     if not NAME_RE.fullmatch(name or "") or name in (".", ".."):

@@ -5,13 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from iwsi.runs import ablations_dir
+from iwsi.runs import ablations_dir, list_ablations
 from views._shared import header, mtime
 
 header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
                     "95 % confidence interval (paper Table 1 and Fig. 2).")
 
-found = sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+found = list_ablations()
 if not found:
     st.info("No ablation results yet: run `iwsi ablate` (it writes `cache/ablations/<name>/results.parquet` "
             "and results.md/.csv/.tex).", icon=":material/info:")

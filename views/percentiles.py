@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from iwsi.runs import ablations_dir, list_run_names, read_config, runs_dir
+from iwsi.runs import ablations_dir, list_ablations, list_run_names, read_config, runs_dir
 from views._shared import EMPTY_HINT, NUMERIC, header, selected_k, selected_run, table
 
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
@@ -33,7 +33,7 @@ with st.expander("σ_k% table"):
     st.dataframe(curves.pivot(index="k", columns="label", values="sigma") if parts else curves)
 
 st.subheader("Accuracy against k")
-ablations = sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+ablations = list_ablations()
 if not ablations:
     st.info("No ablation yet: `iwsi ablate` writes `cache/ablations/<name>/results.parquet` "
             "(accuracy for several k and seeds).", icon=":material/info:")
