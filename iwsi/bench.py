@@ -3,6 +3,7 @@
     iwsi bench generate [--json] [--questions 64 --samples 8 --max-new-tokens 96 --batch-size 256]
     iwsi bench score [--json]
     iwsi bench sweep [--batch-sizes 16,32,64,128,256,512] [--plot docs/engine_throughput.png]
+    iwsi bench train [--json] [--examples 256 --epochs 1]
     PYTHONPATH=. .venv/bin/python -m iwsi.bench generate --json
 
 Workload: the embedded model (SmolLM2-135M-Instruct), the synthetic-arith few-shot prefix
@@ -158,13 +159,35 @@ def _generate_summary(totals: dict[str, list], settings: dict) -> dict:
 
 def greedy_agreement(model, tokenizer, prefix: str, suffixes: list[str], stop: list[str], max_new_tokens: int,
                      batch_size: int, hf_batch_size: int) -> dict:
-    """Greedy completions of every question through both engines; share of identical rows."""
-    mods = _engines()
-    common = dict(temperature=0.0, max_new_tokens=max_new_tokens, stop=stop, seed=0)
-    ref = mods["hf"].sample(model, tokenizer, prefix, suffixes, 1, batch_size=hf_batch_size, **common)
-    out = mods["engine"].sample(model, tokenizer, prefix, suffixes, 1, batch_size=batch_size, **common)
-    same = sum(a[0] == b[0] for a, b in zip(ref, out))
-    return {"greedy_match": round(same / len(ref), 4), "greedy_rows": len(ref)}
+    """Greedy completions of every question through both engines; share of identical rows.
+
+    Also the two yardsticks that say what a bf16 mismatch means: `hf_self_match`, engine: hf
+    against itself at batch size 8 (its left padding and GEMM shapes change bf16 rounding, so it
+    flips near-tied argmaxes too), and `greedy_match_fp32`, both engines on a float32 copy."""
+    from iwsi.models import load_model
+
+    out = {"greedy_rows": len(suffixes)}
+    ref = _greedy("hf", model, tokenizer, prefix, suffixes, stop, max_new_tokens, hf_batch_size)
+    mine = _greedy("engine", model, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size)
+    out["greedy_match"] = _share_same(ref, mine)
+    out["hf_self_match"] = _share_same(ref, _greedy("hf", model, tokenizer, prefix, suffixes, stop, max_new_tokens, 8))
+    if model.dtype != torch.float32:
+        fp32 = load_model("embedded", dtype=torch.float32)
+        out["greedy_match_fp32"] = _share_same(
+            _greedy("hf", fp32, tokenizer, prefix, suffixes, stop, max_new_tokens, hf_batch_size),
+            _greedy("engine", fp32, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size))
+    return out
+
+
+def _greedy(name: str, model, tokenizer, prefix: str, suffixes: list[str], stop: list[str], max_new_tokens: int,
+            batch_size: int) -> list[str]:
+    rows = _engines()[name].sample(model, tokenizer, prefix, suffixes, 1, temperature=0.0,
+                                   max_new_tokens=max_new_tokens, stop=stop, seed=0, batch_size=batch_size)
+    return [r[0] for r in rows]
+
+
+def _share_same(a: list[str], b: list[str]) -> float:
+    return round(sum(x == y for x, y in zip(a, b)) / len(a), 4) if a else float("nan")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,6 +253,58 @@ def plain_forward(model, ids: list[list[int]], token_budget: int) -> None:
     tail = stream[rows.numel():]
     if tail.numel():
         model(input_ids=tail[None])
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def train_examples(tokenizer, count: int, seed: int = 0) -> list[dict]:
+    """SFT examples like the train stage's: synthetic-arith questions with their reference rationales."""
+    from iwsi.datasets import load_splits
+    from iwsi.train import encode_example
+
+    pool = load_splits("synthetic-arith", None, count, count, 1, seed=seed).valid[:count]
+    return [encode_example(tokenizer, q.question, q.rationale or "") for q in pool]
+
+
+def bench_train(examples: int = 256, epochs: int = 1, batch_size: int | None = None) -> dict:
+    """LoRA training tokens/s with the train stage's arguments (bf16 autocast where the CPU has it,
+    length-grouped batches) against the Trainer's defaults (float32, random batches), same data,
+    batch size, LoRA and seed. Tokens = non-padding tokens of every example seen."""
+    import tempfile
+    from dataclasses import replace as dc_replace
+
+    from accelerate.state import AcceleratorState
+    from transformers import TrainingArguments
+
+    from iwsi.config import RunConfig
+    from iwsi.models import load_model, load_tokenizer
+    from iwsi.train import WeightedTrainer, collate, lora_model, training_args, _LengthDataset
+
+    tokenizer = load_tokenizer("embedded")
+    data = train_examples(tokenizer, examples)
+    cfg = RunConfig(epochs=epochs, batch_size=batch_size or RunConfig().batch_size, grad_accum=1)
+    tokens = epochs * sum(len(e["input_ids"]) for e in data)
+    result: dict = {"examples": len(data), "epochs": epochs, "batch_size": cfg.batch_size, "tokens": tokens}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = dc_replace(training_args(cfg, Path(tmp), len(data)), save_strategy="no", disable_tqdm=True)
+        defaults = TrainingArguments(output_dir=tmp, num_train_epochs=epochs, learning_rate=cfg.learning_rate,
+                                     per_device_train_batch_size=cfg.batch_size, use_cpu=True, report_to="none",
+                                     save_strategy="no", seed=cfg.seed, remove_unused_columns=False,
+                                     disable_tqdm=True)
+        for name, args in (("defaults", defaults), ("iwsi", ours)):
+            AcceleratorState._reset_state(reset_partial_state=True)  # mixed precision is process-global
+            model = lora_model(load_model("embedded", dtype=torch.float32), cfg)
+            trainer = WeightedTrainer(model=model, args=args, train_dataset=_LengthDataset(data),
+                                      data_collator=lambda b: collate(b, tokenizer.pad_token_id))
+            _, seconds, rss = timed(trainer.train)
+            result.update({f"{name}_seconds": round(seconds, 2), f"{name}_tok_s": round(tokens / seconds, 1),
+                           f"{name}_peak_rss_mb": round(rss, 1), f"{name}_bf16": bool(args.bf16),
+                           f"{name}_sampling": str(args.train_sampling_strategy)})
+    result["ratio"] = round(result["iwsi_tok_s"] / result["defaults_tok_s"], 2)
+    result["load_average_1m"] = round(load_average(), 2)
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,7 +381,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--samples", type=int, default=8)
     w.add_argument("--max-new-tokens", type=int, default=96)
     w.add_argument("--plot", default="docs/engine_throughput.png")
-    for q in (g, s, w):
+    t = sub.add_parser("train", help="LoRA training tokens/s, train-stage arguments vs Trainer defaults")
+    t.add_argument("--examples", type=int, default=256)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
+    for q in (g, s, w, t):
         q.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -320,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "score":
         res = bench_score(args.questions, args.per_question, args.span, args.token_budget, args.rounds,
                           with_hf=not args.no_hf)
+    elif args.what == "train":
+        res = bench_train(args.examples, args.epochs, args.batch_size)
     else:
         sizes = lambda text: [int(x) for x in text.split(",") if x]
         rows = bench_sweep(sizes(args.batch_sizes), sizes(args.hf_batch_sizes), args.questions, args.samples,

@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     ablate.add_argument("--data-root", default="../shared/data",
                         help="folder holding <dataset>/ for datasets other than the config's")
     ablate.set_defaults(func=cmd_ablate)
-    for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | app")):
+    for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | sweep | train | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
