@@ -110,8 +110,15 @@ def run_cell(cfg: RunConfig, shared: Path, cell: Path) -> dict:
     return {"dataset": cfg.dataset, "method": cfg.method, "k": cfg.k, "seed": cfg.seed,
             "accuracy": m.get("accuracy", {}).get("trained", float("nan")), "base_accuracy": float(base),
             "num_kept": m["num_kept"], "num_majority": m["num_majority"], "threshold": m.get("threshold"),
-            "sigma_k": m.get("sigma_k"), "train_seconds": m["timings"].get("train"), "run_dir": str(cell),
-            "note": note}
+            "sigma_k": m.get("sigma_k"), "kept_correct": kept_correct(cell),
+            "train_seconds": m["timings"].get("train"), "run_dir": str(cell), "note": note}
+
+
+def kept_correct(cell: Path) -> float:
+    """Share (0–1) of the cell's kept samples whose answer is correct (NaN without gold answers)."""
+    df = pd.read_parquet(cell / "samples.parquet", columns=["kept", "is_correct"])
+    right = df.loc[df["kept"].astype(bool), "is_correct"].astype("float")
+    return float(right.mean()) if right.notna().any() else float("nan")
 
 
 def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds: list[int],

@@ -43,15 +43,18 @@ def at_k(results: pd.DataFrame, k: float) -> pd.DataFrame:
     return results[free | (results["k"] == k)]
 
 
-def summary_table(results: pd.DataFrame, k: float) -> pd.DataFrame:
-    """Rows: Base, self-supervised methods, then outside-supervised; columns: datasets."""
+def summary_table(results: pd.DataFrame, k: float, column: str = "accuracy") -> pd.DataFrame:
+    """Rows: Base (for accuracy), self-supervised methods, then outside-supervised; columns: datasets;
+    cells: mean ± 95 % CI over seeds of `column`."""
     rows = at_k(results, k)
     datasets = list(dict.fromkeys(results["dataset"]))
     base = results.drop_duplicates(["dataset", "seed"])
-    table = {"Base model": {d: fmt(*mean_ci(base.loc[base.dataset == d, "base_accuracy"])) for d in datasets}}
+    table = {}
+    if column == "accuracy":
+        table["Base model"] = {d: fmt(*mean_ci(base.loc[base.dataset == d, "base_accuracy"])) for d in datasets}
     for method in [m for m in SELF_SUPERVISED + OUTSIDE if m in set(rows["method"])]:
         sel = rows[rows.method == method]
-        table[LABELS[method]] = {d: fmt(*mean_ci(sel.loc[sel.dataset == d, "accuracy"])) for d in datasets}
+        table[LABELS[method]] = {d: fmt(*mean_ci(sel.loc[sel.dataset == d, column])) for d in datasets}
     return pd.DataFrame(table).T.rename_axis("method")
 
 
@@ -61,13 +64,13 @@ def first_outside(table: pd.DataFrame) -> str | None:
     return next((name for name in table.index if name in outside), None)
 
 
-def to_markdown(table: pd.DataFrame, k: float, n_seeds: int) -> str:
+def to_markdown(table: pd.DataFrame, k: float, n_seeds: int, what: str = "Accuracy (%)") -> str:
     lines = ["| method | " + " | ".join(table.columns) + " |", "|---|" + "---|" * len(table.columns)]
     for name, row in table.iterrows():
         if name == first_outside(table):
             lines.append("| *needs outside supervision:* |" + " |" * len(table.columns))
         lines.append(f"| {name} | " + " | ".join(row) + " |")
-    return "\n".join(lines) + f"\n\nAccuracy (%) at k = {k:g}, mean ± 95 % CI (t) over {n_seeds} seed(s).\n"
+    return "\n".join(lines) + f"\n\n{what} at k = {k:g}, mean ± 95 % CI (t) over {n_seeds} seed(s).\n"
 
 
 def to_latex(table: pd.DataFrame, k: float) -> str:
@@ -148,6 +151,16 @@ def significance_markdown(sig: pd.DataFrame) -> str:
     return "\n### Paired bootstrap (per-question correctness, seeds × test questions)\n\n" + "\n".join(lines) + "\n"
 
 
+def kept_correct_markdown(results: pd.DataFrame, k: float, n_seeds: int) -> str:
+    """Second table (where gold answers are known): the share of each method's training samples
+    whose answer is correct, which tells a filter that picks better data from one that does not."""
+    if "kept_correct" not in results or results["kept_correct"].isna().all():
+        return ""
+    table = summary_table(results, k, "kept_correct")
+    what = "Share of training samples (kept set) with a correct answer (%)"
+    return "\n### Training-set precision\n\n" + to_markdown(table, k, n_seeds, what)
+
+
 def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -> None:
     from iwsi.rundir import atomic_write_bytes, write_parquet
 
@@ -155,7 +168,8 @@ def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -
     table = summary_table(results, table_k)
     n_seeds = results["seed"].nunique()
     sig = significance(results, table_k) if "lmsi" in set(results["method"]) else pd.DataFrame()
-    atomic_write_bytes(out / "results.md", (to_markdown(table, table_k, n_seeds) + significance_markdown(sig)).encode())
+    text = to_markdown(table, table_k, n_seeds) + kept_correct_markdown(results, table_k, n_seeds)
+    atomic_write_bytes(out / "results.md", (text + significance_markdown(sig)).encode())
     atomic_write_bytes(out / "results.tex", to_latex(table, table_k).encode())
     atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
     atomic_write_bytes(out / "summary.csv", table.to_csv().encode())

@@ -67,3 +67,11 @@ def test_plan_cells_runs_k_free_methods_once():
     with pytest.raises(ConfigError, match="unknown method 'magic'"):
         plan_cells(["magic"], [80])
     assert table_k([50, 80, 100]) == 80 and table_k([50, 70, 100]) == 70
+
+
+def test_kept_correct_table_has_no_base_row_and_skips_without_gold():
+    res = results().assign(kept_correct=lambda d: np.where(d["method"] == "iwsi", 0.30, 0.25))
+    table = report.summary_table(res, 80, "kept_correct")
+    assert "Base model" not in table.index and table.loc["IWSI", "d1"].startswith("30.0")
+    assert "Training-set precision" in report.kept_correct_markdown(res, 80, 3)
+    assert report.kept_correct_markdown(res.assign(kept_correct=np.nan), 80, 3) == ""
