@@ -116,14 +116,18 @@ def percentile_curves(table: pd.DataFrame, k: float | None = None) -> go.Figure:
 
 
 def ablation_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy over seeds with a 95 % normal CI → dataset, method, k, seeds, mean, ci_low, ci_high, kept."""
+    """Mean accuracy over seeds with the t-based 95 % CI of the results table (`iwsi.report.mean_ci`)
+    → dataset, method, k, seeds, mean, ci_low, ci_high, kept, kept_correct (where recorded)."""
+    from iwsi.report import mean_ci
+
     g = results.groupby(["dataset", "method", "k"], sort=True)
-    out = g["accuracy"].agg(seeds="count", mean="mean", std="std").reset_index()
-    half = 1.96 * out["std"].fillna(0) / np.sqrt(out["seeds"])
+    out = g["accuracy"].agg(seeds="count", mean="mean").reset_index()
+    half = np.nan_to_num(g["accuracy"].apply(lambda s: mean_ci(s)[1]).to_numpy(float))
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
-    if "num_kept" in results:
-        out["kept"] = g["num_kept"].mean().to_numpy()
-    return out.drop(columns="std")
+    for column, name in (("num_kept", "kept"), ("kept_correct", "kept_correct")):
+        if column in results:
+            out[name] = g[column].mean().to_numpy()
+    return out
 
 
 def accuracy_vs_k(results: pd.DataFrame) -> go.Figure:

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from iwsi import charts
+from iwsi import charts, report
 from iwsi.export import kept_mask
 from iwsi.fixtures import make_ablation_dir, make_run_dir
 
@@ -126,6 +126,9 @@ def test_ablation_summary_and_charts(tmp_path):
     s = charts.ablation_summary(res)
     assert set(s.columns) >= {"dataset", "method", "k", "seeds", "mean", "ci_low", "ci_high"}
     assert (s["seeds"] == 3).all() and (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
+    first = s.iloc[0]
+    accs = res[(res.dataset == first.dataset) & (res.method == first.method) & (res.k == first.k)]["accuracy"]
+    assert first.ci_high - first["mean"] == pytest.approx(report.mean_ci(accs)[1])  # same t-CI as results.md
     assert len(charts.accuracy_vs_k(res).data) == 4
     bars = charts.ablation_bars(res)
     assert {t.name for t in bars.data} == {"iwsi", "lmsi"}

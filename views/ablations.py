@@ -27,8 +27,12 @@ def results(path: str, stamp: float) -> pd.DataFrame:
 
 df = results(str(folder / "results.parquet"), mtime(folder / "results.parquet"))
 summary = charts.ablation_summary(df)
-st.dataframe(summary, hide_index=True, column_config={
-    c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")})
+columns = {c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")}
+columns["kept_correct"] = st.column_config.NumberColumn(
+    "kept correct", format="percent", help="share of the training samples whose answer is correct (gold known)")
+st.dataframe(summary, hide_index=True, column_config=columns)
+st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md); "
+           "kept: training samples; kept correct: their share with a correct answer.")
 left, right = st.columns(2)
 left.plotly_chart(charts.ablation_bars(df), key="bars")
 right.plotly_chart(charts.accuracy_vs_k(df), key="acc_k")
