@@ -48,19 +48,28 @@ def keep_highest_score(df: pd.DataFrame, k: float, column: str) -> tuple[pd.Seri
     return _on_majority(df, kept), float(maj[kept].min()) if kept.any() else math.nan
 
 
-def entropy_threshold_for_k(df: pd.DataFrame, k: float) -> float:
-    """Smallest u* whose questions (entropy ≤ u*) hold at least k % of D_c; deterministic."""
+def entropy_questions_for_k(df: pd.DataFrame, k: float) -> tuple[set, float]:
+    """Whole questions of lowest answer entropy holding at least k % of D_c, and u* (the entropy of
+    the last one taken). Questions at the u* level beyond the cut are dropped in table order: with
+    m samples the entropy takes few distinct values (m = 4: 0, .41, .5, .75, 1), so cutting only
+    between levels would often keep 100 % of D_c."""
     maj = df[df["is_majority"]]
-    per_q = maj.groupby("question_id")["entropy"].agg(["first", "size"]).sort_values("first", kind="stable")
-    target = num_to_keep(len(maj), k)
-    reached = per_q["size"].cumsum() >= target
-    return float(per_q["first"][reached].iloc[0]) if reached.any() else float(per_q["first"].max())
+    per_q = maj.groupby("question_id", sort=False)["entropy"].agg(["first", "size"]).sort_values("first", kind="stable")
+    if per_q.empty:
+        return set(), math.nan
+    reached = per_q["size"].cumsum() >= num_to_keep(len(maj), k)
+    last = int(np.argmax(reached.to_numpy())) if reached.any() else len(per_q) - 1
+    return set(per_q.index[:last + 1]), float(per_q["first"].iloc[last])
 
 
 def entropy(df: pd.DataFrame, k: float, threshold: float | None = None) -> tuple[pd.Series, float]:
-    """MoT-style: drop whole questions whose answer entropy u exceeds u* (paper Eq. 9)."""
-    u_star = entropy_threshold_for_k(df, k) if threshold is None else threshold
-    return df["is_majority"].astype(bool) & (df["entropy"] <= u_star + 1e-12), u_star
+    """MoT-style: drop whole questions whose answer entropy u exceeds u* (paper Eq. 9); by default
+    the lowest-entropy questions holding k % of D_c (see entropy_questions_for_k)."""
+    majority = df["is_majority"].astype(bool)
+    if threshold is not None:
+        return majority & (df["entropy"] <= threshold + 1e-12), threshold
+    questions, u_star = entropy_questions_for_k(df, k)
+    return majority & df["question_id"].isin(questions), u_star
 
 
 def ground_truth(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:

@@ -53,6 +53,16 @@ def test_entropy_drops_whole_questions():
     assert kept.sum() == 4 and u == 0.0
 
 
+def test_entropy_cuts_inside_a_tied_level_in_table_order():
+    # three questions of 3 majority samples, all u = 0.5: k = 60 needs ≥ 5 of 9 → q1 and q2, not all 9
+    df = pd.DataFrame({"question_id": ["q1"] * 3 + ["q2"] * 3 + ["q3"] * 3, "is_majority": True,
+                       "entropy": 0.5})
+    kept, u = filtering.entropy(df, 60)
+    assert u == 0.5 and kept.tolist() == [True] * 6 + [False] * 3
+    assert filtering.entropy(df, 60)[0].tolist() == kept.tolist()  # deterministic
+    assert filtering.entropy(df, 60, threshold=0.5)[0].all()        # an explicit u* keeps the whole level
+
+
 def test_self_keeps_highest_scores():
     df = table()
     kept, threshold = filtering.keep_highest_score(df, 100 * 3 / 9, "self_score")
