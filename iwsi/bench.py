@@ -336,8 +336,11 @@ def plot_sweep(rows: list[dict], path: str) -> str:
             pts = [r for r in rows if r["engine"] == name]
             fig.add_scatter(x=[r["batch_size"] for r in pts], y=[r["tok_s"] for r in pts], mode="lines+markers",
                             name={"engine": "fast engine", "hf": "engine: hf"}.get(name, name))
+        sizes = sorted({r["batch_size"] for r in rows})
         fig.update_layout(title="Generation throughput, SmolLM2-135M bf16, 2 CPU cores",
-                          xaxis=dict(title="batch size (rows)", type="log"), yaxis_title="tokens / s",
+                          xaxis=dict(title="batch size (rows generated together)", type="log", tickvals=sizes,
+                                     ticktext=[str(v) for v in sizes]),
+                          yaxis=dict(title="tokens / s (stop-cut completions)", rangemode="tozero"),
                           width=720, height=420)
         fig.write_image(path)
         return path
