@@ -326,9 +326,10 @@ class Slots:
     """KV buffers of the batch: per row slot the keys/values of its question's suffix (copied from
     the prefill chunk on admission) followed by its generated tokens; active rows occupy slots 0..n-1.
 
-    The suffix (~40 tokens) is copied, the prefix (~300 tokens) never is: one masked attention per
-    row over suffix + own tokens measured ~1.7x faster per decode step than attending the suffix
-    as a separate per-question part and merging a third log-sum-exp (docs/benchmarks.md)."""
+    The suffix (~40 tokens) is copied, the prefix (~300 tokens) never is. One masked attention per
+    row over suffix + own tokens replaced a separate per-question suffix part with a third
+    log-sum-exp merge: faster per layer in a micro-benchmark, the same end to end within noise,
+    and less code (docs/benchmarks.md)."""
 
     def __init__(self, net: Net, slots: int, new_tokens: int, suffix_width: int):
         row_shape = (slots, net.kv_heads, suffix_width + new_tokens, net.head_dim)
