@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -43,7 +45,7 @@ class RunConfig:
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
     engine: str = _f("iwsi", "sampling/scoring engine: iwsi (fast, shared prefix) or hf (transformers generate)",
                      choices=ENGINES)
-    num_samples: int = _f(4, "sampled rationales per question (paper m = 15)", min=1)
+    num_samples: int = _f(4, "sampled rationales per question (paper m = 15)", min=1, max=1024)
     temperature: float = _f(0.8, "sampling temperature (paper T = 1.1)", min=0.0)
     top_p: float = _f(1.0, "nucleus sampling mass", min=0.0, max=1.0)
     top_k: int = _f(0, "top-k sampling (0 = off)", min=0)
@@ -53,7 +55,8 @@ class RunConfig:
                         choices=LOSS_SPANS)
     method: str = _f("iwsi", "sample filter", choices=METHODS)
     k: float = _f(80.0, "percentage of majority samples kept (paper k = 80; 100 = LMSI)", gt=0.0, max=100.0)
-    entropy_threshold: float | None = _f(None, "entropy method: keep questions with u ≤ this (default: match k %)")
+    entropy_threshold: float | None = _f(None, "entropy method: keep questions with u ≤ this (default: match k %)",
+                                         min=0.0, max=1.0)
     weight_clip: float = _f(2.0, "iwsi-w: clip C of the per-sample loss weight min(w', C)", gt=0.0)
     reward_model: str | None = _f(None, "rm method: local HF sequence-classification model dir")
     embed: bool = _f(True, "compute base-model embeddings, UMAP and label suggestions for the dashboard")
@@ -65,8 +68,10 @@ class RunConfig:
     lora_dropout: float = _f(0.05, "LoRA dropout", min=0.0, max=1.0)
     batch_size: int = _f(8, "training batch size per device", min=1)
     grad_accum: int = _f(1, "gradient accumulation steps", min=1)
-    rounds: int = _f(1, "self-improvement rounds (generate → filter → train from the last adapter)", min=1)
-    seed: int = _f(0, "seed for data sampling, generation and training")
+    rounds: int = _f(1, "self-improvement rounds (generate → filter → train from the last adapter)", min=1,
+                     max=100)
+    # numpy and Trainer's set_seed take seeds below 2**32
+    seed: int = _f(0, "seed for data sampling, generation and training", min=0, max=2**32 - 1)
 
     def __post_init__(self):
         for f in fields(self):
@@ -94,6 +99,8 @@ def _check(f, value) -> None:
         raise ConfigError(f"{f.name}={value!r} is not valid: choose one of {', '.join(meta['choices'])}")
     if value is None or isinstance(value, (bool, dict, str)):
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{f.name}={value!r} is not a finite number: give a number ({meta['help']})")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(f"{f.name}={value!r} is too small: it must be ≥ {meta['min']} ({meta['help']})")
     if "gt" in meta and value <= meta["gt"]:
@@ -103,26 +110,66 @@ def _check(f, value) -> None:
 
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
+HINTS = typing.get_type_hints(RunConfig)
+
+
+def field_type(key: str) -> tuple[type, bool]:
+    """(type, optional) from the field's annotation: `float | None` → (float, True)."""
+    args = typing.get_args(HINTS[key])
+    kinds = [a for a in args if a is not type(None)]
+    return (kinds[0] if kinds else HINTS[key]), type(None) in args
 
 
 def coerce(key: str, raw):
-    """Convert a YAML or `--set` value to the field's type, naming the key on failure."""
+    """Convert a YAML or `--set` value to the field's annotated type, naming the key on failure."""
     if key not in FIELDS:
         raise ConfigError(f"unknown config key {key!r}: valid keys are {', '.join(FIELDS)}")
-    default = FIELDS[key].default if FIELDS[key].default is not MISSING else None
-    if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
-        return None
-    kind = type(default) if default is not None else str
-    if key == "fields":
-        return raw if isinstance(raw, dict) else _parse_fields(raw)
+    kind, optional = field_type(key)
+    help_ = FIELDS[key].metadata["help"]
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null", "")):
+        if optional:
+            return None
+        raise ConfigError(f"{key} is empty: give a {kind.__name__} ({help_}; default {FIELDS[key].default!r})")
+    if isinstance(raw, str):
+        _check_text(key, raw)
+    if kind is dict:
+        return _as_fields(raw) if key == "fields" else raw
+    if not isinstance(raw, (str, int, float)):  # lists, mappings, dates from YAML
+        raise ConfigError(f"{key}={raw!r} is a {type(raw).__name__}, not a single {kind.__name__}: {help_}")
     try:
         if kind is bool:
             return raw if isinstance(raw, bool) else {"true": True, "false": False, "1": True, "0": False}[str(raw).lower()]
-        if kind is int and isinstance(raw, float) and not raw.is_integer():
+        if isinstance(raw, bool):  # YAML `k: true` is not a number
             raise ValueError
-        return kind(raw) if kind in (int, float, str) else raw
-    except (ValueError, KeyError):
-        raise ConfigError(f"{key}={raw!r} is not a valid {kind.__name__}: {FIELDS[key].metadata['help']}") from None
+        if kind is int:
+            number = float(raw) if isinstance(raw, float) else int(str(raw).strip())
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        value = float(raw) if kind is float else str(raw)
+    except (ValueError, KeyError, OverflowError):
+        raise ConfigError(f"{key}={raw!r} is not a valid {kind.__name__}: {help_}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={raw!r} is not a finite number: give a number ({help_})")
+    return value
+
+
+def _check_text(key: str, raw: str) -> None:
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{key}={raw!r} is not valid text (undecodable bytes): give plain UTF-8 text") from None
+    if "\0" in raw:
+        raise ConfigError(f"{key}={raw!r} holds a NUL character: give plain text")
+
+
+def _as_fields(raw) -> dict:
+    fields_ = raw if isinstance(raw, dict) else _parse_fields(raw)
+    if not isinstance(fields_, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
+                                                for k, v in fields_.items()):
+        raise ConfigError(f"fields={raw!r} is not valid: give a mapping such as {{question: q, answer: a}} "
+                          "(or --set fields=question:q,answer:a)")
+    return fields_
 
 
 def _parse_fields(raw: str) -> dict:
@@ -152,13 +199,39 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     return RunConfig(**{k: coerce(k, v) for k, v in data.items()})
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key written twice (YAML would silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise ConfigError(f"key {key!r} (line {key_node.start_mark.line + 1}) is not a name")
+            if key in seen:
+                raise ConfigError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1}): keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found: give an existing YAML file (e.g. configs/demo.yaml)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({err.strerror}): check its permissions") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    except ConfigError as err:
+        raise ConfigError(f"config file {str(path)!r}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must be a mapping of keys to values")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"config file {str(path)!r}: key {bad[0]!r} is not a name: use the keys of iwsi/config.py")
     return data

@@ -23,8 +23,8 @@ from iwsi.config import STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
 from iwsi.dsweight import valid_loss_mean
 from iwsi.records import Splits
-from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, read_json, runs_root, write_json,
-                         write_parquet)
+from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, check_out_dir, claim_dir, read_json,
+                         runs_root, write_json, write_parquet)
 
 # The config keys each stage's output depends on: changing one invalidates that stage and the rest.
 STAGE_KEYS = {
@@ -222,9 +222,9 @@ def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tupl
     splits = load_splits(cfg.dataset, cfg.data_dir, cfg.num_questions, cfg.valid_size, cfg.test_size, cfg.seed,
                          cfg.fields or None)
     check_model(cfg.model, cfg.trust_remote_code)
+    check_lengths(cfg, splits)
     run = RunDir(out or runs_root() / cfg.run_id())
-    if run.path.exists() and not run.path.is_dir():
-        raise RunDirError(f"--out {run.path} is a file, not a directory: give a new or existing run directory")
+    check_out_dir(run.path, "run")
     return run, splits, stale_stages(run, cfg, force)
 
 
@@ -266,7 +266,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
     stages' artefacts before the new config.yaml is written (a crash in between is refused on rerun,
     never resumed with the old artefacts)."""
     run, splits, stale = prepare(cfg, out, force)
-    run.path.mkdir(parents=True, exist_ok=True)
+    claim_dir(run.path, "run")
     with run.lock():
         run.remove_temporaries()
         run.clear_from(tuple(stale))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -50,6 +51,59 @@ def runs_root() -> Path:
     return CACHE_DIR / "runs"
 
 
+# -- ownership: iwsi writes only into folders it created ------------------------------------------------
+# The first file written into a new run (or ablation) folder; its presence is what lets later commands
+# write, resume or clean up there. Folders made before it existed are recognised by LEGACY.
+OWNER_FILE = "iwsi.json"
+SCHEMA_VERSION = 1
+LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
+
+
+def owner(path: Path) -> str | None:
+    """'run' or 'ablation' when iwsi created `path`, else None."""
+    info = read_json(path / OWNER_FILE, None, quiet=True)
+    if isinstance(info, dict) and info.get("kind") in LEGACY:
+        return info["kind"]
+    for kind, names in LEGACY.items():
+        if all((path / n).exists() for n in names):
+            return kind
+    return None
+
+
+def check_out_dir(path: Path, kind: str = "run") -> None:
+    """Refuse an --out iwsi may not write into, before anything is written: a file, a non-empty folder
+    iwsi did not create (or made for another purpose), or a folder that cannot be created."""
+    if path.is_symlink() and not path.exists():
+        raise RunDirError(f"--out {path} is a broken link: give a new or empty folder")
+    if path.exists():
+        if not path.is_dir():
+            raise RunDirError(f"--out {path} is a file, not a directory: give a new or existing {kind} directory")
+        found = owner(path)
+        if found != kind and any(path.iterdir()):
+            what = f"an iwsi {found} directory" if found else f"a non-empty folder that iwsi did not create"
+            raise RunDirError(f"--out {path} is {what}: give a new or empty folder, or an existing {kind} directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise RunDirError(f"--out {path} is not writable: give a folder you can write to")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(f"--out {path} cannot be created: {parent} is a file; give a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"--out {path} cannot be created: no permission to write in {parent}")
+
+
+def claim_dir(path: Path, kind: str = "run") -> None:
+    """Create `path` (checked by check_out_dir) and mark it as iwsi's."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"--out {path} cannot be created ({err.strerror}): give a folder you can write to") from None
+    if not (path / OWNER_FILE).exists():
+        write_json(path / OWNER_FILE, {"kind": kind, "schema_version": SCHEMA_VERSION, "created": now_iso()})
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -77,8 +131,16 @@ def _json_default(o):
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
-def read_json(path: Path, default=None):
-    return json.loads(path.read_text()) if path.exists() else default
+def read_json(path: Path, default=None, quiet: bool = False):
+    """JSON from `path`, `default` when it is missing (and, with quiet, when it does not parse)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError):
+        if quiet:
+            return default
+        raise
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -118,10 +180,15 @@ class RunDir:
                     _remove(path)
 
     def remove_temporaries(self) -> None:
-        """Half-written temp files of a killed process (never read: only renames publish)."""
-        for path in [*self.path.glob(".*.tmp"), *self.path.glob("*/.*.tmp")]:
-            if not path.name.startswith(".lock."):  # another process may be trying the lock right now
-                _remove(path)
+        """Half-written temp files of a killed process (never read: only renames publish).
+
+        Only iwsi's own names (`.<name>.<pid>.tmp`) in the folders iwsi writes, in a run directory."""
+        if owner(self.path) != "run":
+            return
+        for folder in (self.path, self.path / "stages", self.path / "chunks"):
+            for path in folder.glob(".*.tmp"):
+                if TEMP_RE.fullmatch(path.name) and not path.name.startswith(".lock."):  # a lock being taken
+                    _remove(path)
 
     def timings(self) -> dict[str, float]:
         folder = self.path / "stages"
@@ -153,6 +220,9 @@ class RunDir:
             yield
         finally:
             _release(path)
+
+
+TEMP_RE = re.compile(r"\.[^/]+\.\d+\.tmp")
 
 
 def _remove(path: Path) -> None:

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import yaml
 
-from iwsi.rundir import process_alive
+from iwsi import rundir
+from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
 PRESETS = {"embedded demo": REPO / "configs" / "demo.yaml", "paper": REPO / "configs" / "paper.yaml"}
 # Which stage writes each optional file, for the "missing file" info boxes.
-WRITTEN_BY = {"samples.parquet": "score + filter", "valid.parquet": "score", "umap.parquet": "embed",
+WRITTEN_BY = {"samples.parquet": "vote (then score and filter)", "valid.parquet": "score", "umap.parquet": "embed",
               "suggestions.parquet": "embed", "eval.parquet": "evaluate", "metrics.json": "filter / evaluate"}
 
 
@@ -46,9 +47,18 @@ def ablations_dir() -> Path:
     return cache_dir() / "ablations"
 
 
+def _folders(root: Path) -> list[Path]:
+    """Plain-named real folders directly in `root`; links are not followed (one rule for runs and
+    ablations, the same as run_path's)."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)]
+
+
 def list_ablations() -> list[str]:
-    """Names of the ablation folders that hold a results table (written by `iwsi ablate`)."""
-    return sorted(p.name for p in ablations_dir().glob("*") if (p / "results.parquet").exists())
+    """Names of the ablation folders that hold a results table (written by `iwsi ablate`), newest first."""
+    found = [p for p in _folders(ablations_dir()) if (p / "results.parquet").exists()]
+    return [p.name for p in sorted(found, key=lambda p: _stat_mtime(p / "results.parquet"), reverse=True)]
 
 
 def run_path(name: str) -> Path:
@@ -64,23 +74,18 @@ def run_path(name: str) -> Path:
 
 def list_run_names() -> list[str]:
     """Run directories, newest first (by mtime of their status/config files)."""
-    root = runs_dir()
-    if not root.is_dir():
-        return []
-    names = [p.name for p in root.iterdir() if p.is_dir() and NAME_RE.fullmatch(p.name)]
-    return sorted(names, key=lambda n: _mtime(root / n), reverse=True)
+    return [p.name for p in sorted(_folders(runs_dir()), key=_mtime, reverse=True)]
 
 
 def _mtime(path: Path) -> float:
-    stamps = [(path / f).stat().st_mtime for f in ("status.json", "launch.json", "config.yaml") if (path / f).exists()]
-    return max(stamps, default=path.stat().st_mtime)
+    stamps = [_stat_mtime(path / f) for f in ("status.json", "launch.json", "config.yaml")]
+    return max(max(stamps), _stat_mtime(path))
 
 
 def read_json(path: Path, default=None):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default  # missing or half-written: treat as absent
+    """A JSON object from the run directory; missing, unreadable or not an object → default."""
+    data = rundir.read_json(path, default, quiet=True)
+    return data if isinstance(data, dict) else default
 
 
 def read_config(run: Path) -> dict:
@@ -176,15 +181,16 @@ def launch_run(name: str, config: Path, sets: list[str]) -> int:
     bad = [s for s in sets if not SET_RE.fullmatch(s)]
     if bad:
         raise ValueError(f"override {bad[0]!r} is not KEY=VALUE (e.g. k=80)")
-    if (out / "status.json").exists() and run_state(out)["state"] == "running":
+    if out.exists() and run_state(out)["state"] == "running":  # also a launch still starting (double click)
         raise RunNameError(f"run {name!r} is already running")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out, "run")
+    claim_dir(out, "run")
     cmd = launch_command(config, out, sets)
     with open(out / "log.txt", "ab") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    (out / "launch.json").write_text(json.dumps({"pid": proc.pid, "command": cmd, "started": started}))
+    write_json(out / "launch.json", {"pid": proc.pid, "command": cmd, "started": started})
     return proc.pid
 
 

@@ -80,7 +80,8 @@ def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
         lr_scheduler_type="cosine", warmup_steps=0, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length", save_strategy="epoch", save_total_limit=1, save_only_model=False,
-        logging_steps=max(1, n_examples // (cfg.batch_size * 4)), report_to="none", seed=cfg.seed,
+        # every step logged: log_history (restored on resume) then holds each step's loss, see whole_run_loss
+        logging_steps=1, report_to="none", seed=cfg.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
 
 
@@ -101,7 +102,16 @@ def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_d
     peft_model.save_pretrained(tmp)
     shutil.rmtree(adapter_dir, ignore_errors=True)
     tmp.rename(adapter_dir)
-    return {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics["train_loss"] = whole_run_loss(trainer.state.log_history, metrics.get("train_loss"))
+    return metrics
+
+
+def whole_run_loss(log_history: list[dict], fallback: float | None) -> float | None:
+    """Mean loss over every step of the run. Trainer's own `train_loss` covers only the steps of the
+    last process, so after a resume it would miss the steps before the checkpoint."""
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    return sum(losses) / len(losses) if losses else fallback
 
 
 # A checkpoint is complete once all of these exist; Trainer writes trainer_state.json last.

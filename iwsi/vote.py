@@ -42,10 +42,12 @@ def answer_entropy(answers: list[str | None]) -> float:
     0.0
     >>> round(answer_entropy(["1", "2"]), 6)
     1.0
+    >>> answer_entropy([None])  # one sample that does not parse: as uncertain as two that disagree
+    1.0
     """
     m = len(answers)
-    if m <= 1:
-        return 0.0
+    if m <= 1:  # log m = 0: certain when the one answer parsed, maximally uncertain when it did not
+        return 1.0 if m == 1 and answers[0] is None else 0.0
     keys = [a if a is not None else f"\0none{i}" for i, a in enumerate(answers)]
     probs = [c / m for c in Counter(keys).values()]
     return abs(sum(p * math.log(p) for p in probs)) / math.log(m)  # abs: no "-0.0"

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 
 from iwsi.export import kept_mask
-from iwsi.runs import WRITTEN_BY, list_run_names, read_json, run_path, runs_dir
+from iwsi.runs import WRITTEN_BY, RunNameError, list_run_names, read_json, run_path, runs_dir
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]
@@ -48,14 +48,33 @@ def _read(path: str, columns: tuple[str, ...] | None) -> pd.DataFrame:
     return pd.read_parquet(path, columns=list(columns) if columns else None)
 
 
-def table(run: Path, name: str, columns: list[str] | None = None, shared: bool = False) -> pd.DataFrame | None:
-    """RUN/name as a DataFrame (None when the file is missing)."""
+def table(run: Path, name: str, columns: list[str] | None = None, shared: bool = False,
+          stop_if_broken: bool = True) -> pd.DataFrame | None:
+    """RUN/name as a DataFrame (None when the file is missing). A file that cannot be read shows one
+    message naming it and the fix, then stops the page (or returns None with stop_if_broken=False)."""
     path = run / name
     stamp = mtime(path)
     if stamp < 0:
         return None
     reader = _read_parquet_shared if shared else _read_parquet
-    return reader(str(path), stamp, tuple(columns) if columns else None)
+    try:
+        return reader(str(path), stamp, tuple(columns) if columns else None)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        st.error(f"`{name}` in run **{run.name}** cannot be read ({type(err).__name__}: {str(err)[:120]}). "
+                 f"Rerun `iwsi run --out {run}`: the pipeline checks its files and rebuilds a broken one.",
+                 icon=":material/error:")
+        if stop_if_broken:
+            st.stop()
+        return None
+
+
+def has_columns(path: Path, columns: list[str]) -> bool:
+    """The parquet file exists, can be read and has these columns (e.g. a run stopped after vote has no
+    ds_weight yet)."""
+    try:
+        return set(columns) <= set(pq.read_schema(path).names)
+    except (OSError, ValueError):
+        return False
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -104,7 +123,10 @@ def sidebar() -> None:
 
 def selected_run() -> Path | None:
     name = st.session_state.get("run")
-    return run_path(name) if name else None
+    try:
+        return run_path(name) if name else None
+    except RunNameError:  # e.g. a name from an older session that is no longer a plain run folder
+        return None
 
 
 def selected_k() -> float:
@@ -128,6 +150,12 @@ def require_samples() -> tuple[Path, pd.DataFrame]:
     if samples is None:
         st.info(f"Run **{run.name}** has no `samples.parquet` yet: it is written by the "
                 f"**{WRITTEN_BY['samples.parquet']}** stages. Follow its progress on the Runs page.",
+                icon=":material/hourglass_top:")
+        st.stop()
+    if not set(NUMERIC) <= set(samples.columns):
+        absent = ", ".join(c for c in NUMERIC if c not in samples.columns)
+        st.info(f"Run **{run.name}** has no DS weights yet (`samples.parquet` lacks {absent}): they are "
+                f"written by the **score** stage. A run stopped with `--until vote` resumes with `iwsi run --out {run}`.",
                 icon=":material/hourglass_top:")
         st.stop()
     return run, samples

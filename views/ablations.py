@@ -25,7 +25,12 @@ def results(path: str, stamp: float) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-df = results(str(folder / "results.parquet"), mtime(folder / "results.parquet"))
+try:
+    df = results(str(folder / "results.parquet"), mtime(folder / "results.parquet"))
+except (OSError, ValueError) as err:  # a damaged table: say so, keep the page (and the others) working
+    st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the same "
+             "`iwsi ablate` command to rebuild it.", icon=":material/error:")
+    st.stop()
 summary = charts.ablation_summary(df)
 columns = {c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")}
 columns["kept_correct"] = st.column_config.NumberColumn(

@@ -6,12 +6,12 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.runs import ablations_dir, list_ablations, list_run_names, read_config, runs_dir
-from views._shared import EMPTY_HINT, NUMERIC, header, selected_k, selected_run, table
+from views._shared import EMPTY_HINT, NUMERIC, has_columns, header, selected_k, selected_run, table
 
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
 
-names = [n for n in list_run_names() if (runs_dir() / n / "samples.parquet").exists()]
+names = [n for n in list_run_names() if has_columns(runs_dir() / n / "samples.parquet", NUMERIC)]
 if not names:
     st.info(EMPTY_HINT, icon=":material/info:")
     st.stop()
@@ -24,7 +24,9 @@ chosen = st.multiselect("Runs", names, default=default, help="pick runs of diffe
 
 parts = []
 for name in chosen:
-    samples = table(runs_dir() / name, "samples.parquet", NUMERIC)
+    samples = table(runs_dir() / name, "samples.parquet", NUMERIC, stop_if_broken=False)
+    if samples is None:
+        continue
     dataset = read_config(runs_dir() / name).get("dataset", "?")
     parts.append(charts.percentile_table(samples).assign(label=f"{dataset} · {name}"))
 curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["label", "k", "sigma"])
@@ -39,5 +41,9 @@ if not ablations:
             "(accuracy for several k and seeds).", icon=":material/info:")
     st.stop()
 name = st.selectbox("Ablation", ablations)
-results = pd.read_parquet(ablations_dir() / name / "results.parquet")
+try:
+    results = pd.read_parquet(ablations_dir() / name / "results.parquet")
+except (OSError, ValueError) as err:
+    st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the ablation.")
+    st.stop()
 st.plotly_chart(charts.accuracy_vs_k(results), key="acc_vs_k")

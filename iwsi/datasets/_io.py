@@ -78,7 +78,17 @@ def _parse_line(path: Path, number: int, line: str) -> Row:
         raise DatasetError(f"{path} line {number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path} line {number}: expected a JSON object, got {type(data).__name__}")
+    _check_encodable(data, f"{path} line {number}")
     return Row(path, number, data)
+
+
+def _check_encodable(data: dict, where: str) -> None:
+    # JSON may escape a lone UTF-16 surrogate ("\\ud800"): a tokenizer fails on it mid-run.
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetError(f"{where}: holds an invalid character (a lone surrogate such as \\ud800); "
+                           "fix or remove it") from None
 
 
 def _read_array(path: Path, text: str) -> list[Row]:
@@ -90,6 +100,7 @@ def _read_array(path: Path, text: str) -> list[Row]:
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise DatasetError(f"{path} item {i}: expected a JSON object, got {type(item).__name__}")
+        _check_encodable(item, f"{path} item {i}")
         rows.append(Row(path, i + 1, item))  # "line" is the item number for a JSON array
     return rows
 

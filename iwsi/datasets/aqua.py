@@ -17,6 +17,7 @@ from iwsi.records import Question, Splits
 NAME = "aqua"
 _OPTION = re.compile(r"\s*\(?([A-Ea-e])\s*\)\s*(.*)", re.DOTALL)
 _ANSWER_LINE = re.compile(r"\n[^\n]{0,12}\b(?:answer|ans)\b[^\n]{0,30}$", re.IGNORECASE)
+_LETTER_LINE = re.compile(r"\n\s*\(?[A-Ea-e]\s*\)?\s*[.:]?\s*$")  # a line that is only an option letter
 
 
 def parse_options(row: Row) -> list[tuple[str, str]]:
@@ -34,8 +35,16 @@ def parse_options(row: Row) -> list[tuple[str, str]]:
 
 def clean_rationale(text: str) -> str:
     """Human rationale without its final "Answer: C"-style line (the caller appends the answer)."""
-    text = re.sub(r"\n\s*\n+", "\n", text.strip())
-    return _ANSWER_LINE.sub("", "\n" + text).strip()
+    text = "\n" + re.sub(r"\n\s*\n+", "\n", text.strip())
+    # "...\nC)\nAnswer: C": the answer line goes, and so do option letters left dangling around it
+    text = _strip_letters(_ANSWER_LINE.sub("", _strip_letters(text)))
+    return text.strip()
+
+
+def _strip_letters(text: str) -> str:
+    while (shorter := _LETTER_LINE.sub("", text)) != text:
+        text = shorter
+    return text
 
 
 def to_question(row: Row, question_id: str, with_rationale: bool) -> Question:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iwsi.datasets._io import DatasetError, Row, find_split_file, read_rows, require_dir, require_file
+from iwsi.datasets._io import DatasetError, Row, find_split_file, pool_file, read_rows, require_dir, require_file
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.datasets.openbookqa import choice_gold, choice_rationale, options
 from iwsi.prompts import with_choices
@@ -40,6 +40,11 @@ def _test_rows(folder: Path, notes: list[str]) -> list[Row]:
 def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) -> Splits:
     folder = require_dir(data_dir, NAME)
     notes = ["commonsenseqa has no human rationales: valid rationales only restate the correct option"]
-    train = read_rows(require_file(folder, "train", NAME))
+    pool_path, split, pool_notes = pool_file(folder, NAME)  # like the other loaders: dev when there is no train
+    notes += pool_notes
+    train = read_rows(pool_path)
     test = _test_rows(folder, notes) if sizes.test_size else []
-    return make_splits(NAME, train, test, sizes, to_question, notes=notes)
+    if test and test[0].path == pool_path:  # pool, valid and test all from the dev file: no overlap
+        test = test[sizes.num_questions + sizes.valid_size:]
+        notes.append(f"test split: the {pool_path.name} rows after the pool and the valid set")
+    return make_splits(NAME, train, test, sizes, to_question, train_split=split, notes=notes)
