@@ -22,7 +22,7 @@ import pandas as pd
 
 from iwsi import report
 from iwsi.config import METHODS, ConfigError, RunConfig, load_config, parse_sets
-from iwsi.rundir import CACHE_DIR, RunDir, read_json, write_parquet
+from iwsi.rundir import CACHE_DIR, RunDir, check_out_dir, claim_dir, read_json, write_parquet
 
 SHARED_STAGES = ("generate", "vote", "score", "embed")
 SHARED_FILES = ("candidates.parquet", "samples.parquet", "valid.parquet", "umap.parquet", "suggestions.parquet",
@@ -77,11 +77,13 @@ def run_shared(cfg: RunConfig, path: Path, methods: list[str], reward_model: str
             if method in methods:
                 df = add_judge_scores(ctx, df, method)
         write_parquet(run / "samples.parquet", df)
+        run.rewrote("samples.parquet")
     return path
 
 
 def seed_cell(shared: Path, cell: Path) -> None:
     """Copy the shared artefacts and stage markers into a cell (skipped where already present)."""
+    claim_dir(cell, "run")
     (cell / "stages").mkdir(parents=True, exist_ok=True)
     for name in SHARED_FILES + tuple(f"stages/{s}.json" for s in SHARED_STAGES):
         src, dst = shared / name, cell / name
@@ -168,6 +170,8 @@ def main(args) -> int:
         raise ConfigError("method 'rm' needs a reward model: add --set reward_model=<local HF classifier dir>")
     out = Path(args.out or CACHE_DIR / "ablations" / f"{'-'.join(datasets)}-{cfg.hash()}")
     data_root = Path(getattr(args, "data_root", None) or "../shared/data")
+    check_out_dir(out, "ablation")
+    claim_dir(out, "ablation")
     results = ablate(cfg, out, methods, ks, seeds, datasets, data_root)
     print((out / "results.md").read_text())
     print(f"ablation directory: {out} ({len(results)} cells)")

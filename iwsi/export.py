@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from iwsi.filtering import num_to_keep
+from iwsi.rundir import atomic_write_text, owner, write_json
 from iwsi.runs import read_config
 
 
@@ -62,9 +65,34 @@ def export_kept(run_dir: str | Path, k: float, out: str | Path) -> dict:
     manifest = build_manifest(samples, kept, k, sigma, read_config(run_dir))
     manifest["run_dir"] = str(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_sft_jsonl(kept))
-    Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(out, to_sft_jsonl(kept))
+    write_json(manifest_path(out), manifest)
     return manifest
+
+
+def manifest_path(out: Path) -> Path:
+    return Path(f"{out}.manifest.json")
+
+
+def check_out(out: Path) -> str | None:
+    """Why OUT may not be written (None when it may): never inside a run or ablation directory, never
+    over a file that an earlier export did not write, never a folder or an uncreatable path."""
+    target = out.resolve()
+    for folder in (target.parent, *target.parent.parents):
+        kind = owner(folder)
+        if kind:
+            return f"--out {out} is inside the {kind} directory {folder}: write the export outside it"
+    if out.is_dir():
+        return f"--out {out} is a folder: give a file name such as {out / 'kept.jsonl'}"
+    for path in (out, manifest_path(out)):
+        if path.exists() and not manifest_path(out).is_file():
+            return f"--out {out}: {path} exists and was not written by iwsi export; choose another name"
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"--out {out} cannot be created (no writable folder at {parent}): give a writable path"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=float, default=80.0, help="percentage of majority samples kept (default 80)")
     ap.add_argument("--out", required=True, help="output JSONL file (a .manifest.json is written next to it)")
     args = ap.parse_args(argv)
-    if not 0 < args.k <= 100:
-        ap.error(f"--k {args.k} is out of range: it must be in (0, 100]")
+    if not 0 < args.k <= 100:  # NaN fails this too
+        return _refuse(f"--k {args.k} is out of range: it must be in (0, 100]")
     if not (Path(args.run_dir) / "samples.parquet").exists():
-        ap.error(f"{args.run_dir}/samples.parquet not found: run the pipeline first (iwsi run --out {args.run_dir})")
-    m = export_kept(args.run_dir, args.k, args.out)
+        return _refuse(f"{args.run_dir}/samples.parquet not found: run the pipeline first "
+                       f"(iwsi run --out {args.run_dir})")
+    problem = check_out(Path(args.out))
+    if problem:
+        return _refuse(problem)
+    try:
+        m = export_kept(args.run_dir, args.k, args.out)
+    except (OSError, ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        return _refuse(f"{args.run_dir}/samples.parquet cannot be exported ({type(err).__name__}: "
+                       f"{' '.join(str(err).split())[:100]}); rerun `iwsi run --out {args.run_dir}` to rebuild it")
     print(f"wrote {m['num_kept']} of {m['num_majority']} majority samples (k={args.k:g}, σ_k={m['sigma_k']}) to {args.out}")
     return 0
+
+
+def _refuse(message: str) -> int:
+    print(f"iwsi export: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

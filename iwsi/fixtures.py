@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from iwsi.export import kept_mask
+from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")
@@ -152,7 +153,7 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
                  dataset: str = "gsm8k", k: float = 80.0, with_optional: bool = True) -> Path:
     """Write a complete synthetic run directory; `with_optional=False` leaves out umap/eval/suggestions."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    claim_dir(path, "run")
     rng = np.random.default_rng(seed)
     valid_mean = 0.8
     valid = make_valid(rng, max(5, num_questions // 20), valid_mean)
@@ -181,7 +182,7 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
 def make_ablation_dir(path: str | Path, seed: int = 0) -> Path:
     """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept, threshold) + .csv/.md."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    claim_dir(path, "run")
     rng = np.random.default_rng(seed)
     rows = []
     for dataset, base in (("gsm8k", 0.30), ("svamp", 0.42)):

@@ -13,7 +13,7 @@ import pandas as pd
 from iwsi.answers import extract_answer
 from iwsi.prompts import STOP, few_shot_prefix, question_suffix
 from iwsi.records import Question
-from iwsi.rundir import Progress, RunDir, read_json, write_json, write_parquet
+from iwsi.rundir import Progress, RunDir, read_checkpoint, read_json, write_json, write_parquet
 
 CHUNK = 32  # questions per checkpointed chunk: small enough to lose little on a crash
 
@@ -71,13 +71,15 @@ def generate(model, tokenizer, questions: list[Question], cfg, run: RunDir) -> p
     for index, start in enumerate(range(0, len(questions), size)):
         path = run / "chunks" / f"generate-{index:05d}.parquet"
         chunk = questions[start:start + size]
-        if not path.exists():  # resume: a finished chunk is never sampled again
+        done = read_checkpoint(path)  # resume: a finished chunk is never sampled again
+        if done is None:
             outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
                             temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                             seed=cfg.seed * 100_003 + index, top_p=cfg.top_p, top_k=cfg.top_k, progress=bar)
             write_parquet(path, candidates_frame(chunk, outs))
+            done = pd.read_parquet(path)
         else:
             bar(len(chunk))
-        parts.append(pd.read_parquet(path))
+        parts.append(done)
     bar.close()
     return pd.concat(parts, ignore_index=True)

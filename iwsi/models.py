@@ -6,6 +6,7 @@ calls load that copy (~0.2 s). Any other value is a local Hugging Face directory
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -89,6 +90,7 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=4)  # checked before a run, then used by every stage: load it once
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
@@ -98,19 +100,41 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tok
 
 
-def check_model(name: str, trust_remote_code: bool = False) -> str:
-    """Resolve `name` and check it is a causal LM without loading weights; returns its path."""
-    from transformers import AutoConfig
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.safetensors.index.json", "*.bin.index.json")
 
+
+def check_model(name: str, trust_remote_code: bool = False) -> str:
+    """Resolve `name` and check, without loading weights, that it is a causal LM with weights and a
+    tokenizer; returns its path. Everything a run would otherwise find out only mid-run."""
     path = resolve_model_path(name)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from None
+    config = model_config(name, trust_remote_code)
     if not any(a.endswith("ForCausalLM") for a in (config.architectures or [])):
         raise ModelError(f"model {name!r} is not a causal LM (architectures {config.architectures}): "
                          "give a *ForCausalLM model")
+    if os.path.isdir(path) and not any(next(Path(path).glob(p), None) for p in WEIGHT_FILES):
+        raise ModelError(f"model directory {name!r} has no weights (no *.safetensors or *.bin): "
+                         "copy the whole model folder, weights included")
+    try:
+        load_tokenizer(name, trust_remote_code)
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelError(f"model {name!r} has no usable tokenizer ({' '.join(str(err).split())[:120]}): "
+                         "copy its tokenizer files (tokenizer.json / tokenizer_config.json) into the folder") from None
     return path
+
+
+def model_config(name: str, trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(resolve_model_path(name), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from None
+
+
+def max_positions(name: str, trust_remote_code: bool = False) -> int | None:
+    """The context length the model was trained for (None when its config does not say)."""
+    config = model_config(name, trust_remote_code)
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
 def load_model(name: str, dtype=None, trust_remote_code: bool = False):

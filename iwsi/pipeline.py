@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -228,6 +229,32 @@ def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tupl
     return run, splits, stale_stages(run, cfg, force)
 
 
+def check_lengths(cfg: RunConfig, splits: Splits) -> None:
+    """Refuse, before anything is written, a question whose prompt cannot fit the model's context:
+    past its trained length the engines would extend RoPE and degrade silently."""
+    from iwsi.datasets import DatasetError
+    from iwsi.models import load_tokenizer, max_positions
+    from iwsi.prompts import few_shot_prefix, question_suffix
+
+    limit = max_positions(cfg.model, cfg.trust_remote_code)
+    if not limit:
+        return
+    tok = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    if cfg.max_new_tokens >= limit:
+        raise ConfigError(f"max_new_tokens={cfg.max_new_tokens} does not fit the model's {limit} positions: "
+                          f"lower it")
+    # few-shot prompt + question + max_new_tokens when sampling and evaluating; question + rationale when scoring
+    sampled = [(q, few_shot_prefix(q.task), question_suffix(q.question), cfg.max_new_tokens)
+               for q in [*splits.pool, *splits.test]]
+    scored = [(q, "", question_suffix(q.question) + " " + (q.rationale or ""), 0) for q in splits.valid]
+    texts = [prefix + body for _, prefix, body, _ in sampled + scored]
+    for (q, _, _, extra), ids in zip(sampled + scored, tok(texts, add_special_tokens=True)["input_ids"]):
+        if len(ids) + extra > limit:
+            raise DatasetError(f"question {q.question_id} is {len(ids)} tokens with its prompt; with "
+                               f"max_new_tokens={extra} it does not fit the model's {limit} positions: shorten or "
+                               "remove it (or lower max_new_tokens)")
+
+
 def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     """Stages to redo because the config changed (refused without --force)."""
     changed = _changed_keys(run, cfg)
@@ -266,15 +293,29 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
     stages' artefacts before the new config.yaml is written (a crash in between is refused on rerun,
     never resumed with the old artefacts)."""
     run, splits, stale = prepare(cfg, out, force)
-    claim_dir(run.path, "run")
+    claim_dir(run.path, "run", mark=False)  # marked once the lock is ours: a busy directory stays untouched
     with run.lock():
+        claim_dir(run.path, "run")
         run.remove_temporaries()
         run.clear_from(tuple(stale))
+        repair(run)
         atomic_write_text(run / "config.yaml", cfg.to_yaml())
         for note in splits.notes:
             run.log(f"note: {note}")
         _run_stages(Context(cfg, run, splits), STAGES[: STAGES.index(until) + 1] if until else STAGES)
     return run.path
+
+
+def repair(run: RunDir) -> None:
+    """A finished file that was damaged since its stage wrote it (truncated, deleted, replaced) is
+    named, and its stage and the later ones are redone."""
+    damage = run.verify()
+    if damage:
+        stage, name, why = damage
+        message = f"{why}: redoing stage {stage} and the stages after it"
+        run.log(message)
+        print(f"iwsi: {message}", file=sys.stderr)
+        run.redo_from(stage, name)
 
 
 def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:

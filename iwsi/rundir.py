@@ -6,6 +6,7 @@ A stage is done when `stages/<stage>.json` exists (written last, holding its wal
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from iwsi.models import CACHE_DIR
 
@@ -44,6 +46,20 @@ STAGE_ARTEFACTS = {
     "filter": ("filter.json",),
     "train": ("train_ckpt", "adapter", "adapter.tmp", "train.json"),
     "evaluate": ("eval.parquet",),
+}
+
+
+# The finished files each stage writes (chunks and checkpoints are checked where they are read). A
+# stage marker records each one's size, rows and sha256, so a rerun can tell a damaged file and
+# redo the stage that first writes it; samples.parquet is rewritten by score and filter in turn.
+STAGE_OUTPUTS = {
+    "generate": ("candidates.parquet",),
+    "vote": ("samples.parquet",),
+    "score": ("valid.parquet", "samples.parquet"),
+    "embed": ("umap.parquet", "suggestions.parquet"),
+    "filter": ("samples.parquet", "filter.json"),
+    "train": ("train.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"),
+    "evaluate": ("eval_base.parquet", "eval.parquet"),
 }
 
 
@@ -94,13 +110,13 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         raise RunDirError(f"--out {path} cannot be created: no permission to write in {parent}")
 
 
-def claim_dir(path: Path, kind: str = "run") -> None:
-    """Create `path` (checked by check_out_dir) and mark it as iwsi's."""
+def claim_dir(path: Path, kind: str = "run", mark: bool = True) -> None:
+    """Create `path` (checked by check_out_dir) and, with mark, mark it as iwsi's."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RunDirError(f"--out {path} cannot be created ({err.strerror}): give a folder you can write to") from None
-    if not (path / OWNER_FILE).exists():
+    if mark and not (path / OWNER_FILE).exists():
         write_json(path / OWNER_FILE, {"kind": kind, "schema_version": SCHEMA_VERSION, "created": now_iso()})
 
 
@@ -165,9 +181,62 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return self.marker(stage).exists()
 
+    def read_marker(self, stage: str) -> dict | None:
+        data = read_json(self.marker(stage), None, quiet=True)
+        return data if isinstance(data, dict) else None
+
     def mark_done(self, stage: str, seconds: float, **extra) -> None:
         self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
-        write_json(self.marker(stage), {"stage": stage, "seconds": round(seconds, 3), "finished": now_iso(), **extra})
+        files = {name: fingerprint(self.path / name) for name in STAGE_OUTPUTS.get(stage, ())
+                 if (self.path / name).is_file()}
+        write_json(self.marker(stage), {"stage": stage, "seconds": round(seconds, 3), "finished": now_iso(),
+                                        "files": files, **extra})
+
+    def rewrote(self, name: str) -> None:
+        """Record a file rewritten outside its stage (the ablation runner's judge scores), in the
+        marker of the last finished stage that lists it, so verify() does not take it for damage."""
+        for stage in reversed(list(STAGE_OUTPUTS)):
+            marker = self.read_marker(stage)
+            if marker and name in marker.get("files", {}):
+                marker["files"][name] = fingerprint(self.path / name)
+                write_json(self.marker(stage), marker)
+                return
+
+    def verify(self) -> tuple[str, str | None, str] | None:
+        """(stage to redo from, damaged file, why) for the first damaged artefact of the finished stages, or None.
+
+        A file is checked against the marker of the last finished stage that wrote it; the stage to
+        redo is the first stage that writes it (a later writer reads the earlier version)."""
+        latest: dict[str, tuple[str, dict]] = {}
+        for stage in STAGE_OUTPUTS:
+            if not self.is_done(stage):
+                continue
+            marker = self.read_marker(stage)
+            if marker is None:
+                return stage, None, f"stages/{stage}.json is damaged"
+            for name, record in marker.get("files", {}).items():  # markers of older runs have no files
+                latest[name] = (stage, record)
+        for name, (stage, record) in latest.items():
+            found = fingerprint(self.path / name) if (self.path / name).is_file() else None
+            if found != record:
+                first = next(s for s, names in STAGE_OUTPUTS.items() if name in names)
+                why = "is missing" if found is None else f"changed since stage {stage} wrote it ({_describe(found, record)})"
+                return first, name, f"{name} {why}"
+        return None
+
+    def redo_from(self, stage: str, damaged: str | None = None) -> None:
+        """Forget `stage` and the later stages (their markers) and delete the damaged file; the other
+        files are rewritten as the stages rerun, and the checkpoints (generate/score chunks,
+        train_ckpt) are checked where they are read."""
+        for s in STAGES_IN_ORDER[STAGES_IN_ORDER.index(stage):]:
+            self.marker(s).unlink(missing_ok=True)
+        if damaged and (self.path / damaged).is_file():
+            (self.path / damaged).unlink()
+
+    def timings(self) -> dict[str, float]:
+        found = [self.read_marker(s) for s in STAGES_IN_ORDER if self.is_done(s)]
+        return {m["stage"]: m["seconds"] for m in found if m and "seconds" in m}
+
 
     def clear_from(self, stages: tuple[str, ...]) -> None:
         """Forget `stages`: markers first (so a crash in between never leaves a marker without its
@@ -190,14 +259,10 @@ class RunDir:
                 if TEMP_RE.fullmatch(path.name) and not path.name.startswith(".lock."):  # a lock being taken
                     _remove(path)
 
-    def timings(self) -> dict[str, float]:
-        folder = self.path / "stages"
-        found = [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
-        return {m["stage"]: m["seconds"] for m in found}
-
     # -- status, progress, log ----------------------------------------------------------------
     def set_status(self, state: str, stage: str | None = None, error: str | None = None) -> None:
-        old = read_json(self.path / "status.json", {})
+        old = read_json(self.path / "status.json", {}, quiet=True)
+        old = old if isinstance(old, dict) else {}
         write_json(self.path / "status.json", {"state": state, "pid": os.getpid(), "stage": stage, "error": error,
                                                "started": old.get("started", now_iso()), "updated": now_iso()})
 
@@ -222,7 +287,44 @@ class RunDir:
             _release(path)
 
 
+STAGES_IN_ORDER = tuple(STAGE_OUTPUTS)
+
+
+def fingerprint(path: Path) -> dict:
+    """Size, sha256 and (for parquet) row count of a finished file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    record = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    if path.suffix == ".parquet":
+        try:
+            record["rows"] = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError):
+            record["rows"] = None  # unreadable: the sha256 already differs from the recorded one
+    return record
+
+
+def _describe(found: dict, record: dict) -> str:
+    if found.get("bytes") != record.get("bytes"):
+        return f"{found.get('bytes')} bytes, {record.get('bytes')} recorded"
+    if found.get("rows") != record.get("rows"):
+        return f"{found.get('rows')} rows, {record.get('rows')} recorded"
+    return "checksum differs"
+
+
 TEMP_RE = re.compile(r"\.[^/]+\.\d+\.tmp")
+
+
+def read_checkpoint(path: Path) -> pd.DataFrame | None:
+    """A chunk file, or None when it is missing or damaged (then it is deleted: it is redone)."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _remove(path: Path) -> None:

@@ -14,7 +14,7 @@ from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
 from iwsi.generate import chunk_size, engine_module
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
-from iwsi.rundir import Progress, RunDir, write_parquet
+from iwsi.rundir import Progress, RunDir, read_checkpoint, write_parquet
 
 ID_COLUMNS = ["question_id", "sample_id"]
 
@@ -74,9 +74,9 @@ def _save(path, ids: dict, out: list[tuple[float, int]]) -> None:
 
 def _matches(path, ids: dict) -> bool:
     """A chunk file exists and holds exactly these rows (guards against chunks of other samples)."""
-    if not path.exists():
+    saved = read_checkpoint(path)
+    if saved is None:
         return False
-    saved = pd.read_parquet(path)
     return all(saved[c].tolist() == v for c, v in ids.items()) if set(ids) <= set(saved) else False
 
 

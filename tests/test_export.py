@@ -42,8 +42,7 @@ def test_export_writes_trl_jsonl_and_manifest(run, tmp_path):
 def test_main_cli(run, tmp_path, capsys):
     assert main([str(run), "--k", "80", "--out", str(tmp_path / "o.jsonl")]) == 0
     assert "wrote" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main([str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")])
+    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")]) == 2
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "", "x" * 81, "..", "bad name", "a\nb", "abc\n"])
