@@ -243,15 +243,18 @@ def check_lengths(cfg: RunConfig, splits: Splits) -> None:
     if cfg.max_new_tokens >= limit:
         raise ConfigError(f"max_new_tokens={cfg.max_new_tokens} does not fit the model's {limit} positions: "
                           f"lower it")
-    # few-shot prompt + question + max_new_tokens when sampling and evaluating; question + rationale when scoring
-    sampled = [(q, few_shot_prefix(q.task), question_suffix(q.question), cfg.max_new_tokens)
-               for q in [*splits.pool, *splits.test]]
-    scored = [(q, "", question_suffix(q.question) + " " + (q.rationale or ""), 0) for q in splits.valid]
-    texts = [prefix + body for _, prefix, body, _ in sampled + scored]
-    for (q, _, _, extra), ids in zip(sampled + scored, tok(texts, add_special_tokens=True)["input_ids"]):
+    # few-shot prefix + question + max_new_tokens when sampling and evaluating (the engines tokenize the
+    # shared prefix once and each question apart); question + rationale when scoring the valid set
+    prefix_len = {task: len(tok(few_shot_prefix(task))["input_ids"])
+                  for task in {q.task for q in [*splits.pool, *splits.test]}}
+    items = [(q, prefix_len[q.task] + cfg.max_new_tokens, question_suffix(q.question))
+             for q in [*splits.pool, *splits.test]]
+    items += [(q, 0, question_suffix(q.question) + " " + (q.rationale or "")) for q in splits.valid]
+    lengths = tok([text for _, _, text in items], add_special_tokens=False)["input_ids"]
+    for (q, extra, _), ids in zip(items, lengths):
         if len(ids) + extra > limit:
-            raise DatasetError(f"question {q.question_id} is {len(ids)} tokens with its prompt; with "
-                               f"max_new_tokens={extra} it does not fit the model's {limit} positions: shorten or "
+            raise DatasetError(f"question {q.question_id} needs {len(ids) + extra} positions (prompt and "
+                               f"max_new_tokens={cfg.max_new_tokens}), more than the model's {limit}: shorten or "
                                "remove it (or lower max_new_tokens)")
 
 

@@ -155,3 +155,54 @@ def test_umap_selection_lists_rationales(full_cache):
     assert not at.exception
     assert any("self-generated samples selected" in m.value for m in at.markdown)
     assert len(at.dataframe[-1].value) == 2 and "rationale" in at.dataframe[-1].value.columns
+
+
+# -- issue 10 #9: a run the pages cannot show gets a message, never an exception -------------------------
+def _unscored(run: Path) -> None:
+    """As a run stopped with `--until vote` leaves samples.parquet: no loss / w' / DS weight yet."""
+    df = pd.read_parquet(run / "samples.parquet")
+    df.drop(columns=["loss", "w_prime", "ds_weight", "kept", "weight"], errors="ignore").to_parquet(
+        run / "samples.parquet", index=False)
+    for name in ("valid.parquet", "umap.parquet", "suggestions.parquet", "eval.parquet", "metrics.json"):
+        (run / name).unlink(missing_ok=True)
+
+
+def _truncated(run: Path) -> None:
+    data = (run / "samples.parquet").read_bytes()
+    (run / "samples.parquet").write_bytes(data[: len(data) // 3])
+
+
+def _status_not_object(run: Path) -> None:
+    (run / "status.json").write_text('["done"]')
+    (run / "metrics.json").write_text("42")
+
+
+BROKEN = {"unscored": _unscored, "truncated-samples": _truncated, "status-not-object": _status_not_object}
+
+
+@pytest.mark.parametrize("damage", BROKEN)
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_survive_a_run_they_cannot_show(cache, page, damage):
+    make_run_dir(cache / "runs" / "good", num_questions=20, num_samples=4, seed=3)
+    bad = make_run_dir(cache / "runs" / "zz-bad", num_questions=20, num_samples=4, seed=4)
+    BROKEN[damage](bad)
+    import os
+    os.utime(bad / "config.yaml")  # newest: the sidebar selects it by default
+    at = open_page(page)  # asserts no exception
+    if damage != "status-not-object" and page not in ("views/runs.py", "views/ablations.py", "views/percentiles.py"):
+        shown = " ".join(m.value for m in [*at.info, *at.error])
+        assert "zz-bad" in shown and ("score" in shown or "cannot be read" in shown), shown
+
+
+def test_symlinked_run_folders_are_not_listed(cache):
+    real = make_run_dir(cache / "elsewhere" / "r", num_questions=10, num_samples=4)
+    (cache / "runs").mkdir(exist_ok=True)
+    (cache / "runs" / "link").symlink_to(real, target_is_directory=True)
+    (cache / "ablations").mkdir()
+    abl = make_ablation_dir(cache / "elsewhere" / "abl")
+    (cache / "ablations" / "link").symlink_to(abl, target_is_directory=True)
+    from iwsi import runs
+
+    assert runs.list_run_names() == [] and runs.list_ablations() == []
+    for page in PAGES:
+        open_page(page)

@@ -57,6 +57,35 @@ def not_a_causal_lm(tmp: Path) -> Path:
     return folder
 
 
+def model_copy(tmp: Path, tokenizer: bool = True, weights: bool = True) -> Path:
+    """The embedded model's config (+ its tokenizer files, + a stand-in weights file: never loaded)."""
+    from iwsi.models import embedded_dir
+
+    src, folder = embedded_dir(), tmp / f"model-t{int(tokenizer)}-w{int(weights)}"
+    folder.mkdir()
+    names = ["config.json"] + (["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] if tokenizer else [])
+    for name in names:
+        if (src / name).exists():
+            (folder / name).write_bytes((src / name).read_bytes())
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"checked for, never loaded")
+    return folder
+
+
+def surrogate_jsonl(tmp: Path) -> Path:
+    path = own_jsonl(tmp)
+    lines = path.read_text().splitlines()
+    lines[2] = '{"question": "What is \\ud800 plus 0?", "answer": "2", "rationale": "2 + 0 = 2."}'
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def long_question_jsonl(tmp: Path) -> Path:
+    rows = [{"question": f"What is {i} plus 0?" + (" Think about apples and pears." * 2000 if i == 1 else ""),
+             "answer": str(i), "rationale": f"{i} + 0 = {i}."} for i in range(12)]
+    return write_jsonl(tmp / "long.jsonl", rows)
+
+
 SMALL = ["num_questions=4", "valid_size=2", "test_size=2", "embed=false"]
 
 
@@ -100,6 +129,27 @@ CASES = [
     ("model-does-not-exist", lambda t: [*SMALL, f"model={t / 'no-model'}"], ["does not exist", "'embedded'"]),
     ("model-not-causal-lm", lambda t: [*SMALL, f"model={not_a_causal_lm(t)}"],
      ["is not a causal LM", "BertForSequenceClassification", "give a *ForCausalLM model"]),
+]
+# issue 10: inputs that used to pass validation and fail mid-run (or never)
+CASES += [
+    ("k-nan", lambda t: ["k=nan"], ["k='nan' is not a finite number"]),
+    ("temperature-nan", lambda t: ["temperature=nan"], ["temperature='nan' is not a finite number"]),
+    ("learning-rate-inf", lambda t: ["learning_rate=inf"], ["learning_rate='inf' is not a finite number"]),
+    ("entropy-threshold-minus-inf", lambda t: ["entropy_threshold=-inf"], ["entropy_threshold='-inf' is not a finite"]),
+    ("entropy-threshold-above-1", lambda t: ["entropy_threshold=1.5"], ["entropy_threshold=1.5 is out of range"]),
+    ("model-empty", lambda t: ["model="], ["model is empty", "default 'embedded'"]),
+    ("seed-huge", lambda t: ["seed=123456789012345"], ["seed=123456789012345 is out of range", "≤ 4294967295"]),
+    ("seed-negative", lambda t: ["seed=-1"], ["seed=-1 is too small"]),
+    ("synthetic-too-many", lambda t: ["num_questions=999999999"], ["is more than the 200,000 questions"]),
+    ("model-without-tokenizer", lambda t: [*SMALL, f"model={model_copy(t, tokenizer=False)}"],
+     ["has no usable tokenizer", "copy its tokenizer files"]),
+    ("model-without-weights", lambda t: [*SMALL, f"model={model_copy(t, weights=False)}"],
+     ["has no weights", "weights included"]),
+    ("lone-surrogate", lambda t: ["dataset=jsonl", f"data_dir={surrogate_jsonl(t)}", *SMALL],
+     ["own.jsonl line 3: holds an invalid character", "lone surrogate"]),
+    ("question-too-long", lambda t: ["dataset=jsonl", f"data_dir={long_question_jsonl(t)}", *SMALL],
+     ["question jsonl-train-1 needs", "more than the model's 8192", "max_new_tokens=64"]),
+    ("max-new-tokens-past-context", lambda t: ["max_new_tokens=9000"], ["max_new_tokens=9000 does not fit"]),
 ]
 REAL_PROCESS = {"unknown-key", "line-not-json", "model-not-causal-lm", "k-above-100"}
 
@@ -189,6 +239,75 @@ def test_locked_run_dir_names_the_holder(existing_run, capsys):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_out_into_a_user_folder_is_refused_and_untouched(tmp_path, capsys):
+    """issue 10 #1: a non-empty folder iwsi did not create is never written into, nor cleaned."""
+    folder = tmp_path / "mine"
+    (folder / "chunks").mkdir(parents=True)
+    (folder / ".notes.123.tmp").write_text("a user's file that looks like a temp file")
+    (folder / "sub").mkdir()
+    (folder / "sub" / ".draft.9.tmp").write_text("another")
+    (folder / "chunks" / "generate-00000.parquet").write_bytes(b"not ours")
+    before = snapshot(folder)
+    status, err = run_cli(as_args(SMALL, folder), False, capsys)
+    check_refused(status, err, ["is a non-empty folder that iwsi did not create", "give a new or empty folder"])
+    assert snapshot(folder) == before
+
+
+def test_ablate_into_a_user_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "results.md").write_text("my results")
+    status, err = run_cli(["ablate", "--out", str(folder), *sum((["--set", s] for s in SMALL), [])], False, capsys)
+    check_refused(status, err, ["is a non-empty folder that iwsi did not create"])
+    assert snapshot(folder) == {"results.md": b"my results"}
+
+
+def test_ablate_into_a_run_directory_is_refused(existing_run, capsys):
+    before = snapshot(existing_run)
+    status, err = run_cli(["ablate", "--out", str(existing_run)], False, capsys)
+    check_refused(status, err, ["is an iwsi run directory"])
+    assert snapshot(existing_run) == before
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "under-proc"])
+def test_out_that_cannot_be_created(where, tmp_path, capsys):
+    if where == "under-a-file":
+        (tmp_path / "file").write_text("x")
+        out, fragment = tmp_path / "file" / "run", "is a file"
+    else:
+        out, fragment = Path("/proc/iwsi-test/run"), "cannot be created"
+    status, err = run_cli(as_args(SMALL, out), False, capsys)
+    check_refused(status, err, [fragment])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("k: [1]\n", "k=[1] is a list, not a single float"),
+    ("num_questions: {a: 1}\n", "num_questions={'a': 1} is a dict, not a single int"),
+    ("k: 80\nseed: 1\nk: 70\n", "key 'k' appears twice (line 3)"),
+    ("k: 8\xff0\n", "is not UTF-8 text"),
+    ("? [1, 2]\n: 3\n", "is not a name"),
+    ("temperature: .nan\n", "temperature=nan is not a finite number"),
+    ("entropy_threshold: 0.4\nmethod: entropy\nk: true\n", "k=True is not a valid float"),
+])
+def test_bad_yaml_values(text, fragment, tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
+    out = tmp_path / "run"
+    status, err = run_cli(["run", "--config", str(path), "--out", str(out)], False, capsys)
+    check_refused(status, err, [fragment])
+    assert not out.exists()
+
+
+def test_optional_floats_are_typed_from_the_annotation(tmp_path):
+    """issue 10 #3: entropy_threshold (default None) from YAML or --set is a float, not a string."""
+    path = tmp_path / "c.yaml"
+    path.write_text("method: entropy\nentropy_threshold: 0.5\n")
+    assert load_config(path).entropy_threshold == 0.5
+    assert load_config(overrides={"entropy_threshold": "0.25"}).entropy_threshold == 0.25
+    assert load_config(overrides={"entropy_threshold": "none"}).entropy_threshold is None
 
 
 def test_out_is_a_file(tmp_path, capsys):

@@ -9,6 +9,7 @@ mostly ≤ 20, products ≤ 200, differences positive, divisions exact.
 from __future__ import annotations
 
 import random
+from iwsi.datasets._io import DatasetError
 from iwsi.datasets._split import Sizes, check_sizes
 from iwsi.prompts import rationale_text
 from iwsi.records import Question, Splits
@@ -160,6 +161,9 @@ def make_problem(rng: random.Random) -> tuple[str, str, str]:
     return question, rationale_text(" ".join(rationale), str(answer)), str(answer)
 
 
+MAX_QUESTIONS = 200_000
+
+
 def _draw(seed: int, stream: str, count: int, taken: set[str]) -> list[tuple[str, str, str]]:
     """`count` problems whose question texts are new (not in `taken`); adds them to `taken`."""
     rng = random.Random(f"{seed}:{stream}")
@@ -184,6 +188,10 @@ def _questions(items: list[tuple[str, str, str]], split: str, keep_rationale: bo
 def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) -> Splits:
     """Generate the splits; `data_dir` and `fields` are ignored (nothing is read)."""
     check_sizes(NAME, sizes)
+    total = sizes.num_questions + sizes.valid_size + sizes.test_size
+    if total > MAX_QUESTIONS:  # generation is quick, but not endless: refuse a typo before minutes of work
+        raise DatasetError(f"{NAME}: num_questions + valid_size + test_size = {total} is more than the "
+                           f"{MAX_QUESTIONS:,} questions it generates; lower them")
     taken: set[str] = set()
     test = _draw(seed, "test", sizes.test_size, taken)
     valid = _draw(seed, "valid", sizes.valid_size, taken)
