@@ -24,8 +24,8 @@ from iwsi.config import STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
 from iwsi.dsweight import valid_loss_mean
 from iwsi.records import Splits
-from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, check_out_dir, claim_dir, read_json,
-                         runs_root, write_json, write_parquet)
+from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, check_out_dir, claim_dir, fingerprint,
+                         read_json, runs_root, write_json, write_parquet)
 
 # The config keys each stage's output depends on: changing one invalidates that stage and the rest.
 STAGE_KEYS = {
@@ -261,6 +261,11 @@ def check_lengths(cfg: RunConfig, splits: Splits) -> None:
 def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     """Stages to redo because the config changed (refused without --force)."""
     changed = _changed_keys(run, cfg)
+    if changed is None:  # config.yaml damaged: which stages match the new config is unknown
+        if not force:
+            raise RunDirError(f"{run / 'config.yaml'} was changed or damaged since iwsi wrote it: restore it, use "
+                              "another --out, or --force to redo every stage")
+        return list(STAGES)
     if not changed:
         return []
     if not force:
@@ -270,9 +275,13 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     return list(STAGES[min(hit, default=0):])  # default: an unlisted change redoes everything
 
 
-def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str]:
-    """Config keys that differ from the run directory's config.yaml ([] for a new directory)."""
+def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
+    """Config keys that differ from the run directory's config.yaml ([] for a new directory, None
+    when config.yaml is not the file iwsi wrote: deleted, truncated, edited)."""
     path = run / "config.yaml"
+    recorded = run.recorded_config()  # None in runs made before the record existed
+    if recorded is not None and (not path.is_file() or fingerprint(path) != recorded):
+        return None
     if not path.exists():
         return []
     try:
@@ -303,6 +312,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
         run.clear_from(tuple(stale))
         repair(run)
         atomic_write_text(run / "config.yaml", cfg.to_yaml())
+        run.record_config()
         for note in splits.notes:
             run.log(f"note: {note}")
         _run_stages(Context(cfg, run, splits), STAGES[: STAGES.index(until) + 1] if until else STAGES)
@@ -329,6 +339,7 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
         for stage in stages:
             if run.is_done(stage):
                 continue
+            run.redo_from(stage)  # a stage that reruns makes every later one stale (e.g. a deleted marker)
             run.set_status("running", stage)
             run.log(f"stage {stage} started")
             start = time.time()

@@ -116,7 +116,7 @@ def claim_dir(path: Path, kind: str = "run", mark: bool = True) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RunDirError(f"--out {path} cannot be created ({err.strerror}): give a folder you can write to") from None
-    if mark and not (path / OWNER_FILE).exists():
+    if mark and not isinstance(read_json(path / OWNER_FILE, None, quiet=True), dict):
         write_json(path / OWNER_FILE, {"kind": kind, "schema_version": SCHEMA_VERSION, "created": now_iso()})
 
 
@@ -232,6 +232,16 @@ class RunDir:
             self.marker(s).unlink(missing_ok=True)
         if damaged and (self.path / damaged).is_file():
             (self.path / damaged).unlink()
+
+    def record_config(self) -> None:
+        """Remember config.yaml's fingerprint in the owner file: a later run can then tell a damaged or
+        hand-edited config.yaml from the one its artefacts were made with."""
+        info = read_json(self.path / OWNER_FILE, None, quiet=True) or {"kind": "run", "schema_version": SCHEMA_VERSION}
+        write_json(self.path / OWNER_FILE, {**info, "config": fingerprint(self.path / "config.yaml")})
+
+    def recorded_config(self) -> dict | None:
+        info = read_json(self.path / OWNER_FILE, None, quiet=True)
+        return info.get("config") if isinstance(info, dict) else None
 
     def timings(self) -> dict[str, float]:
         found = [self.read_marker(s) for s in STAGES_IN_ORDER if self.is_done(s)]

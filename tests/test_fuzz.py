@@ -1,0 +1,220 @@
+"""Make the classes of failure impossible (issue 10), not just the instances found:
+
+- config fuzzing: every key gets random strings, numbers (NaN, ±inf, huge, negative), lists, mappings
+  and unicode, through `--set` and through YAML; the CLI exits 0, or 2 with one line naming the key,
+  never a traceback, and writes no directory on exit 2;
+- artefact fuzzing: each artefact of a finished tiny run is truncated, deleted or replaced with
+  garbage; the rerun restores identical artefacts (redoing the stages needed) or exits 2 naming the
+  file (the dashboard side of broken runs is in test_app.py);
+- no write outside what the project owns: every CLI command pointed at a folder of sentinel files
+  leaves them untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from iwsi import pipeline
+from iwsi.cli import main
+from iwsi.config import FIELDS
+from tests.test_bad_input import snapshot
+
+SMALL = {"num_questions": 6, "valid_size": 2, "test_size": 4}
+# Strings a user (or a typo) can put in --set; the unicode alphabet includes lone surrogates, which
+# argv can carry on Linux (undecodable bytes).
+WORDS = st.sampled_from(["", " ", "none", "null", "true", "no", "[1]", "{a: 1}", "nan", "-nan", "inf", "-inf",
+                         "1e400", "0", "-1", "1.5", "0x10", "1_000", "embedded", "iwsi", "hf", "gsm8k",
+                         "/proc/self", "../..", "ü", "\x00", "a,b", "question:q", "80%", "1", "2", "3", "0.5",
+                         "0.05", "70", "100", "full", "completion", "entropy", "lmsi", "True", "FALSE"])
+NUMBERS = st.one_of(st.integers(min_value=-10**30, max_value=10**30), st.floats(allow_nan=True, allow_infinity=True))
+TEXT = st.one_of(WORDS, NUMBERS.map(str), st.text(alphabet=st.characters(blacklist_categories=()), max_size=12))
+YAML_VALUE = st.recursive(st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=12), WORDS),
+                          lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                  st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+                          max_leaves=5)
+KEYS = st.one_of(st.sampled_from(sorted(FIELDS)), st.sampled_from(["", "K", "seeds", "model.name"]))
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    """The CLI in-process, with the stages replaced by a no-op: only the checks are under test."""
+    with mock.patch.object(pipeline, "_run_stages", lambda ctx, stages: None), \
+            mock.patch("iwsi.rounds.run_rounds", lambda *a: []):
+        status = main(args)
+    return status, capsys.readouterr().err
+
+
+def check_outcome(status: int, err: str, key: str, out: Path) -> None:
+    event(f"exit {status}")  # --hypothesis-show-statistics shows how many inputs were accepted
+    assert status in (0, 2), err
+    assert "Traceback" not in err
+    if status == 2:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("iwsi: error:"), err
+        assert key in lines[0], lines[0]
+        assert not out.exists(), f"exit 2 but {out} was written"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub-like model id fails at once instead of retrying
+
+
+@FUZZ
+@given(key=KEYS, value=TEXT)
+def test_set_values_exit_0_or_2_naming_the_key(key, value, capsys):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        sets = [f"{k}={v}" for k, v in SMALL.items() if k != key] + [f"{key}={value}"]
+        args = ["run", "--out", str(out)] + [a for pair in sets for a in ("--set", pair)]
+        status, err = run_cli(args, capsys)
+        check_outcome(status, err, key if key in FIELDS else repr(key), out)
+
+
+@FUZZ
+@given(key=KEYS, value=YAML_VALUE)
+def test_yaml_values_exit_0_or_2_naming_the_key(key, value, capsys):
+    with tempfile.TemporaryDirectory() as tmp:
+        out, config = Path(tmp) / "run", Path(tmp) / "c.yaml"
+        data = {**{k: v for k, v in SMALL.items() if k != key}, key: value}
+        config.write_text(yaml.safe_dump(data, allow_unicode=True))
+        status, err = run_cli(["run", "--config", str(config), "--out", str(out)], capsys)
+        check_outcome(status, err, key if key in FIELDS else repr(key), out)
+
+
+# -- artefact fuzzing ---------------------------------------------------------------------------------
+TINY = dict(num_questions=6, valid_size=2, test_size=3, num_samples=3, max_new_tokens=24, epochs=1,
+            batch_size=4, k=70, seed=1, embed=True)
+TINY_ARGS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+ARTEFACTS = ["candidates.parquet", "samples.parquet", "valid.parquet", "umap.parquet", "suggestions.parquet",
+             "filter.json", "train.json", "adapter/adapter_model.safetensors", "adapter/adapter_config.json",
+             "eval_base.parquet", "eval.parquet", "config.yaml", "status.json", "metrics.json", "iwsi.json",
+             *[f"stages/{s}.json" for s in pipeline.STAGES], "chunks/generate-00000.parquet",
+             "chunks/score-00000.parquet", "chunks/score-valid.parquet"]
+MODES = ("truncate", "delete", "garbage")
+# every artefact once, each of the three faults in turn, plus all three on the table the pages read
+CASES = [(name, MODES[i % 3]) for i, name in enumerate(ARTEFACTS)] + [("samples.parquet", m) for m in MODES[1:]]
+
+
+def damage(path: Path, mode: str) -> None:
+    if mode == "delete":
+        path.unlink()
+    elif mode == "truncate":
+        path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    else:
+        path.write_bytes(os.urandom(64))
+
+
+def contents(run: Path) -> dict:
+    """What a rerun must restore: every table, the adapter's bytes, the filter and config records
+    (wall times, pids and timestamps excluded)."""
+    found = {name: pd.read_parquet(run / name) for name in ARTEFACTS if name.endswith(".parquet")}
+    found["adapter"] = (run / "adapter/adapter_model.safetensors").read_bytes()
+    found["adapter_config"] = json.loads((run / "adapter/adapter_config.json").read_text())
+    found["filter"] = json.loads((run / "filter.json").read_text())
+    found["config"] = (run / "config.yaml").read_text()
+    found["train_loss"] = json.loads((run / "train.json").read_text())["train_loss"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.pop("timings")
+    found["metrics"] = metrics
+    return found
+
+
+def same(a: dict, b: dict) -> list[str]:
+    differ = []
+    for key in a:
+        x, y = a[key], b.get(key)
+        if isinstance(x, pd.DataFrame):
+            if not (isinstance(y, pd.DataFrame) and x.equals(y)):
+                differ.append(key)
+        elif x != y:
+            differ.append(key)
+    return differ
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    with mock.patch.dict(os.environ, {"IWSI_CHUNK": "4"}):  # two generate/score chunks
+        assert main(["run", "--out", str(out), *TINY_ARGS]) == 0
+    return out, contents(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, mode", CASES, ids=[f"{n}-{m}" for n, m in CASES])
+def test_a_damaged_artefact_is_rebuilt_or_named(finished, name, mode, tmp_path, capsys):
+    source, reference = finished
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    damage(run / name, mode)
+    status = main(["run", "--out", str(run), *TINY_ARGS])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if status == 2:  # refused: the message names the file, and the directory is left as it was
+        line = [x for x in err.splitlines() if x.startswith("iwsi: error:")]
+        assert len(line) == 1 and Path(name).name in line[0], err
+        return
+    assert status == 0, err
+    assert same(reference, contents(run)) == []
+    assert json.loads((run / "status.json").read_text())["state"] == "done"
+
+
+@pytest.mark.slow
+def test_a_damaged_config_is_redone_with_force(finished, tmp_path, capsys):
+    source, reference = finished
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    damage(run / "config.yaml", "truncate")
+    assert main(["run", "--out", str(run), *TINY_ARGS]) == 2
+    assert "config.yaml was changed or damaged" in capsys.readouterr().err
+    with mock.patch.dict(os.environ, {"IWSI_CHUNK": "4"}):
+        assert main(["run", "--out", str(run), "--force", *TINY_ARGS]) == 0
+    assert same(reference, contents(run)) == []
+
+
+# -- no write outside what the project owns ---------------------------------------------------------------
+def sentinel_folder(root: Path) -> Path:
+    folder = root / "sentinels"
+    (folder / "chunks").mkdir(parents=True)
+    (folder / "sub").mkdir()
+    for name, data in {"notes.txt": b"mine", ".draft.123.tmp": b"looks like a temp file", "config.yaml": b"k: 1\n",
+                       "status.json": b"{}", "samples.parquet": b"my table", "chunks/generate-00000.parquet": b"x",
+                       "sub/.x.9.tmp": b"y", "results.md": b"my results", "kept.jsonl": b"{}\n"}.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def test_no_command_touches_files_it_did_not_write(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IWSI_CACHE", str(tmp_path / "cache"))
+    from iwsi.fixtures import make_run_dir
+
+    run = make_run_dir(tmp_path / "cache" / "runs" / "r", num_questions=10)
+    folder = sentinel_folder(tmp_path)
+    before = snapshot(folder)
+    small = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+    commands = [
+        ["run", "--out", str(folder), *small],
+        ["run", "--out", str(folder / "sub"), *small],
+        ["run", "--out", str(folder / "notes.txt"), *small],
+        ["run", "--out", str(folder / "notes.txt" / "run"), *small],
+        ["ablate", "--out", str(folder), *small],
+        ["ablate", "--out", str(folder / "chunks"), *small],
+        ["export", str(run), "--out", str(folder / "notes.txt")],
+        ["export", str(run), "--out", str(folder / "kept.jsonl")],
+        ["export", str(run), "--out", str(folder / "sub")],
+        ["export", str(folder), "--out", str(tmp_path / "x.jsonl")],
+        ["export", str(run), "--out", str(run / "samples.parquet")],
+    ]
+    for args in commands:
+        assert run_cli(args, capsys)[0] == 2, args
+        assert snapshot(folder) == before, args
