@@ -20,14 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from iwsi import report
+from iwsi import filtering, report
 from iwsi.config import METHODS, ConfigError, RunConfig, load_config, parse_sets
 from iwsi.rundir import CACHE_DIR, RunDir, check_out_dir, claim_dir, read_json, write_parquet
 
 SHARED_STAGES = ("generate", "vote", "score", "embed")
 SHARED_FILES = ("candidates.parquet", "samples.parquet", "valid.parquet", "umap.parquet", "suggestions.parquet",
                 "eval_base.parquet")
-K_FREE = ("lmsi", "iwsi-w", "ground-truth")
 
 
 def parse_list(text: str, kind=str, what: str = "value") -> list:
@@ -44,7 +43,7 @@ def plan_cells(methods: list[str], ks: list[float]) -> list[tuple[str, float]]:
         raise ConfigError(f"unknown method {bad[0]!r}: choose from {', '.join(METHODS)}")
     cells = []
     for m in methods:
-        cells += [(m, 100.0)] if m in K_FREE else [(m, float(k)) for k in ks]
+        cells += [(m, float(k)) for k in ks] if filtering.METHODS[m].uses_k else [(m, 100.0)]
     return cells
 
 
@@ -73,9 +72,8 @@ def run_shared(cfg: RunConfig, path: Path, methods: list[str], reward_model: str
             write_parquet(run / "eval_base.parquet",
                           greedy_eval(ctx.model, ctx.tokenizer, splits.test, cfg, run, "base"))
         df = ctx.samples()
-        for method in ("self", "rm"):
-            if method in methods:
-                df = add_judge_scores(ctx, df, method)
+        for method in methods:  # judges' scores (self, rm) once per shared directory
+            df = add_judge_scores(ctx, df, method)
         write_parquet(run / "samples.parquet", df)
         run.rewrote("samples.parquet")
     return path
@@ -166,8 +164,7 @@ def main(args) -> int:
     # validate everything before any work: every k and dataset through RunConfig, then the methods
     [replace(cfg, k=k) for k in ks] + [replace(cfg, dataset=d, data_dir=cfg.data_dir or ".") for d in datasets]
     plan_cells(methods, ks)
-    if "rm" in methods and not cfg.reward_model:
-        raise ConfigError("method 'rm' needs a reward model: add --set reward_model=<local HF classifier dir>")
+    [replace(cfg, method=m) for m in methods]  # each method's own checks (rm needs a reward model)
     out = Path(args.out or CACHE_DIR / "ablations" / f"{'-'.join(datasets)}-{cfg.hash()}")
     data_root = Path(getattr(args, "data_root", None) or "../shared/data")
     check_out_dir(out, "ablation")

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from iwsi.filtering import num_to_keep
+
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
           "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#111111"}
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
@@ -97,7 +99,8 @@ def percentile_table(samples: pd.DataFrame, ks: np.ndarray | None = None) -> pd.
     maj = np.sort(samples.loc[samples["is_majority"].astype(bool), "ds_weight"].to_numpy(float))
     if not len(maj):
         return pd.DataFrame({"k": ks, "sigma": np.nan})
-    idx = np.clip(np.floor(len(maj) * ks / 100 + 0.5).astype(int), 1, len(maj)) - 1
+    # the IWSI cut at each k (filtering.iwsi keeps the num_to_keep lowest), on the sorted weights at once
+    idx = [num_to_keep(len(maj), k) - 1 for k in ks]
     return pd.DataFrame({"k": ks, "sigma": maj[idx]})
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import yaml
 
-DATASETS = ("synthetic-arith", "gsm8k", "svamp", "strategyqa", "anli-r1", "anli-r2", "openbookqa", "aqua",
-            "commonsenseqa", "jsonl")
-METHODS = ("iwsi", "lmsi", "entropy", "self", "rm", "iwsi-w", "ground-truth")
+from iwsi.datasets import DATASETS  # one list: the loaders
+from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
+
+METHODS = tuple(METHOD_TABLE)
 ENGINES = ("iwsi", "hf")
 LOSS_SPANS = ("full", "completion")
 STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
@@ -76,7 +77,7 @@ class RunConfig:
     def __post_init__(self):
         for f in fields(self):
             _check(f, getattr(self, f.name))
-        if self.method == "rm" and not self.reward_model:
+        if METHOD_TABLE[self.method].score_column == "rm_score" and not self.reward_model:
             raise ConfigError("method 'rm' needs a reward model: set reward_model=<local HF sequence-classification dir>")
         if self.dataset not in ("synthetic-arith",) and not self.data_dir:
             raise ConfigError(f"dataset {self.dataset!r} needs data_dir: set data_dir=<folder with its files>")

@@ -1,6 +1,7 @@
 """Export the kept set of a run for a chosen k as SFT JSONL (pure pandas, no torch).
 
-Reads RUN_DIR/samples.parquet (+ config.yaml); writes OUT (one `{"prompt", "completion"}` object per
+Reads RUN_DIR/samples.parquet (+ config.yaml); the kept set is the run's own method's at k
+(`--method` for another rule), computed by `filtering.select` like the filter stage. Writes OUT (one `{"prompt", "completion"}` object per
 line, the prompt/completion format TRL's SFTTrainer reads) and OUT.manifest.json (config, k, σ_k%,
 counts). The dashboard offers the same files as downloads.
 
@@ -18,28 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iwsi.filtering import num_to_keep
+from iwsi import filtering
 from iwsi.rundir import atomic_write_text, owner, write_json
 from iwsi.runs import read_config
 
 
-def kept_mask(ds_weight: np.ndarray, is_majority: np.ndarray, k: float) -> tuple[np.ndarray, float]:
-    """The k % of majority rows with the lowest DS weight and σ_k% (their largest weight).
-
-    Same rule as iwsi.filtering.iwsi (stable order breaks ties), on numpy arrays so the
-    dashboard slider stays fast on 100k rows."""
-    maj_idx = np.flatnonzero(is_majority)
-    order = np.argsort(ds_weight[maj_idx], kind="stable")
-    chosen = maj_idx[order[: num_to_keep(len(maj_idx), k)]]
-    mask = np.zeros(len(ds_weight), dtype=bool)
-    mask[chosen] = True
-    sigma = float(ds_weight[chosen].max()) if len(chosen) else math.nan
-    return mask, sigma
-
-
-def kept_frame(samples: pd.DataFrame, k: float) -> tuple[pd.DataFrame, float]:
-    mask, sigma = kept_mask(samples["ds_weight"].to_numpy(float), samples["is_majority"].to_numpy(bool), k)
-    return samples[mask], sigma
+def kept_frame(samples: pd.DataFrame, k: float, method: str = "iwsi",
+               entropy_threshold: float | None = None) -> tuple[pd.DataFrame, float]:
+    """The rows `method` keeps at k (the pipeline's own rule, `filtering.select`) and σ_k%."""
+    mask, _ = filtering.select(samples, method, k, entropy_threshold)
+    return samples[mask.to_numpy(bool)], filtering.iwsi(samples, k)[1]
 
 
 def to_sft_jsonl(kept: pd.DataFrame) -> str:
@@ -49,20 +38,30 @@ def to_sft_jsonl(kept: pd.DataFrame) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def build_manifest(samples: pd.DataFrame, kept: pd.DataFrame, k: float, sigma: float, config: dict) -> dict:
-    return {"k": k, "sigma_k": None if math.isnan(sigma) else sigma, "format": "trl prompt/completion jsonl",
+def build_manifest(samples: pd.DataFrame, kept: pd.DataFrame, k: float, sigma: float, config: dict,
+                   method: str = "iwsi") -> dict:
+    return {"method": method, "k": k, "sigma_k": None if math.isnan(sigma) else sigma,
+            "format": "trl prompt/completion jsonl",
             "num_candidates": int(len(samples)), "num_majority": int(samples["is_majority"].sum()),
             "num_kept": int(len(kept)), "num_questions": int(samples["question_id"].nunique()),
             "num_questions_kept": int(kept["question_id"].nunique()), "config": config}
 
 
-def export_kept(run_dir: str | Path, k: float, out: str | Path) -> dict:
-    """Write the kept set for k to OUT (+ OUT.manifest.json) and return the manifest."""
+def run_method(config: dict) -> tuple[str, float | None]:
+    """The method a run was made with (and its entropy threshold); runs without one used iwsi."""
+    method = config.get("method") if config.get("method") in filtering.METHODS else "iwsi"
+    return method, config.get("entropy_threshold") if method == "entropy" else None
+
+
+def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | None = None) -> dict:
+    """Write the set `method` (default: the run's own) keeps at k to OUT (+ OUT.manifest.json)."""
     run_dir, out = Path(run_dir), Path(out)
-    samples = pd.read_parquet(run_dir / "samples.parquet",
-                              columns=["question_id", "sample_id", "question", "rationale", "is_majority", "ds_weight"])
-    kept, sigma = kept_frame(samples, k)
-    manifest = build_manifest(samples, kept, k, sigma, read_config(run_dir))
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    config = read_config(run_dir)
+    own, threshold = run_method(config)
+    method = method or own
+    kept, sigma = kept_frame(samples, k, method, threshold if method == own else None)
+    manifest = build_manifest(samples, kept, k, sigma, config, method)
     manifest["run_dir"] = str(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, to_sft_jsonl(kept))
@@ -100,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir", help="run directory with samples.parquet")
     ap.add_argument("--k", type=float, default=80.0, help="percentage of majority samples kept (default 80)")
     ap.add_argument("--out", required=True, help="output JSONL file (a .manifest.json is written next to it)")
+    ap.add_argument("--method", choices=list(filtering.METHODS),
+                    help="selection rule (default: the run's own method, as it trained)")
     args = ap.parse_args(argv)
     if not 0 < args.k <= 100:  # NaN fails this too
         return _refuse(f"--k {args.k} is out of range: it must be in (0, 100]")
@@ -110,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return _refuse(problem)
     try:
-        m = export_kept(args.run_dir, args.k, args.out)
+        m = export_kept(args.run_dir, args.k, args.out, args.method)
     except (OSError, ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
         return _refuse(f"{args.run_dir}/samples.parquet cannot be exported ({type(err).__name__}: "
                        f"{' '.join(str(err).split())[:100]}); rerun `iwsi run --out {args.run_dir}` to rebuild it")
-    print(f"wrote {m['num_kept']} of {m['num_majority']} majority samples (k={args.k:g}, σ_k={m['sigma_k']}) to {args.out}")
+    print(f"wrote {m['num_kept']} of {m['num_majority']} majority samples ({m['method']}, k={args.k:g}, "
+          f"σ_k={m['sigma_k']}) to {args.out}")
     return 0
 
 

@@ -1,12 +1,18 @@
-"""Stage `filter` (pure): which majority samples to train on, one small function per method.
+"""Stage `filter` (pure): which majority samples to train on, one small function per method, and
+`METHODS`, the one table of the methods and their properties (config, filter stage, ablation
+runner, report and dashboard all read it).
 
 Every function takes the samples table (one row per candidate, with `is_majority`) and returns a
 boolean Series `kept` plus the method's threshold. Ties are broken by table order (question_id,
-sample_id), so the same table always gives the same selection.
+sample_id), so the same table always gives the same selection. The pipeline, the export and the
+dashboard's k slider all call `select`.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -79,14 +85,40 @@ def ground_truth(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
     return df["is_majority"].astype(bool) & df["is_correct"].fillna(False).astype(bool), math.nan
 
 
+@dataclass(frozen=True)
+class Method:
+    label: str                    # its name in tables, charts and pages
+    rule: Callable                # (samples, k) -> (kept mask, threshold)
+    uses_k: bool                  # False: the rule ignores k (an ablation runs it once, recorded at k = 100)
+    score_column: str | None      # a column the rule needs that a judge adds to samples.parquet
+    outside_supervision: bool     # needs more than the model itself (gold answers, a reward model)
+    weighted: bool = False        # trains with per-sample loss weights min(w', C) instead of cutting
+    help: str = ""
+
+
+# Order: config choices and error messages; tables list the self-supervised methods first, IWSI last.
+METHODS: dict[str, Method] = {
+    "iwsi": Method("IWSI", iwsi, True, None, False,
+                   help="keep the k % of D_c with the lowest DS weight (paper Eq. 5)"),
+    "lmsi": Method("LMSI", lmsi, False, None, False, help="every majority sample (Huang et al. 2023)"),
+    "entropy": Method("Entropy-filter", entropy, True, None, False,
+                      help="drop questions whose answer entropy exceeds u* (k % of D_c by default)"),
+    "self": Method("Self-filter", partial(keep_highest_score, column="self_score"), True, "self_score", False,
+                   help="keep the k % of D_c the base model rates highest"),
+    "rm": Method("RM-filter", partial(keep_highest_score, column="rm_score"), True, "rm_score", True,
+                 help="keep the k % of D_c a reward model rates highest"),
+    "iwsi-w": Method("IWSI-w", lmsi, False, None, False, weighted=True,
+                     help="every majority sample, loss weighted by min(w', C)"),
+    "ground-truth": Method("Ground-truth filter", ground_truth, False, None, True,
+                           help="majority samples with a correct answer (needs gold; the headroom)"),
+}
+
+
 def select(df: pd.DataFrame, method: str, k: float, entropy_threshold: float | None = None):
-    """Dispatch to the method's rule → (kept mask, threshold)."""
-    if method == "entropy":
+    """The method's rule → (kept mask, threshold)."""
+    if method == "entropy" and entropy_threshold is not None:  # the one rule with an option
         return entropy(df, k, entropy_threshold)
-    if method in ("self", "rm"):
-        return keep_highest_score(df, k, f"{method}_score")
-    rules = {"iwsi": iwsi, "lmsi": lmsi, "iwsi-w": lmsi, "ground-truth": ground_truth}
-    return rules[method](df, k)
+    return METHODS[method].rule(df, k)
 
 
 def training_weights(w_prime: pd.Series, clip: float) -> pd.Series:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from iwsi.export import kept_mask
+from iwsi import filtering
 from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
 
@@ -150,15 +150,17 @@ def _write_text_files(path: Path, config: dict, metrics: dict) -> None:
 
 
 def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4, seed: int = 0,
-                 dataset: str = "gsm8k", k: float = 80.0, with_optional: bool = True) -> Path:
-    """Write a complete synthetic run directory; `with_optional=False` leaves out umap/eval/suggestions."""
+                 dataset: str = "gsm8k", k: float = 80.0, with_optional: bool = True, method: str = "iwsi") -> Path:
+    """Write a complete synthetic run directory trained with `method` at k; `with_optional=False` leaves
+    out umap/eval/suggestions."""
     path = Path(path)
     claim_dir(path, "run")
     rng = np.random.default_rng(seed)
     valid_mean = 0.8
     valid = make_valid(rng, max(5, num_questions // 20), valid_mean)
     samples = make_samples(rng, num_questions, num_samples, float(valid["loss"].mean()))
-    mask, sigma = kept_mask(samples["ds_weight"].to_numpy(), samples["is_majority"].to_numpy(), k)
+    mask = filtering.select(samples, method, k)[0].to_numpy(bool)
+    sigma = filtering.iwsi(samples, k)[1]
     samples["kept"] = mask
     samples.to_parquet(path / "samples.parquet", index=False)
     valid.to_parquet(path / "valid.parquet", index=False)
@@ -167,13 +169,13 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
         make_umap(rng, samples, valid).to_parquet(path / "umap.parquet", index=False)
         suggest_labels(samples, valid).to_parquet(path / "suggestions.parquet", index=False)
         evals.to_parquet(path / "eval.parquet", index=False)
-    config = {"dataset": dataset, "model": "embedded", "method": "iwsi", "k": k, "num_questions": num_questions,
+    config = {"dataset": dataset, "model": "embedded", "method": method, "k": k, "num_questions": num_questions,
               "num_samples": num_samples, "seed": seed}
     acc = evals.groupby("model")["is_correct"].mean().round(4).to_dict() if with_optional else {}
     metrics = {"valid_loss_mean": float(valid["loss"].mean()), "k": k, "sigma_k": sigma,
                "num_questions": num_questions, "num_candidates": len(samples),
                "num_majority": int(samples["is_majority"].sum()), "num_kept": int(mask.sum()),
-               "accuracy": acc, "method": "iwsi", "threshold": sigma,
+               "accuracy": acc, "method": method, "threshold": sigma,
                "timings": {s: 3.0 * (i + 1) for i, s in enumerate(STAGES)}}
     _write_text_files(path, config, metrics)
     return path

@@ -115,8 +115,8 @@ def add_judge_scores(ctx: Context, df: pd.DataFrame, method: str) -> pd.DataFram
     from iwsi import judges
     from iwsi.rundir import Progress
 
-    column = f"{method}_score"
-    if method not in ("self", "rm") or (column in df and df.loc[df["is_majority"], column].notna().all()):
+    column = filtering.METHODS[method].score_column
+    if column is None or (column in df and df.loc[df["is_majority"], column].notna().all()):
         return df
     maj = df[df["is_majority"]]
     bar = Progress(ctx.run, f"filter-{method}", len(maj), unit="seq")
@@ -138,7 +138,8 @@ def stage_filter(ctx: Context) -> None:
     df = add_judge_scores(ctx, ctx.samples(), cfg.method)
     kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold)
     df["kept"] = kept
-    df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if cfg.method == "iwsi-w" else 1.0
+    weighted = filtering.METHODS[cfg.method].weighted
+    df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if weighted else 1.0
     write_parquet(ctx.run / "samples.parquet", df)
     write_json(ctx.run / "filter.json", {"method": cfg.method, "k": cfg.k, "threshold": _finite(threshold),
                                          "sigma_k": _finite(sigma_k(df, cfg.k))})

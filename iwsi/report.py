@@ -15,10 +15,12 @@ import pandas as pd
 
 from iwsi import filtering
 
-SELF_SUPERVISED = ("lmsi", "entropy", "self", "iwsi-w", "iwsi")
-OUTSIDE = ("rm", "ground-truth")
-LABELS = {"lmsi": "LMSI", "entropy": "Entropy-filter", "self": "Self-filter", "iwsi-w": "IWSI-w", "iwsi": "IWSI",
-          "rm": "RM-filter", "ground-truth": "Ground-truth filter"}
+# The paper's Table 1 layout: self-supervised methods (ours, IWSI, last), then those with outside supervision.
+SELF_SUPERVISED = tuple(sorted((m for m, r in filtering.METHODS.items() if not r.outside_supervision),
+                               key=lambda m: m == "iwsi"))
+OUTSIDE = tuple(m for m, r in filtering.METHODS.items() if r.outside_supervision)
+LABELS = {m: r.label for m, r in filtering.METHODS.items()}
+K_FREE = tuple(m for m, r in filtering.METHODS.items() if not r.uses_k)
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -39,7 +41,7 @@ def fmt(mean: float, half: float) -> str:
 
 def at_k(results: pd.DataFrame, k: float) -> pd.DataFrame:
     """Rows for the table: k-free methods (recorded at 100) plus the others at `k`."""
-    free = results["method"].isin(("lmsi", "iwsi-w", "ground-truth"))
+    free = results["method"].isin(K_FREE)
     return results[free | (results["k"] == k)]
 
 

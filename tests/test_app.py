@@ -206,3 +206,20 @@ def test_symlinked_run_folders_are_not_listed(cache):
     assert runs.list_run_names() == [] and runs.list_ablations() == []
     for page in PAGES:
         open_page(page)
+
+
+# -- issue 13 #1: a run trained with another method is shown with that method's kept set ------------------
+@pytest.mark.parametrize("method", ["entropy", "lmsi"])
+def test_pages_show_the_runs_own_kept_set(cache, method):
+    from iwsi.filtering import select
+
+    run = make_run_dir(cache / "runs" / f"{method}-run", num_questions=60, num_samples=4, seed=7, method=method, k=80)
+    df = pd.read_parquet(run / "samples.parquet")
+    at = open_page("views/ds_weights.py")
+    kept = next(m for m in at.metric if m.label.startswith("kept at k="))
+    assert kept.label == "kept at k=80" and kept.value == f"{int(df['kept'].sum()):,}"
+    assert method != "lmsi" or int(df["kept"].sum()) == int(df["is_majority"].sum())
+    assert any("trained with" in m.value and ("Entropy" in m.value or "LMSI" in m.value) for m in at.markdown)
+    at.sidebar.slider[0].set_value(50).run()  # moving k recomputes *this* method's cut
+    kept = next(m for m in at.metric if m.label.startswith("kept at k="))
+    assert kept.value == f"{int(select(df, method, 50)[0].sum()):,}"

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from iwsi import charts, report
-from iwsi.export import kept_mask
+from iwsi.filtering import iwsi as iwsi_filter
 from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 
@@ -59,8 +59,7 @@ def test_histogram_without_gold(samples):
 def test_percentile_table_matches_filter(samples):
     table = charts.percentile_table(samples, np.array([10, 50, 80, 100]))
     for k, sigma in zip(table["k"], table["sigma"]):
-        _, s = kept_mask(samples["ds_weight"].to_numpy(), samples["is_majority"].to_numpy(), k)
-        assert sigma == pytest.approx(s)
+        assert sigma == pytest.approx(iwsi_filter(samples, k)[1])
     assert table["sigma"].is_monotonic_increasing
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from iwsi import runs
-from iwsi.export import export_kept, kept_mask, main
+from iwsi.export import export_kept, kept_frame, main
 from iwsi.filtering import iwsi as iwsi_filter
 from iwsi.fixtures import make_run_dir
 
@@ -18,12 +18,23 @@ def run(tmp_path, monkeypatch):
     return make_run_dir(tmp_path / "runs" / "r1", num_questions=40, num_samples=4, seed=2)
 
 
-def test_kept_mask_matches_pipeline_filter(run):
+def test_kept_frame_matches_pipeline_filter(run):
     df = pd.read_parquet(run / "samples.parquet")
     for k in (10, 55, 80, 100):
-        mask, sigma = kept_mask(df["ds_weight"].to_numpy(), df["is_majority"].to_numpy(), k)
+        kept, sigma = kept_frame(df, k)
         ref, threshold = iwsi_filter(df, k)
-        assert (mask == ref.to_numpy()).all() and sigma == pytest.approx(threshold)
+        assert kept.index.equals(df.index[ref.to_numpy()]) and sigma == pytest.approx(threshold)
+
+
+@pytest.mark.parametrize("method", ["lmsi", "entropy", "ground-truth"])
+def test_export_uses_the_runs_own_method(tmp_path, monkeypatch, method):
+    """issue 13 #1: the kept set of a non-IWSI run is that method's set, not the IWSI cut."""
+    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
+    run = make_run_dir(tmp_path / "runs" / method, num_questions=40, num_samples=4, seed=5, method=method, k=80)
+    df = pd.read_parquet(run / "samples.parquet")
+    m = export_kept(run, 80, tmp_path / "kept.jsonl")
+    assert m["method"] == method and m["num_kept"] == int(df["kept"].sum())
+    assert export_kept(run, 80, tmp_path / "iwsi.jsonl", method="iwsi")["num_kept"] == int(iwsi_filter(df, 80)[0].sum())
 
 
 def test_export_writes_trl_jsonl_and_manifest(run, tmp_path):

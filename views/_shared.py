@@ -5,6 +5,7 @@ Tables are cached by (path, mtime, columns), so a rewritten file is picked up on
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import streamlit as st
 
-from iwsi.export import kept_mask
-from iwsi.runs import WRITTEN_BY, RunNameError, list_run_names, read_json, run_path, runs_dir
+from iwsi import filtering
+from iwsi.export import run_method as export_run_method
+from iwsi.runs import WRITTEN_BY, RunNameError, list_run_names, read_config, read_json, run_path, runs_dir
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]
+# Read too where present: the run's kept set and the judges' scores some methods select by.
+SELECTION = ["kept"] + [m.score_column for m in filtering.METHODS.values() if m.score_column]
 TEXT = ["question_id", "sample_id", "question", "rationale", "answer", "gold"]
 EMPTY_HINT = "No runs yet — click **Run embedded demo** on the Runs page or run `make run`."
 
@@ -78,15 +82,31 @@ def has_columns(path: Path, columns: list[str]) -> bool:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _kept(path: str, stamp: float, k: float) -> tuple[np.ndarray, float]:
-    df = _read_parquet(path, stamp, tuple(NUMERIC))
-    return kept_mask(df["ds_weight"].to_numpy(float), df["is_majority"].to_numpy(bool), k)
+def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None,
+          run_k: float | None) -> tuple[np.ndarray, float]:
+    df = _read_parquet(path, stamp, tuple(NUMERIC + SELECTION))
+    sigma = filtering.iwsi(df, k)[1]  # the DS-weight percentile at k: IWSI's cut, a reference for every method
+    if "kept" in df and run_k is not None and math.isclose(k, run_k):
+        return df["kept"].fillna(False).to_numpy(bool), sigma  # exactly the set the run trained on
+    return filtering.select(df, method, k, threshold)[0].to_numpy(bool), sigma
 
 
-def kept_for_k(run: Path, k: float) -> tuple[np.ndarray, float]:
-    """Mask of the samples kept at k (k % of D_c with the lowest DS weight) and σ_k%."""
+def run_method(run: Path) -> tuple[str, float | None, float | None]:
+    """(method, its entropy threshold, k) the run was made with."""
+    config = read_config(run)
+    method, threshold = export_run_method(config)
+    k = config.get("k")
+    return method, threshold, float(k) if isinstance(k, (int, float)) else None
+
+
+def kept_for_k(run: Path, k: float, method: str | None = None) -> tuple[np.ndarray, float]:
+    """Mask of the samples the run's method (or `method`) keeps at k, and σ_k%. At the run's own k
+    and method it is the run's `kept` column; moving k recomputes that method's cut."""
+    own, threshold, run_k = run_method(run)
     path = run / "samples.parquet"
-    return _kept(str(path), mtime(path), float(k))
+    same = method in (None, own)
+    return _kept(str(path), mtime(path), float(k), method or own, threshold if same else None,
+                 run_k if same else None)
 
 
 def metrics(run: Path) -> dict:
@@ -134,10 +154,16 @@ def selected_k() -> float:
 
 
 def header(title: str, explanation: str) -> None:
-    """Sidebar + page title + one line saying what the page shows."""
+    """Sidebar + page title + one line saying what the page shows + the selected run's method."""
     sidebar()
     st.title(title)
     st.caption(explanation)
+    run = selected_run()
+    if run is not None and (run / "config.yaml").exists():
+        method, threshold, run_k = run_method(run)
+        k_text = f"k = {run_k:g}" if filtering.METHODS[method].uses_k and run_k is not None else "k not used"
+        st.markdown(f"Run **{run.name}** · trained with **{filtering.METHODS[method].label}** ({k_text}): "
+                    f"*kept* on every page is this method's set at the sidebar k.")
 
 
 def require_samples() -> tuple[Path, pd.DataFrame]:

@@ -9,24 +9,32 @@ import streamlit as st
 from iwsi import charts
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.runs import read_config
-from views._shared import NUMERIC, TEXT, header, kept_for_k, metrics, mtime, require_samples, selected_k, table
+from iwsi.filtering import METHODS
+from views._shared import (NUMERIC, header, kept_for_k, metrics, mtime, require_samples, run_method, selected_k,
+                           table)
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "
                      "to move the σ_k% cut.")
 run, samples = require_samples()
 k = selected_k()
+method = run_method(run)[0]
 mask, sigma = kept_for_k(run, k)
 majority = samples["is_majority"].to_numpy(bool)
 
 cols = st.columns(5)
 cols[0].metric("candidates", f"{len(samples):,}")
 cols[1].metric("majority D_c", f"{majority.sum():,}")
-cols[2].metric(f"kept at k={k:g}", f"{mask.sum():,}", help="k % of D_c with the lowest DS weight")
+cols[2].metric(f"kept at k={k:g}", f"{mask.sum():,}",
+               help=f"the set {METHODS[method].label} keeps at this k ({METHODS[method].help})")
 n_q = samples.loc[majority, "question_id"].nunique()
 cols[3].metric("questions kept", f"{samples.loc[mask, 'question_id'].nunique():,} / {n_q:,}",
                help="questions with at least one kept sample / questions with a majority answer")
-cols[4].metric("σ_k%", f"{sigma:.4f}", help=f"run's own threshold: {metrics(run).get('sigma_k', '—')}")
+cols[4].metric("σ_k%", f"{sigma:.4f}", help=f"the DS weight at the k % cut (IWSI's threshold); at the run's k: "
+                                             f"{metrics(run).get('sigma_k', '—')}")
+if method != "iwsi":
+    st.caption(f"This run trained with **{METHODS[method].label}**: the dashed line is where IWSI would cut at "
+               f"k = {k:g} (an overlay for comparison), not this run's rule.")
 
 only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
 
@@ -51,9 +59,11 @@ def export_files(k: float) -> tuple[str, str]:
     """JSONL + manifest for the kept set; built only when a download button is clicked.
 
     Runs on a download thread without a script context, so it reads the file directly (no st caches)."""
-    texts = pd.read_parquet(run / "samples.parquet", columns=TEXT + ["is_majority", "ds_weight"])
-    kept, s = kept_frame(texts, k)
-    return to_sft_jsonl(kept), json.dumps(build_manifest(texts, kept, k, s, read_config(run)), indent=2, default=str)
+    texts = pd.read_parquet(run / "samples.parquet")
+    own, threshold, _ = run_method(run)
+    kept, s = kept_frame(texts, k, own, threshold)
+    manifest = build_manifest(texts, kept, k, s, read_config(run), own)
+    return to_sft_jsonl(kept), json.dumps(manifest, indent=2, default=str)
 
 
 st.subheader("Export the kept set")
