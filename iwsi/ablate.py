@@ -13,7 +13,6 @@ Methods that ignore k (lmsi, iwsi-w, ground-truth) run once per (dataset, seed),
 """
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,8 @@ import pandas as pd
 
 from iwsi import filtering, report
 from iwsi.config import METHODS, ConfigError, RunConfig, load_config, parse_sets
-from iwsi.rundir import CACHE_DIR, RunDir, check_out_dir, claim_dir, read_json, write_parquet
+from iwsi.contract import ablations_root
+from iwsi.rundir import RunDir, atomic_file, check_out_dir, claim_dir, read_json, write_parquet
 
 SHARED_STAGES = ("generate", "vote", "score", "embed")
 SHARED_FILES = ("candidates.parquet", "samples.parquet", "valid.parquet", "umap.parquet", "suggestions.parquet",
@@ -86,9 +86,8 @@ def seed_cell(shared: Path, cell: Path) -> None:
     for name in SHARED_FILES + tuple(f"stages/{s}.json" for s in SHARED_STAGES):
         src, dst = shared / name, cell / name
         if src.exists() and not dst.exists():
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            with atomic_file(dst) as tmp:
+                shutil.copyfile(src, tmp)
 
 
 def run_cell(cfg: RunConfig, shared: Path, cell: Path) -> dict:
@@ -165,7 +164,7 @@ def main(args) -> int:
     [replace(cfg, k=k) for k in ks] + [replace(cfg, dataset=d, data_dir=cfg.data_dir or ".") for d in datasets]
     plan_cells(methods, ks)
     [replace(cfg, method=m) for m in methods]  # each method's own checks (rm needs a reward model)
-    out = Path(args.out or CACHE_DIR / "ablations" / f"{'-'.join(datasets)}-{cfg.hash()}")
+    out = Path(args.out or ablations_root() / f"{'-'.join(datasets)}-{cfg.hash()}")
     data_root = Path(getattr(args, "data_root", None) or "../shared/data")
     check_out_dir(out, "ablation")
     claim_dir(out, "ablation")

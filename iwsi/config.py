@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from iwsi.contract import STAGES  # noqa: F401  (the stage order lives with the run-directory contract)
 from iwsi.datasets import DATASETS  # one list: the loaders
 from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
 
 METHODS = tuple(METHOD_TABLE)
 ENGINES = ("iwsi", "hf")
 LOSS_SPANS = ("full", "completion")
-STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
 
 
 class ConfigError(ValueError):

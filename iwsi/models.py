@@ -12,9 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
+from iwsi.contract import cache_root
+
 EMBEDDED = "embedded"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CACHE_DIR = Path(os.environ.get("IWSI_CACHE", Path(__file__).resolve().parent.parent / "cache"))
 
 
 class ModelError(ValueError):
@@ -31,7 +32,7 @@ def embedded_gguf() -> Path:
 
 def embedded_dir() -> Path:
     """Safetensors copy of the embedded model, converted once from the GGUF."""
-    out = CACHE_DIR / "models" / "smollm2-135m-instruct"
+    out = cache_root() / "models" / "smollm2-135m-instruct"
     if not (out / "model.safetensors").exists():
         _convert_gguf(embedded_gguf(), out)
     return out

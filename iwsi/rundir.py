@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from iwsi.models import CACHE_DIR
+from iwsi.contract import (OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES,  # noqa: F401
+                           runs_root)
 
 
 class RunDirError(RuntimeError):
@@ -36,42 +37,9 @@ class StageFailed(RuntimeError):
                          f"completed stages are kept in {path}, rerun to resume (details in log.txt)")
 
 
-# What each stage leaves behind, removed when a config change makes the stage stale (`--force`),
-# so that a redone stage never mixes old chunks or checkpoints into its new output.
-STAGE_ARTEFACTS = {
-    "generate": ("chunks", "candidates.parquet", "eval_base.parquet"),
-    "vote": ("samples.parquet",),
-    "score": ("chunks/score-*.parquet", "valid.parquet"),
-    "embed": ("umap.parquet", "suggestions.parquet"),
-    "filter": ("filter.json",),
-    "train": ("train_ckpt", "adapter", "adapter.tmp", "train.json"),
-    "evaluate": ("eval.parquet",),
-}
-
-
-# The finished files each stage writes (chunks and checkpoints are checked where they are read). A
-# stage marker records each one's size, rows and sha256, so a rerun can tell a damaged file and
-# redo the stage that first writes it; samples.parquet is rewritten by score and filter in turn.
-STAGE_OUTPUTS = {
-    "generate": ("candidates.parquet",),
-    "vote": ("samples.parquet",),
-    "score": ("valid.parquet", "samples.parquet"),
-    "embed": ("umap.parquet", "suggestions.parquet"),
-    "filter": ("samples.parquet", "filter.json"),
-    "train": ("train.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors"),
-    "evaluate": ("eval_base.parquet", "eval.parquet"),
-}
-
-
-def runs_root() -> Path:
-    return CACHE_DIR / "runs"
-
-
 # -- ownership: iwsi writes only into folders it created ------------------------------------------------
-# The first file written into a new run (or ablation) folder; its presence is what lets later commands
-# write, resume or clean up there. Folders made before it existed are recognised by LEGACY.
-OWNER_FILE = "iwsi.json"
-SCHEMA_VERSION = 1
+# OWNER_FILE is the first file written into a new run (or ablation) folder; its presence is what lets
+# later commands write, resume or clean up there. Folders made before it existed are recognised by LEGACY.
 LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
 
 
@@ -124,13 +92,23 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextmanager
+def atomic_file(path: Path):
+    """The one way iwsi writes a file: yield a temp name beside `path`; when the block succeeds, fsync it
+    and rename it over `path`, so a reader sees the old or the new file, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -160,9 +138,8 @@ def read_json(path: Path, default=None, quiet: bool = False):
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 class RunDir:
@@ -228,7 +205,7 @@ class RunDir:
         """Forget `stage` and the later stages (their markers) and delete the damaged file; the other
         files are rewritten as the stages rerun, and the checkpoints (generate/score chunks,
         train_ckpt) are checked where they are read."""
-        for s in STAGES_IN_ORDER[STAGES_IN_ORDER.index(stage):]:
+        for s in STAGES[STAGES.index(stage):]:
             self.marker(s).unlink(missing_ok=True)
         if damaged and (self.path / damaged).is_file():
             (self.path / damaged).unlink()
@@ -244,7 +221,7 @@ class RunDir:
         return info.get("config") if isinstance(info, dict) else None
 
     def timings(self) -> dict[str, float]:
-        found = [self.read_marker(s) for s in STAGES_IN_ORDER if self.is_done(s)]
+        found = [self.read_marker(s) for s in STAGES if self.is_done(s)]
         return {m["stage"]: m["seconds"] for m in found if m and "seconds" in m}
 
 
@@ -295,9 +272,6 @@ class RunDir:
             yield
         finally:
             _release(path)
-
-
-STAGES_IN_ORDER = tuple(STAGE_OUTPUTS)
 
 
 def fingerprint(path: Path) -> dict:

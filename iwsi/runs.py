@@ -20,31 +20,19 @@ from pathlib import Path
 import yaml
 
 from iwsi import rundir
-from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json
+from iwsi.contract import REPO, WRITTEN_BY, ablations_root, runs_root  # noqa: F401  (pages import them from here)
+from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json, write_parquet
 
-REPO = Path(__file__).resolve().parent.parent
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
 PRESETS = {"embedded demo": REPO / "configs" / "demo.yaml", "paper": REPO / "configs" / "paper.yaml"}
-# Which stage writes each optional file, for the "missing file" info boxes.
-WRITTEN_BY = {"samples.parquet": "vote (then score and filter)", "valid.parquet": "score", "umap.parquet": "embed",
-              "suggestions.parquet": "embed", "eval.parquet": "evaluate", "metrics.json": "filter / evaluate"}
 
 
 class RunNameError(ValueError):
     """A run name that is not a plain directory name inside cache/runs."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("IWSI_CACHE") or REPO / "cache")
-
-
-def runs_dir() -> Path:
-    return cache_dir() / "runs"
-
-
-def ablations_dir() -> Path:
-    return cache_dir() / "ablations"
+runs_dir, ablations_dir = runs_root, ablations_root
 
 
 def _folders(root: Path) -> list[Path]:
@@ -235,7 +223,5 @@ def save_labels(run: Path, new) -> int:
     bad = set(merged["label"]) - set(LABELS)
     if bad:
         raise ValueError(f"unknown label(s) {sorted(bad)}: use one of {', '.join(LABELS)}")
-    tmp = run / f".labels.parquet.{os.getpid()}.tmp"
-    merged[LABEL_COLUMNS].to_parquet(tmp, index=False)
-    os.replace(tmp, run / "labels.parquet")
+    write_parquet(run / "labels.parquet", merged[LABEL_COLUMNS])
     return len(merged)

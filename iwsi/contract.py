@@ -1,0 +1,102 @@
+"""The run-directory contract: where runs live, every file a run holds, its columns and which stage
+writes it (pure data, no pandas or torch).
+
+The pipeline (iwsi/rundir.py: markers, fingerprints, clearing), the dashboard (iwsi/runs.py, views/)
+and docs/run-directory.md all read this table; `python -m iwsi.contract` prints the markdown table that
+docs/run-directory.md holds (tests/test_contract.py checks they agree).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OWNER_FILE = "iwsi.json"  # the first file of every folder iwsi creates (see rundir.claim_dir)
+SCHEMA_VERSION = 1  # bump when a file below changes name or meaning
+
+
+def cache_root() -> Path:
+    """`$IWSI_CACHE` or `<repo>/cache`, read at call time so tests and the dashboard can redirect it."""
+    return Path(os.environ.get("IWSI_CACHE") or REPO / "cache")
+
+
+def runs_root() -> Path:
+    return cache_root() / "runs"
+
+
+def ablations_root() -> Path:
+    return cache_root() / "ablations"
+
+
+@dataclass(frozen=True)
+class File:
+    name: str
+    written_by: tuple[str, ...]   # stages (or "pipeline", "dashboard") in the order they write it
+    content: str                  # columns or keys
+    finished: bool = True         # a finished artefact: fingerprinted in its stage markers
+    cleared_with: str | None = None  # the stage whose redo deletes it (default: its first writer)
+
+    @property
+    def stage(self) -> str:
+        return self.written_by[0]
+
+
+FILES = (
+    File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of config.yaml)",
+         finished=False),
+    File("config.yaml", ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
+    File("status.json", ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
+         "`updated`", finished=False),
+    File("progress.jsonl", ("pipeline",), "one object per line: `stage, done, total, elapsed, time` (appended)",
+         finished=False),
+    File("log.txt", ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
+    File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
+    File("stages/<stage>.json", ("pipeline",), "`stage, seconds, finished, files {name: {bytes, sha256, rows}}`: "
+         "the stage is done", finished=False),
+    File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
+         finished=False),
+    File("chunks/generate-NNNNN.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer` "
+         "of one chunk", finished=False),
+    File("candidates.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer`"),
+    File("samples.parquet", ("vote", "score", "filter"), "one row per candidate: `question_id, sample_id, question, "
+         "rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, entropy` (vote) + `loss, "
+         "num_tokens, w_prime, ds_weight` (score) + `kept, weight` and `self_score` / `rm_score` (filter)"),
+    File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens` of one generate chunk",
+         finished=False),
+    File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens`", finished=False),
+    File("valid.parquet", ("score",), "`question_id, question, rationale, gold, loss, num_tokens`"),
+    File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`"),
+    File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`"),
+    File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
+    File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume)", finished=False),
+    File("train.json", ("train",), "Trainer metrics; `train_loss` over every step of the run"),
+    File("adapter/adapter_config.json", ("train",), "the LoRA adapter's peft config"),
+    File("adapter/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
+    File("eval_base.parquet", ("evaluate",), "`model` (base), `question_id, output, answer, gold, is_correct`",
+         cleared_with="generate"),  # depends on model and test set only: kept across filter/train changes
+    File("eval.parquet", ("evaluate",), "`model` (base/trained), `question_id, output, answer, gold, is_correct`"),
+    File("metrics.json", ("pipeline",), "`method, k, dataset, model, num_questions, num_candidates, num_majority, "
+         "num_kept, num_kept_questions, valid_loss_mean, sigma_k, threshold, accuracy {base, trained}, timings`",
+         finished=False),
+    File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
+         "kept across reruns", finished=False),
+)
+STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
+
+# The finished files each stage writes (fingerprinted in its marker; a damaged one redoes its first writer).
+STAGE_OUTPUTS = {s: tuple(f.name for f in FILES if f.finished and s in f.written_by) for s in STAGES}
+# What a stage's redo after a config change deletes, so it never mixes old chunks or checkpoints in.
+STAGE_ARTEFACTS = {s: tuple(f.name.replace("NNNNN", "*").rstrip("/") for f in FILES if (f.cleared_with or f.stage) == s)
+                   for s in STAGES}
+WRITTEN_BY = {f.name: " then ".join(f.written_by) for f in FILES}
+
+
+def markdown_table() -> str:
+    lines = ["| file | written by | content |", "|---|---|---|"]
+    lines += [f"| `{f.name}` | {WRITTEN_BY[f.name]} | {f.content} |" for f in FILES]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
