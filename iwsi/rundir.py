@@ -265,13 +265,26 @@ class RunDir:
     # -- lock ------------------------------------------------------------------------------------
     @contextmanager
     def lock(self):
-        """Exclusive use of the directory; a lock left by a dead process is taken over."""
+        """Exclusive use of the directory: an OS file lock (filelock), which the OS releases when its
+        process dies, so there are no stale locks to take over. The holder's pid is written into the
+        lock file for the "in use by process N" message."""
+        from filelock import FileLock, Timeout
+
         path = self.path / "lock"
-        _acquire(path)
+        lock = FileLock(path)
         try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = _holder(path)
+            who = f"process {holder}" if holder else "another process"
+            fix = f"stop it (kill {holder})" if holder else "stop it"
+            raise RunDirError(f"run directory {self.path} is in use by {who}: wait for it, or {fix} and retry") from None
+        try:
+            path.write_text(str(os.getpid()))
             yield
         finally:
-            _release(path)
+            path.unlink(missing_ok=True)  # while still held: filelock retries on an unlinked inode
+            lock.release()
 
 
 def fingerprint(path: Path) -> dict:
@@ -318,53 +331,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _acquire(path: Path) -> None:
-    # The lock file is written under a temp name and hard-linked into place: it appears with its
-    # content, so a reader never mistakes a lock being taken for an empty (stale) one.
-    for _ in range(3):
-        tmp = path.with_name(f".lock.{os.getpid()}.tmp")
-        tmp.write_text(_identity(os.getpid()))
-        try:
-            os.link(tmp, path)
-            return
-        except FileExistsError:
-            holder = _holder(path)
-            if holder is not None:
-                raise RunDirError(f"run directory {path.parent} is in use by process {holder}: "
-                                  f"wait for it, or stop it (kill {holder}) and retry") from None
-            path.unlink(missing_ok=True)  # stale: its process is gone
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise RunDirError(f"could not lock {path.parent}: another process keeps taking it; retry")
-
-
-def _release(path: Path) -> None:
-    if _holder(path) == os.getpid():  # never remove a lock another process took over
-        path.unlink(missing_ok=True)
-
-
-def _identity(pid: int) -> str:
-    """"pid start-time": the start time tells a live holder from a new process reusing its pid."""
-    return f"{pid} {_start_time(pid) or ''}".strip()
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _holder(path: Path) -> int | None:
-    """The pid of the live process holding the lock, or None when it is gone (stale lock)."""
     try:
-        pid_text, _, started = path.read_text().strip().partition(" ")
-        pid = int(pid_text)
+        return int(path.read_text().strip())
     except (OSError, ValueError):
-        return None
-    if not process_alive(pid):
-        return None
-    return pid if not started or _start_time(pid) in (None, started) else None
+        return None  # the holder has not written its pid yet
 
 
 def process_alive(pid: int) -> bool:

@@ -170,6 +170,15 @@ def run_cli(args: list[str], real: bool, capsys) -> tuple[int, str]:
     return status, capsys.readouterr().err
 
 
+def hold_lock(run_dir: Path) -> subprocess.Popen:
+    """Another process holding the run directory's lock as `iwsi run` does (filelock + its pid)."""
+    code = ("import os, sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+            "open(sys.argv[1], 'w').write(str(os.getpid())); print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir / "lock")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def check_refused(status: int, err: str, fragments: list[str]) -> None:
     assert status == 2, err
     assert "Traceback" not in err
@@ -229,9 +238,8 @@ def test_existing_run_dir_is_unchanged(name, sets, fragments, existing_run, caps
 
 
 def test_locked_run_dir_names_the_holder(existing_run, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = hold_lock(existing_run)
     try:
-        (existing_run / "lock").write_text(str(holder.pid))
         before = snapshot(existing_run)
         status, err = run_cli(as_args(SMALL, existing_run), True, capsys)
         check_refused(status, err, [f"is in use by process {holder.pid}", f"kill {holder.pid}"])

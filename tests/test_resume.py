@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.test_bad_input import hold_lock
+
 from iwsi.config import STAGES
 from iwsi.rundir import RunDir
 
@@ -149,16 +151,15 @@ def test_kill_during_train_resumes_from_checkpoint(reference, tmp_path):
 
 def test_second_process_is_refused_and_a_stale_lock_taken_over(reference, tmp_path):
     out = shutil.copytree(reference, tmp_path / "run")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    holder = hold_lock(out)
     try:
-        (out / "lock").write_text(str(holder.pid))
         proc = run(out)
         assert proc.returncode == 2 and f"in use by process {holder.pid}" in proc.stderr
         assert "Traceback" not in proc.stderr
     finally:
         holder.kill()
         holder.wait()
-    # the holder is dead now: its lock is stale and the next run takes it over (everything is done)
+    # the holder is dead now (the OS dropped its lock; its lock file is left behind): the next run takes it
     finish(out)
     assert not (out / "lock").exists()
     assert_same_results(out, reference)
