@@ -1,4 +1,8 @@
-"""IWSI dashboard router: page config and navigation; every page draws the shared sidebar itself.
+"""IWSI dashboard router: page config, the shared sidebar (run picker and k) and navigation.
+
+The sidebar's widgets live here, in the entrypoint, which runs before every page: Streamlit keeps
+the state of widgets drawn by the entrypoint across page switches (a widget drawn by a page would be
+reset on every other page). Pages read the values from `st.session_state["run"]` and `["k"]`.
 
 Pages live in views/, not pages/: with a pages/ folder next to app.py, Streamlit falls back to its
 old folder-based navigation and runs a page URL's script without this router.
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from views._shared import sidebar
+
 PAGES = [
     st.Page("views/runs.py", title="Runs", icon=":material/play_circle:", default=True),
     st.Page("views/ds_weights.py", title="DS weights", icon=":material/bar_chart:"),
@@ -23,4 +29,6 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="IWSI dashboard", page_icon=":material/balance:", layout="wide")
-st.navigation(PAGES).run()
+navigation = st.navigation(PAGES)
+sidebar()
+navigation.run()

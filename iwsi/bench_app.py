@@ -67,7 +67,7 @@ def apptest_slider(values=(50, 60, 70, 75, 85, 90)) -> list[float]:
     at.switch_page("views/ds_weights.py").run()
     times = []
     for k in values:
-        times.append(_timed(lambda: at.slider(key="_k_widget").set_value(k).run()))
+        times.append(_timed(lambda: at.slider(key="k").set_value(k).run()))
         assert f"k={k}" in " ".join(m.label for m in at.metric)
     return times
 

@@ -100,18 +100,23 @@ def sigma_vs_k(samples: dict[tuple[str, int], pd.DataFrame], ks=range(5, 101, 5)
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
-    """Paired bootstrap of mean(a) − mean(b) over items (per-question correctness, 0/1).
+    """Paired comparison of mean(a) − mean(b) over items (per-question correctness, 0/1): the 95 %
+    percentile bootstrap interval (`scipy.stats.bootstrap`, paired) and a two-sided sign-flip
+    permutation p-value (`scipy.stats.permutation_test`)."""
+    from scipy import stats
 
-    Returns the difference, its 95 % interval and a two-sided p-value (share of resampled
-    differences on the other side of 0, doubled)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = np.asarray(a, float) - np.asarray(b, float)
+    delta = float(d.mean()) if len(d) else math.nan
+    if len(d) < 2:
+        return {"delta": delta, "lo": math.nan, "hi": math.nan, "p": math.nan, "n": int(len(d))}
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-    diffs = (a[idx] - b[idx]).mean(axis=1)
-    delta = float((a - b).mean())
-    tail = (diffs <= 0).mean() if delta > 0 else (diffs >= 0).mean()
-    return {"delta": delta, "lo": float(np.percentile(diffs, 2.5)), "hi": float(np.percentile(diffs, 97.5)),
-            "p": float(min(1.0, 2 * tail)), "n": int(len(a))}
+    if np.all(d == d[0]):  # no spread: the interval is the point (scipy warns on a degenerate sample)
+        lo = hi = delta
+    else:
+        ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, method="percentile", rng=rng).confidence_interval
+        lo, hi = float(ci.low), float(ci.high)
+    test = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=n_boot, rng=rng)
+    return {"delta": delta, "lo": lo, "hi": hi, "p": float(test.pvalue), "n": int(len(d))}
 
 
 def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> pd.Series:

@@ -69,17 +69,17 @@ def test_k_slider_is_shared_and_moves_the_cut(full_cache):
     at = open_page("views/ds_weights.py")
     kept = lambda: next(m for m in at.metric if m.label.startswith("kept at")).value  # noqa: E731
     before = kept()
-    at.slider(key="_k_widget").set_value(40).run()
+    at.slider(key="k").set_value(40).run()
     assert not at.exception and kept() != before and at.session_state["k"] == 40
     at.switch_page("views/distributions.py").run()  # another page keeps the value
-    assert not at.exception and at.session_state["k"] == 40 and at.slider(key="_k_widget").value == 40
+    assert not at.exception and at.session_state["k"] == 40 and at.slider(key="k").value == 40
 
 
 def test_switching_run(full_cache):
     at = open_page("views/ds_weights.py")
     first = at.metric[0].value
-    other = [o for o in at.selectbox(key="_run_widget").options if o != at.selectbox(key="_run_widget").value][0]
-    at.selectbox(key="_run_widget").set_value(other).run()
+    other = [o for o in at.selectbox(key="run").options if o != at.selectbox(key="run").value][0]
+    at.selectbox(key="run").set_value(other).run()
     assert not at.exception and at.metric[0].value != first
 
 
@@ -223,3 +223,22 @@ def test_pages_show_the_runs_own_kept_set(cache, method):
     at.sidebar.slider[0].set_value(50).run()  # moving k recomputes *this* method's cut
     kept = next(m for m in at.metric if m.label.startswith("kept at k="))
     assert kept.value == f"{int(select(df, method, 50)[0].sum()):,}"
+
+
+def test_pages_live_in_views_not_pages():
+    """A pages/ folder beside app.py switches Streamlit to its folder navigation, which runs a page's
+    script without app.py (and so without the shared sidebar): the pages must stay in views/."""
+    root = Path(APP).parent
+    assert not (root / "pages").exists()
+    assert all((root / page).is_file() for page in PAGES)
+
+
+def test_run_and_k_survive_page_switches(full_cache):
+    at = open_page("views/ds_weights.py")
+    other = [o for o in at.sidebar.selectbox[0].options if o != at.sidebar.selectbox[0].value][0]
+    at.sidebar.selectbox[0].set_value(other).run()
+    at.sidebar.slider[0].set_value(37).run()
+    for page in ("views/correctness.py", "views/runs.py", "views/ds_weights.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.sidebar.selectbox[0].value == other and at.sidebar.slider[0].value == 37

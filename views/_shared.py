@@ -113,32 +113,22 @@ def metrics(run: Path) -> dict:
     return read_json(run / "metrics.json") or {}
 
 
-def _keep(widget_key: str, value_key: str) -> None:
-    st.session_state[value_key] = st.session_state[widget_key]
-
-
 def sidebar() -> None:
-    """Run picker and k slider, drawn by every page (st.navigation pages are separate scripts).
-
-    The values live in plain session keys `run` and `k`: a widget's own key is dropped when
-    another page is shown, so each page re-seeds its widget from the plain key."""
+    """Run picker and k slider, drawn once by app.py before each page (see its docstring)."""
     names = list_run_names()
-    if st.session_state.get("run") not in names:
+    if st.session_state.get("run") not in names:  # first visit, or the selected run was deleted
         st.session_state["run"] = names[0] if names else None
     with st.sidebar:
         st.markdown("### IWSI dashboard")
         if names:
-            st.session_state["_run_widget"] = st.session_state["run"]
-            st.selectbox("Run", names, key="_run_widget", on_change=_keep, args=("_run_widget", "run"),
-                         help="run directories under cache/runs, newest first")
+            st.selectbox("Run", names, key="run", help="run directories under cache/runs, newest first")
         else:
             st.caption(f"No runs in `{runs_dir()}` yet.")
         if "k" not in st.session_state:
             run = selected_run()
             st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
-        st.session_state["_k_widget"] = st.session_state["k"]
-        st.slider("k — % of majority samples kept", 1, 100, key="_k_widget", on_change=_keep, args=("_k_widget", "k"),
-                  help="keep the k % of D_c with the lowest DS weight; shared by every page")
+        st.slider("k — % of majority samples kept", 1, 100, key="k",
+                  help="the selected run's method keeps its k % of D_c; shared by every page")
 
 
 def selected_run() -> Path | None:
@@ -154,8 +144,7 @@ def selected_k() -> float:
 
 
 def header(title: str, explanation: str) -> None:
-    """Sidebar + page title + one line saying what the page shows + the selected run's method."""
-    sidebar()
+    """Page title + one line saying what the page shows + the selected run's method."""
     st.title(title)
     st.caption(explanation)
     run = selected_run()
