@@ -30,7 +30,6 @@ import re
 from decimal import Decimal, InvalidOperation
 
 NOT_SURE = "it is not possible to tell"
-YES_NO = ("yes", "no")
 NLI_LABELS = ("yes", "no", NOT_SURE)
 CHOICE_LETTERS = "ABCDE"
 

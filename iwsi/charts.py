@@ -51,11 +51,6 @@ def _upper(values: np.ndarray, q: float = 99.5) -> float:
     return float(np.percentile(values, q)) if len(values) else 1.0
 
 
-def ds_histogram(samples: pd.DataFrame, sigma: float | None, column: str = "ds_weight", bins: int | None = None) -> go.Figure:
-    """Stacked histogram of `column` by correctness with the σ_k% cut line(s)."""
-    return add_cut(histogram_base(samples, column, bins), sigma, column)
-
-
 def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int | None = None) -> go.Figure:
     """Stacked histogram (precomputed bins) of `column` by correctness, without the k-dependent cut.
 

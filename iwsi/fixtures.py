@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from iwsi import filtering
+from iwsi.vote import agreement, answer_entropy, majority
 from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
 
@@ -51,19 +52,11 @@ def _answers(rng: np.random.Generator, gold: np.ndarray, m: int) -> tuple[np.nda
 
 
 def _vote(values: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
-    """Majority answer, agreement and normalised entropy per question (paper Eq. 9)."""
-    m = values.shape[1]
-    majority, agreement, entropy = [], np.zeros(len(values)), np.zeros(len(values))
-    for i, row in enumerate(values):
-        counts = pd.Series([v for v in row if v is not None]).value_counts(sort=True)
-        if counts.empty:
-            majority.append(None)
-            continue
-        majority.append(counts.index[0])
-        p = counts.to_numpy() / counts.sum()
-        agreement[i] = p[0]
-        entropy[i] = float(-(p * np.log(p)).sum() / np.log(m)) if m > 1 else 0.0
-    return majority, agreement, entropy
+    """Majority answer, agreement and normalised entropy per question, by the vote stage's functions."""
+    rows = [[None if v is None else str(v) for v in row] for row in values]
+    winners = [majority(row) for row in rows]
+    return (winners, np.array([agreement(row, w) for row, w in zip(rows, winners)]),
+            np.array([answer_entropy(row) for row in rows]))
 
 
 def make_samples(rng: np.random.Generator, num_questions: int, num_samples: int, valid_mean: float) -> pd.DataFrame:

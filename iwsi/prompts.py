@@ -113,19 +113,9 @@ def question_suffix(question: str) -> str:
     return f"Q: {question.strip()}\nA:"
 
 
-def build_prompt(question: str, task: str) -> str:
-    return few_shot_prefix(task) + question_suffix(question)
-
-
 def format_rationale_target(rationale: str) -> str:
     """Training target that follows a prompt: ' <rationale>\\n\\n'.
 
     The trailing blank line teaches the fine-tuned model to stop exactly where generation is cut.
     """
     return f" {rationale.strip()}\n\n"
-
-
-def cut_at_stop(text: str) -> str:
-    """A raw continuation cut at the first stop string (the stop string itself is dropped)."""
-    cut = min((i for i in (text.find(s) for s in STOP) if i >= 0), default=len(text))
-    return text[:cut].strip()

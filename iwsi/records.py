@@ -27,13 +27,3 @@ class Splits:
     valid: list[Question]
     test: list[Question]
     notes: list[str] = field(default_factory=list)  # e.g. "no train file: pool taken from dev"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One sampled chain-of-thought answer to a pool question."""
-
-    question_id: str
-    sample_id: int
-    rationale: str
-    answer: str | None

@@ -30,8 +30,13 @@ def test_no_streamlit_or_torch_import():
     assert not {m for m in imported if m and m.split(".")[0] in ("streamlit", "torch", "transformers")}
 
 
+def ds_histogram(samples, sigma, column="ds_weight"):
+    """What the DS weights page draws: the k-independent histogram plus the cut."""
+    return charts.add_cut(charts.histogram_base(samples, column), sigma, column)
+
+
 def test_ds_histogram_counts_all_samples_and_draws_cut(samples):
-    fig = charts.ds_histogram(samples, sigma=1.3)
+    fig = ds_histogram(samples, sigma=1.3)
     assert isinstance(fig, go.Figure)
     assert sum(sum(t.y) for t in fig.data) == len(samples)  # outliers folded, nothing lost
     assert {t.name for t in fig.data} <= {"correct", "wrong", "unknown gold"}
@@ -40,19 +45,19 @@ def test_ds_histogram_counts_all_samples_and_draws_cut(samples):
 
 
 def test_w_prime_histogram_has_two_cuts(samples):
-    fig = charts.ds_histogram(samples, sigma=1.25, column="w_prime")
+    fig = ds_histogram(samples, sigma=1.25, column="w_prime")
     assert sorted(round(s.x0, 3) for s in fig.layout.shapes) == [0.8, 1.25]
 
 
 def test_histogram_colors_and_empty(samples):
-    fig = charts.ds_histogram(samples, 1.2)
+    fig = ds_histogram(samples, 1.2)
     colors = {t.name: t.marker.color for t in fig.data}
     assert colors.get("correct") == charts.COLORS["correct"] and colors.get("wrong") == charts.COLORS["wrong"]
-    assert charts.ds_histogram(samples.iloc[:0], None).layout.annotations  # message, no exception
+    assert ds_histogram(samples.iloc[:0], None).layout.annotations  # message, no exception
 
 
 def test_histogram_without_gold(samples):
-    fig = charts.ds_histogram(samples.assign(is_correct=pd.NA), 1.2)
+    fig = ds_histogram(samples.assign(is_correct=pd.NA), 1.2)
     assert [t.name for t in fig.data] == ["unknown gold"]
 
 

@@ -6,7 +6,8 @@ import re
 import pytest
 
 from iwsi.answers import extract_answer
-from iwsi.prompts import (EXEMPLARS, STOP, build_prompt, cut_at_stop, few_shot_prefix, format_rationale_target,
+from iwsi.hf_engine import cut_at_stop as hf_cut_at_stop
+from iwsi.prompts import (EXEMPLARS, STOP, few_shot_prefix, format_rationale_target,
                           question_suffix, rationale_text)
 from iwsi.records import TASKS
 
@@ -45,9 +46,14 @@ def test_number_exemplar_steps_are_correct_arithmetic():
 
 
 def test_full_prompt_is_prefix_plus_suffix():
-    prompt = build_prompt("  How many?  ", "number")
+    prompt = few_shot_prefix("number") + question_suffix("  How many?  ")
     assert prompt == few_shot_prefix("number") + "Q: How many?\nA:"
     assert question_suffix("Why?") == "Q: Why?\nA:"
+
+
+def cut_at_stop(text: str) -> str:
+    """How the engines cut a continuation (iwsi.hf_engine.cut_at_stop with the prompts' STOP)."""
+    return hf_cut_at_stop(text, list(STOP)).strip()
 
 
 def test_cut_at_stop_takes_the_first_stop():
