@@ -20,6 +20,7 @@ COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
+MIN_DENSITY_N = 20  # fewer samples than this: no density curve is drawn (shown in the legend only)
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
@@ -173,7 +174,10 @@ def correctness_by_interval(samples: pd.DataFrame, edges=DEFAULT_EDGES) -> go.Fi
     if known.empty:
         return _empty(title, "no gold answers in this run: correctness is unknown")
     edges = np.asarray(edges, float)
-    idx = np.digitize(known["ds_weight"].to_numpy(float), edges[1:-1])  # interval index 0..len-2
+    weights = known["ds_weight"].to_numpy(float)
+    if weights.min() < edges[0]:  # custom edges above the smallest weight: those samples get their own bar
+        edges = np.r_[min(1.0, weights.min()), edges]
+    idx = np.digitize(weights, edges[1:-1])  # interval index 0..len-2
     ok = known["is_correct"].astype(bool).to_numpy()
     n = np.bincount(idx, minlength=len(edges) - 1)
     right = np.bincount(idx, weights=ok, minlength=len(edges) - 1)
@@ -221,8 +225,10 @@ def ds_density_by_uncertainty(samples: pd.DataFrame, thresholds) -> go.Figure:
     for i, t in enumerate(sorted(thresholds)):
         sel = w[u <= t + 1e-12]
         grid, dens = density_curve(sel, 1.0, hi)
-        fig.add_scatter(x=grid, y=dens, mode="lines", name=f"u* = {t:g} (n={len(sel):,})",
-                        line=dict(color=palette[i % len(palette)], width=2))
+        few = len(sel) < MIN_DENSITY_N  # a KDE of a handful of points spikes: listed, hidden until clicked
+        fig.add_scatter(x=grid, y=dens, mode="lines", line=dict(color=palette[i % len(palette)], width=2),
+                        name=f"u* = {t:g} (n={len(sel):,}{', too few: hidden' if few else ''})",
+                        visible="legendonly" if few else True)
     return _layout(fig, title, DS_LABEL, "density")
 
 

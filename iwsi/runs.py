@@ -195,33 +195,54 @@ def cancel_run(name: str) -> bool:
 
 
 LABELS = ("redundant", "jumping", "spurious", "none")
-LABEL_COLUMNS = ["question_id", "sample_id", "label", "updated"]
+# Who set a label: a person (set or confirmed on the Rationales page) or a heuristic suggestion left as
+# it was; labels saved before sources were recorded are "unknown".
+SOURCES = ("human", "suggested", "unknown")
+LABEL_COLUMNS = ["question_id", "sample_id", "label", "source", "updated"]
 
 
 def read_labels(run: Path):
-    """labels.parquet (question_id, sample_id, label, updated) or an empty frame."""
+    """labels.parquet (question_id, sample_id, label, source, updated) or an empty frame."""
     import pandas as pd
 
     try:
-        return pd.read_parquet(run / "labels.parquet")
+        df = pd.read_parquet(run / "labels.parquet")
     except (OSError, ValueError):
         return pd.DataFrame(columns=LABEL_COLUMNS)
+    if "source" not in df:
+        df["source"] = "unknown"
+    return df[LABEL_COLUMNS]
 
 
 def save_labels(run: Path, new) -> int:
-    """Merge `new` (question_id, sample_id, label) into labels.parquet; atomic (temp file + rename).
+    """Merge `new` (question_id, sample_id, label[, source]) into labels.parquet (atomic).
 
-    A label of None removes that sample's label. Returns the number of labelled samples."""
+    A label of None removes that sample's label; `source` defaults to human. Returns the number of
+    labelled samples."""
     import pandas as pd
 
     old = read_labels(run)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    new = new[["question_id", "sample_id", "label"]].assign(updated=stamp)
+    new = new.assign(source=new["source"] if "source" in new else "human")
+    new = new[["question_id", "sample_id", "label", "source"]].assign(updated=stamp)
     keys = set(zip(new["question_id"], new["sample_id"]))
     keep = [(q, s) not in keys for q, s in zip(old["question_id"], old["sample_id"])]
     merged = pd.concat([old[keep], new[new["label"].notna()]], ignore_index=True)
     bad = set(merged["label"]) - set(LABELS)
     if bad:
         raise ValueError(f"unknown label(s) {sorted(bad)}: use one of {', '.join(LABELS)}")
+    bad = set(merged["source"]) - set(SOURCES)
+    if bad:
+        raise ValueError(f"unknown label source(s) {sorted(bad)}: use one of {', '.join(SOURCES)}")
     write_parquet(run / "labels.parquet", merged[LABEL_COLUMNS])
     return len(merged)
+
+
+def label_sources(edited, shown_rows, qid: str):
+    """The Rationales page's editor rows (sample_id, label, confirmed) → question_id, sample_id, label,
+    source: what a person set or confirmed is human; a suggestion left untouched stays suggested."""
+    suggested = shown_rows.set_index("sample_id")["suggested_label"]
+    out = edited[["sample_id", "label", "confirmed"]].assign(question_id=qid)
+    untouched = out["label"].eq(out["sample_id"].map(suggested)) & ~out["confirmed"].fillna(False).astype(bool)
+    return out.assign(source=untouched.map({True: "suggested", False: "human"}))[
+        ["question_id", "sample_id", "label", "source"]]

@@ -117,9 +117,10 @@ def test_labels_are_saved_and_survive(full_cache):
     labels = pd.read_parquet(full_cache / "runs" / "svamp-run" / "labels.parquet") if (
         full_cache / "runs" / "svamp-run" / "labels.parquet").exists() else pd.read_parquet(
         full_cache / "runs" / "gsm8k-run" / "labels.parquet")
-    assert list(labels.columns) == ["question_id", "sample_id", "label", "updated"]
-    at2 = open_page("views/rationales.py")  # a fresh session reads them back
-    assert any("labelled in this run" in c.value and not c.value.startswith("0 ") for c in at2.caption)
+    assert list(labels.columns) == ["question_id", "sample_id", "label", "source", "updated"]
+    assert set(labels["source"]) == {"suggested"}  # issue 13 #3: untouched suggestions are not human labels
+    at2 = open_page("views/rationales.py")  # a fresh session reads them back: counts per label and source
+    assert any("suggested" in d.value.columns for d in at2.dataframe)
 
 
 def test_rationales_search(full_cache):

@@ -137,3 +137,20 @@ def test_ablation_summary_and_charts(tmp_path):
     bars = charts.ablation_bars(res)
     assert {t.name for t in bars.data} == {"iwsi", "lmsi"}
     assert charts.accuracy_vs_k(res.iloc[:0]).layout.annotations
+
+
+def test_samples_below_the_first_custom_edge_get_their_own_bar():
+    """issue 13 #2: with edges 1.05, 1.1, 1.2 the samples below 1.05 are not counted in [1.05, 1.1)."""
+    df = pd.DataFrame({"ds_weight": [1.01] * 13 + [1.07] * 2 + [1.15] * 3 + [1.5], "is_correct": [True] * 19})
+    fig = charts.correctness_by_interval(df, [1.05, 1.1, 1.2, math.inf])
+    wrong = next(t for t in fig.data if t.name == "wrong")
+    assert list(wrong.x) == ["[1, 1.05)", "[1.05, 1.1)", "[1.1, 1.2)", "[1.2, ∞)"]
+    assert list(wrong.text) == ["n=13", "n=2", "n=3", "n=1"]
+
+
+def test_density_curves_of_few_samples_are_hidden():
+    df = pd.DataFrame({"ds_weight": np.linspace(1, 2, 100), "entropy": [0.0] * 4 + [0.5] * 96})
+    fig = charts.ds_density_by_uncertainty(df, [0.0, 1.0])
+    few, many = fig.data
+    assert few.visible == "legendonly" and "too few" in few.name and "n=4" in few.name
+    assert many.visible is True and "n=100" in many.name

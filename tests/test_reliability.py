@@ -173,3 +173,21 @@ def test_commonsenseqa_with_only_a_dev_file_falls_back_like_the_others(tmp_path)
     assert len(s.pool) == 4 and not pool_ids & {q.question for q in s.test}  # no test question in the pool
     assert [q.question.split("?")[0] for q in s.test] == ["Where 6", "Where 7", "Where 8"]
     assert any("no train file" in n for n in s.notes)
+
+
+# -- issue 13 #3: label sources -----------------------------------------------------------------------
+def test_only_what_a_person_sets_or_confirms_is_a_human_label(run):
+    shown = pd.DataFrame({"sample_id": [0, 1, 2, 3], "suggested_label": ["redundant", "jumping", None, "spurious"]})
+    edited = pd.DataFrame({"sample_id": [0, 1, 2, 3], "label": ["redundant", "spurious", "none", "spurious"],
+                           "confirmed": [False, False, False, True]})
+    out = runs.label_sources(edited, shown, "q00000")
+    assert out["source"].tolist() == ["suggested", "human", "human", "human"]
+    runs.save_labels(run, out)
+    saved = runs.read_labels(run)
+    assert saved.groupby("source").size().to_dict() == {"human": 3, "suggested": 1}
+
+
+def test_labels_saved_before_sources_read_as_unknown(run):
+    pd.DataFrame({"question_id": ["q"], "sample_id": [0], "label": ["none"], "updated": ["t"]}).to_parquet(
+        run / "labels.parquet")
+    assert runs.read_labels(run)["source"].tolist() == ["unknown"]

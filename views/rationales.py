@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from iwsi.runs import LABELS, read_labels, save_labels
+from iwsi.runs import LABELS, label_sources, read_labels, save_labels
 from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
 
 header("Rationales", "For one question, its highest- and lowest-DSE rationales side by side. Label samples as "
@@ -52,15 +52,18 @@ qid = q["question_id"].iloc[rows[0] if rows and rows[0] < len(q) else 0]
 # All samples of the chosen question with numbers, suggestion and saved label.
 pos = (texts["question_id"] == qid).to_numpy().nonzero()[0]
 one = texts.iloc[pos].assign(ds_weight=samples["ds_weight"].to_numpy()[pos], loss=samples["loss"].to_numpy()[pos],
-                             is_correct=samples["is_correct"].to_numpy()[pos], kept=mask[pos])
+                             is_correct=samples["is_correct"].to_numpy()[pos], kept=mask[pos],
+                             majority=samples["is_majority"].to_numpy()[pos])
 sugg = table(run, "suggestions.parquet")
 if sugg is None:
     missing(run, "suggestions.parquet")
     sugg = pd.DataFrame(columns=["question_id", "sample_id", "suggested_label", "reason"])
 one = one.merge(sugg[sugg["question_id"] == qid], on=["question_id", "sample_id"], how="left")
 saved = read_labels(run)
-one = one.merge(saved[saved["question_id"] == qid][["question_id", "sample_id", "label"]],
+one = one.merge(saved[saved["question_id"] == qid][["question_id", "sample_id", "label", "source"]],
                 on=["question_id", "sample_id"], how="left")
+# A person's label is shown as confirmed; otherwise the suggestion pre-fills the label, unconfirmed.
+one["confirmed"] = one["source"].eq("human")
 one["label"] = one["label"].where(one["label"].notna(), one["suggested_label"])
 one = one.sort_values("ds_weight", ascending=False, kind="stable")
 
@@ -71,25 +74,36 @@ def card(col, title: str, row: pd.Series) -> None:
     verdict = {True: ":green[correct]", False: ":red[wrong]"}.get(None if pd.isna(row["is_correct"]) else bool(row["is_correct"]), "gold unknown")
     with col.container(border=True):
         st.markdown(f"**{title}** · sample {row['sample_id']} · w_DS **{row['ds_weight']:.3f}** · loss {row['loss']:.3f}  \n"
-                    f"answer `{shown(row['answer'])}` · {verdict} · {'kept' if row['kept'] else 'dropped'} at current k"
+                    f"answer `{shown(row['answer'])}` · {verdict} · "
+                    f"{'majority' if row['majority'] else 'outside the majority'} · "
+                    f"{'kept' if row['kept'] else 'dropped'} at current k"
                     + (f"  \nsuggested: **{row['suggested_label']}** — {row['reason']}" if pd.notna(row.get("suggested_label")) else ""))
         st.text(row["rationale"])
 
 
 left, right = st.columns(2)
-card(left, "Highest DSE", one.iloc[0])
-card(right, "Lowest DSE", one.iloc[-1])
+in_majority = one[one["majority"]]
+pool = in_majority if len(in_majority) else one  # the filters choose among D_c: compare its extremes
+card(left, "Highest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[0])
+card(right, "Lowest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[-1])
 
 st.subheader("Label this question's samples")
 edited = st.data_editor(
-    one[["sample_id", "label", "ds_weight", "loss", "answer", "is_correct", "kept", "suggested_label", "reason", "rationale"]],
-    hide_index=True, key=f"labels_{qid}", disabled=[c for c in one.columns if c != "label"],
+    one[["sample_id", "label", "confirmed", "ds_weight", "loss", "answer", "is_correct", "majority", "kept",
+         "suggested_label", "reason", "rationale"]],
+    hide_index=True, key=f"labels_{qid}", disabled=[c for c in one.columns if c not in ("label", "confirmed")],
     column_config={"label": st.column_config.SelectboxColumn(options=list(LABELS), help="empty = no label"),
+                   "confirmed": st.column_config.CheckboxColumn(help="tick to confirm a suggestion as your label"),
                    "ds_weight": st.column_config.NumberColumn("w_DS", format="%.3f"),
                    "loss": st.column_config.NumberColumn(format="%.3f"),
                    "rationale": st.column_config.TextColumn(width="large")})
 if st.button("Save labels", type="primary", icon=":material/save:"):
-    n = save_labels(run, edited.assign(question_id=qid)[["question_id", "sample_id", "label"]])
-    st.toast(f"Saved: {n:,} labelled samples in labels.parquet")
-st.caption(f"{len(saved):,} samples labelled in this run so far. Suggestions pre-fill the label column; "
-           "saving confirms what is shown.")
+    st.toast(f"Saved: {save_labels(run, label_sources(edited, one, qid)):,} labelled samples in labels.parquet")
+    saved = read_labels(run)
+st.caption("Suggestions pre-fill the label column. A label you change, or a suggestion you tick as confirmed, is "
+           "saved as **human**; a suggestion left as it is is saved as **suggested**.")
+if len(saved):
+    counts = saved.pivot_table(index="label", columns="source", values="sample_id", aggfunc="count", fill_value=0)
+    st.dataframe(counts, column_config={"label": "label"})
+else:
+    st.caption("No labels saved in this run yet.")
