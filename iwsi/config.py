@@ -155,6 +155,13 @@ def coerce(key: str, raw):
     return value
 
 
+def check_value(key: str, raw):
+    """One key's value, coerced and range-checked on its own (to report every bad key of a form at once)."""
+    value = coerce(key, raw)
+    _check(FIELDS[key], value)
+    return value
+
+
 def _check_text(key: str, raw: str) -> None:
     try:
         raw.encode("utf-8")

@@ -349,7 +349,8 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
             run.log(f"stage {stage} done in {time.time() - start:.1f}s")
             write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
         write_json(run / "metrics.json", build_metrics(run, ctx.cfg))  # also after a kill right after a marker
-        run.set_status("done", stage)
+        # a run stopped with --until is not done: it resumes with the same command without --until
+        run.set_status("done" if all(run.is_done(s) for s in STAGES) else "stopped", stage)
     except KeyboardInterrupt:
         run.set_status("cancelled", stage, "cancelled by the user")
         run.log(f"stage {stage} cancelled")

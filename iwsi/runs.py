@@ -163,6 +163,43 @@ def launch_command(config: Path, out: Path, sets: list[str]) -> list[str]:
     return cmd
 
 
+def check_launch(name: str, config: Path, sets: list[str]) -> list[str]:
+    """Every problem with a launch form (name, each override, the resulting config, the data), before
+    anything is written; [] when it can start. The model is checked by the run itself (no torch here)."""
+    from iwsi.config import ConfigError, check_value, load_config, parse_sets
+    from iwsi.datasets import DatasetError, load_splits
+
+    problems = []
+    try:
+        out = run_path(name)
+        if out.exists() and run_state(out)["state"] == "running":
+            problems.append(f"run {name!r} is already running")
+        else:
+            rundir.check_out_dir(out, "run")
+    except (RunNameError, rundir.RunDirError) as err:
+        problems.append(str(err))
+    bad = [s for s in sets if not SET_RE.fullmatch(s)]
+    problems += [f"override {b!r} is not KEY=VALUE (e.g. k=80)" for b in bad]
+    try:
+        overrides = parse_sets([s for s in sets if s not in bad])
+    except ConfigError as err:
+        return problems + [str(err)]
+    for key, value in overrides.items():
+        try:
+            check_value(key, value)
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        return problems
+    try:
+        cfg = load_config(config, overrides)
+        load_splits(cfg.dataset, cfg.data_dir, cfg.num_questions, cfg.valid_size, cfg.test_size, cfg.seed,
+                    cfg.fields or None)
+    except (ConfigError, DatasetError) as err:
+        problems.append(str(err))
+    return problems
+
+
 def launch_run(name: str, config: Path, sets: list[str]) -> int:
     """Start `iwsi run` detached (own session), stdout/stderr appended to RUN_DIR/log.txt → pid."""
     out = run_path(name)

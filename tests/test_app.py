@@ -243,3 +243,31 @@ def test_run_and_k_survive_page_switches(full_cache):
         at.switch_page(page).run()
         assert not at.exception
         assert at.sidebar.selectbox[0].value == other and at.sidebar.slider[0].value == 37
+
+
+# -- issue 13 #4: the Runs page --------------------------------------------------------------------------
+def test_launch_uses_the_typed_name_and_validates_the_whole_form_first(cache, monkeypatch):
+    from iwsi import runs
+
+    started = []
+    monkeypatch.setattr(runs, "launch_command", lambda c, o, s: started.append((o, s)) or ["sleep", "5"])
+    at = open_page("views/runs.py")
+    at.text_input(key="launch_name").set_value("my-named-run")
+    at.text_input[1].set_value("k=0 num_samples=two bogus=1")
+    [b for b in at.button if b.label == "Launch"][0].click().run()
+    shown = " ".join(e.value for e in at.error)
+    assert "k=0.0 is out of range" in shown and "num_samples='two'" in shown and "bogus" in shown, shown
+    assert not (cache / "runs" / "my-named-run").exists() and not started  # nothing written, nothing started
+    at.text_input[1].set_value("num_questions=5")  # a form applies its values on submit
+    [b for b in at.button if b.label == "Launch"][0].click().run()
+    assert (cache / "runs" / "my-named-run" / "launch.json").exists(), [e.value for e in at.error]
+
+
+def test_a_run_stopped_with_until_is_not_done_and_accuracy_change_has_n_and_interval(cache):
+    run = make_run_dir(cache / "runs" / "r", num_questions=20, num_samples=4)
+    at = open_page("views/runs.py")
+    change = " ".join(c.value for c in at.caption)
+    assert "over n = " in change and "95 % bootstrap interval" in change, change
+    (run / "status.json").write_text('{"state": "stopped", "stage": "vote", "pid": null}')
+    at = open_page("views/runs.py")
+    assert "stopped" in at.dataframe[0].value["status"].tolist()

@@ -116,6 +116,8 @@ def metrics(run: Path) -> dict:
 def sidebar() -> None:
     """Run picker and k slider, drawn once by app.py before each page (see its docstring)."""
     names = list_run_names()
+    if st.session_state.get("select_run") in names:  # a page asked for a run (e.g. one it just launched)
+        st.session_state["run"] = st.session_state.pop("select_run")
     if st.session_state.get("run") not in names:  # first visit, or the selected run was deleted
         st.session_state["run"] = names[0] if names else None
     with st.sidebar:

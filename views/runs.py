@@ -6,9 +6,9 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from iwsi.runs import (PRESETS, RunNameError, cancel_run, describe_run, launch_run, list_run_names, log_tail,
-                       read_progress, run_path, run_state)
-from views._shared import header, metrics, selected_run
+from iwsi.runs import (PRESETS, RunNameError, cancel_run, check_launch, describe_run, launch_run, list_run_names,
+                       log_tail, read_progress, run_path, run_state)
+from views._shared import header, metrics, selected_run, table
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
                "Launch the embedded demo or the paper preset; progress updates live.")
@@ -19,12 +19,16 @@ def start(name: str, preset: str, sets: list[str]) -> None:
     if not config.exists():
         st.error(f"Preset file `{config}` not found: it ships with the pipeline (`configs/`).")
         return
+    problems = check_launch(name, config, sets)  # the whole form, before anything is written
+    if problems:
+        st.error("Not started:\n" + "\n".join(f"- {p}" for p in problems))
+        return
     try:
         pid = launch_run(name, config, sets)
     except (RunNameError, ValueError, OSError) as err:
         st.error(str(err))
         return
-    st.session_state["run"] = name
+    st.session_state["select_run"] = name  # the sidebar selects it on the rerun (its widget is drawn already)
     st.toast(f"Started run {name} (pid {pid})")
     st.rerun()
 
@@ -34,7 +38,9 @@ def launch_form() -> None:
         st.markdown("**Launch a run** — `iwsi run --config PRESET --out cache/runs/NAME --set …` in the background")
         c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
         preset = c1.selectbox("Preset", list(PRESETS), help="embedded demo: configs/demo.yaml · paper: configs/paper.yaml")
-        name = c2.text_input("Run name", value=f"run-{datetime.now():%Y%m%d-%H%M%S}", help="letters, digits, . _ - (≤ 80)")
+        # the default name is fixed once per session: a default that changes on every rerun resets the field
+        st.session_state.setdefault("launch_name", f"run-{datetime.now():%Y%m%d-%H%M%S}")
+        name = c2.text_input("Run name", key="launch_name", help="letters, digits, . _ - (≤ 80)")
         k = c3.number_input("k (%)", 1, 100, 80)
         seed = c4.number_input("seed", 0, 10_000, 0)
         extra = st.text_input("More overrides (KEY=VALUE, space separated)", placeholder="num_questions=200 num_samples=8")
@@ -73,6 +79,21 @@ def progress_view(name: str) -> None:
         st.rerun(scope="app")  # the run finished: refresh the table and the other pages' data
 
 
+def accuracy_change(run) -> str | None:
+    """Trained − base accuracy with its n and paired 95 % interval: one question of 40 is not a finding."""
+    from iwsi.report import paired_bootstrap
+
+    ev = table(run, "eval.parquet", stop_if_broken=False)
+    if ev is None or not {"base", "trained"} <= set(ev["model"]):
+        return None
+    wide = ev.pivot_table(index="question_id", columns="model", values="is_correct", aggfunc="first")
+    wide = wide.dropna().astype(float)
+    r = paired_bootstrap(wide["trained"].to_numpy(), wide["base"].to_numpy())
+    verdict = "the interval excludes 0" if r["lo"] > 0 or r["hi"] < 0 else "not distinguishable from 0 at this n"
+    return (f"Trained − base: {100 * r['delta']:+.1f} points over n = {r['n']} test questions, paired 95 % bootstrap "
+            f"interval [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}], p = {r['p']:.2f} — {verdict}.")
+
+
 names = list_run_names()
 if not names:
     st.info("No runs yet. One click runs the embedded demo (SmolLM2-135M on a small synthetic "
@@ -95,7 +116,9 @@ if run is not None:
         cols[1].metric("majority (D_c)", f"{m.get('num_majority', 0):,}")
         cols[2].metric("kept", f"{m.get('num_kept', 0):,}")
         cols[3].metric("accuracy base", f"{acc['base']:.3f}" if acc.get("base") is not None else "—")
-        cols[4].metric("accuracy trained", f"{acc['trained']:.3f}" if acc.get("trained") is not None else "—",
-                       delta=f"{acc['trained'] - acc['base']:+.3f}" if None not in (acc.get("base"), acc.get("trained")) else None)
+        cols[4].metric("accuracy trained", f"{acc['trained']:.3f}" if acc.get("trained") is not None else "—")
+        change = accuracy_change(run)
+        if change:
+            st.caption(change)
     running = run_state(run).get("state") == "running"
     st.fragment(progress_view, run_every=2 if running else None)(run.name)
