@@ -132,7 +132,7 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
                 rows.append(run_cell(cell_cfg, shared, out / "cells" / dataset / f"{method}-k{k:g}-s{seed}"))
                 write_parquet(out / "results.parquet", pd.DataFrame(rows))  # partial table while running
     results = pd.DataFrame(rows)
-    report.write_all(results, out, shared_samples(out), table_k=table_k(ks))
+    report.write_all(results, out, shared_samples(out), table_k=report.table_k(ks))
     return results
 
 
@@ -142,14 +142,6 @@ def shared_samples(out: Path) -> dict[tuple[str, int], pd.DataFrame]:
         dataset, seed = path.parent.name.rsplit("-s", 1)
         found[(dataset, int(seed))] = pd.read_parquet(path)
     return found
-
-
-def table_k(ks: list[float]) -> float:
-    """The k shown in the main table: 80 (the paper's) when swept, else the largest below 100."""
-    if 80 in ks:
-        return 80.0
-    below = [k for k in ks if k < 100]
-    return float(max(below) if below else ks[0])
 
 
 def main(args) -> int:

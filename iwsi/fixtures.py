@@ -177,7 +177,7 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
 def make_ablation_dir(path: str | Path, seed: int = 0) -> Path:
     """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept, threshold) + .csv/.md."""
     path = Path(path)
-    claim_dir(path, "run")
+    claim_dir(path, "ablation")
     rng = np.random.default_rng(seed)
     rows = []
     for dataset, base in (("gsm8k", 0.30), ("svamp", 0.42)):

@@ -271,3 +271,26 @@ def test_a_run_stopped_with_until_is_not_done_and_accuracy_change_has_n_and_inte
     (run / "status.json").write_text('{"state": "stopped", "stage": "vote", "pid": null}')
     at = open_page("views/runs.py")
     assert "stopped" in at.dataframe[0].value["status"].tolist()
+
+
+def test_ablations_page_shows_base_accuracy_and_the_paired_bootstrap(cache):
+    """issue 13 #5: the base model and the paired comparison with LMSI are on the page."""
+    from iwsi.rundir import claim_dir
+
+    folder = cache / "ablations" / "real-like"
+    claim_dir(folder, "ablation")
+    rows = []
+    for method, right in (("lmsi", 20), ("iwsi", 30)):
+        for seed in (0, 1):
+            cell = folder / "cells" / f"{method}-s{seed}"
+            cell.mkdir(parents=True)
+            pd.DataFrame({"model": "trained", "question_id": [f"q{i}" for i in range(40)],
+                          "is_correct": [i < right for i in range(40)]}).to_parquet(cell / "eval.parquet")
+            rows.append({"dataset": "gsm8k", "method": method, "k": 80.0 if method == "iwsi" else 100.0, "seed": seed,
+                         "accuracy": right / 40, "base_accuracy": 0.25, "num_kept": 10, "run_dir": str(cell)})
+    pd.DataFrame(rows).to_parquet(folder / "results.parquet")
+    at = open_page("views/ablations.py")
+    tables = [d.value for d in at.dataframe]
+    assert any("base model" in set(t.get("method", [])) for t in tables)
+    sig = next(t for t in tables if "vs" in t.columns)
+    assert sig.iloc[0]["method"] == "iwsi" and sig.iloc[0]["delta"] == pytest.approx(25.0)

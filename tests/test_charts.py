@@ -134,8 +134,15 @@ def test_ablation_summary_and_charts(tmp_path):
     accs = res[(res.dataset == first.dataset) & (res.method == first.method) & (res.k == first.k)]["accuracy"]
     assert first.ci_high - first["mean"] == pytest.approx(report.mean_ci(accs)[1])  # same t-CI as results.md
     assert len(charts.accuracy_vs_k(res).data) == 4
-    bars = charts.ablation_bars(res)
+    bars = charts.ablation_bars(res, 80)
     assert {t.name for t in bars.data} == {"iwsi", "lmsi"}
+    assert all(list(t.customdata) == [80.0] * len(t.customdata) for t in bars.data if t.name == "iwsi")  # fixed k
+
+
+def test_one_seed_has_no_interval(tmp_path):
+    res = pd.read_parquet(make_ablation_dir(tmp_path / "abl") / "results.parquet")
+    s = charts.ablation_summary(res[res["seed"] == res["seed"].min()])
+    assert (s["seeds"] == 1).all() and s["ci_low"].isna().all() and s["ci_high"].isna().all()
     assert charts.accuracy_vs_k(res.iloc[:0]).layout.annotations
 
 

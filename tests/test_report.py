@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from iwsi import report
-from iwsi.ablate import plan_cells, table_k
+from iwsi.ablate import plan_cells
+from iwsi.report import table_k
 from iwsi.config import ConfigError
 
 

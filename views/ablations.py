@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.report import significance, table_k
 from iwsi.runs import ablations_dir, list_ablations
 from views._shared import header, mtime
 
@@ -32,14 +33,26 @@ except (OSError, ValueError) as err:  # a damaged table: say so, keep the page (
              "`iwsi ablate` command to rebuild it.", icon=":material/error:")
     st.stop()
 summary = charts.ablation_summary(df)
+k = table_k(sorted(df["k"].unique().tolist()))
+if "base_accuracy" in df:  # the base model's accuracy, shared by every cell of a (dataset, seed)
+    base = df.groupby(["dataset", "seed"])["base_accuracy"].first().reset_index().assign(accuracy=lambda d: d.base_accuracy)
+    base_rows = charts.ablation_summary(base.assign(method="base model", k=0.0))
+    summary = pd.concat([base_rows, summary], ignore_index=True)
 columns = {c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")}
 columns["kept_correct"] = st.column_config.NumberColumn(
     "kept correct", format="percent", help="share of the training samples whose answer is correct (gold known)")
 st.dataframe(summary, hide_index=True, column_config=columns)
-st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md); "
-           "kept: training samples; kept correct: their share with a correct answer.")
+st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md; empty with one "
+           "seed: no interval); kept: training samples; kept correct: their share with a correct answer.")
+if "lmsi" in set(df["method"]) and "run_dir" in df:  # the cells' eval.parquet give per-question correctness
+    sig = significance(df, k)
+    if not sig.empty:
+        st.markdown(f"**Paired bootstrap against LMSI at k = {k:g}** (per-question correctness over seeds × test "
+                    "questions; the same as results.md)")
+        st.dataframe(sig.assign(delta=100 * sig["delta"], lo=100 * sig["lo"], hi=100 * sig["hi"]), hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in ("delta", "lo", "hi")})
 left, right = st.columns(2)
-left.plotly_chart(charts.ablation_bars(df), key="bars")
+left.plotly_chart(charts.ablation_bars(df, k), key="bars")
 right.plotly_chart(charts.accuracy_vs_k(df), key="acc_k")
 
 st.subheader("Downloads")
