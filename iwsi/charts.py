@@ -52,12 +52,14 @@ def _upper(values: np.ndarray, q: float = 99.5) -> float:
     return float(np.percentile(values, q)) if len(values) else 1.0
 
 
-def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int | None = None) -> go.Figure:
+def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int | None = None,
+                   majority_only: bool = True) -> go.Figure:
     """Stacked histogram (precomputed bins) of `column` by correctness, without the k-dependent cut.
 
     Independent of k, so the dashboard caches it and only redraws the cut when the slider moves.
     The top 0.5 % is folded into the last bin so one outlier does not squash the plot."""
-    title = {"ds_weight": "DS weight of majority samples", "w_prime": "Importance weight w′ = L̄_v / L"}.get(column, column)
+    which = "majority samples" if majority_only else "all samples"
+    title = {"ds_weight": f"DS weight of {which}", "w_prime": f"Importance weight w′ = L̄_v / L of {which}"}.get(column, column)
     values = samples[column].to_numpy(float)
     if not len(values):
         return _empty(title, "no samples")
@@ -70,6 +72,10 @@ def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int |
         fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name,
                     marker_color=COLORS.get(name, COLORS["unknown"]), marker_line_width=0)
     fig.update_layout(barmode="stack", bargap=0)
+    folded = int((values > hi).sum())
+    if folded:  # the last bar also holds the top 0.5 %: say so on it
+        fig.add_annotation(x=edges[-2], y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g} ({folded:,} above "
+                           f"{hi:.3g})", showarrow=False, xanchor="right", yanchor="top", font=dict(size=11))
     xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
     return _layout(fig, title, xlabel, "samples")
 
@@ -100,8 +106,9 @@ def percentile_table(samples: pd.DataFrame, ks: np.ndarray | None = None) -> pd.
     return pd.DataFrame({"k": ks, "sigma": maj[idx]})
 
 
-def percentile_curves(table: pd.DataFrame, k: float | None = None) -> go.Figure:
-    """table: label, k, sigma (one curve per label, e.g. a run or dataset) — paper Fig. 3."""
+def percentile_curves(table: pd.DataFrame, k: float | None = None, log_y: bool = False) -> go.Figure:
+    """table: label, k, sigma (one curve per label, e.g. a run or dataset) — paper Fig. 3. The k = 100
+    point is the largest weight, often an outlier that flattens the rest: `log_y` spreads it out."""
     title = "DS-weight percentile σ_k% against k"
     if table.empty:
         return _empty(title, "no runs selected")
@@ -111,7 +118,10 @@ def percentile_curves(table: pd.DataFrame, k: float | None = None) -> go.Figure:
                         line=dict(color=METHOD_COLORS[i % len(METHOD_COLORS)]))
     if k is not None:
         fig.add_vline(x=k, line=dict(color=COLORS["cut"], dash="dash"))
-    return _layout(fig, title, "k (% of majority samples kept)", "σ_k% (DS weight)")
+    fig = _layout(fig, title, "k (% of majority samples kept)", "σ_k% (DS weight)")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
 
 
 def ablation_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -272,10 +282,18 @@ def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int = 5000, se
     return df
 
 
-def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
+def umap_totals(umap: pd.DataFrame, kept: np.ndarray) -> dict[str, int]:
+    """Counts of umap_scatter's layers over every point of the run (not the drawn subsample)."""
+    self_ = umap["source"].to_numpy() == "self"
+    return {"dropped": int((self_ & ~kept).sum()), "kept": int((self_ & kept).sum()),
+            "self-generated": int(self_.sum()), "valid (human)": int((~self_).sum())}
+
+
+def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, int] | None = None) -> go.Figure:
     """scattergl map of valid (blue) vs self-generated samples; `after` greys out the dropped ones.
 
-    points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections."""
+    points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections.
+    totals: each layer's count in the whole run (umap_totals), shown in the legend beside what is drawn."""
     title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before" else "after filtering (current k)")
     if points.empty:
         return _empty(title, "no embeddings")
@@ -290,7 +308,9 @@ def umap_scatter(points: pd.DataFrame, view: str = "after") -> go.Figure:
     grow = 2.0 if len(points) < 500 else 1.0  # small runs: bigger markers
     for name, mask, color, size, alpha in layers:
         part, size = points[mask], size * grow
-        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part):,})",
+        total = (totals or {}).get(name, len(part))
+        label = f"{name} ({total:,})" if total == len(part) else f"{name} ({total:,}; {len(part):,} drawn)"
+        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=label,
                                    customdata=part["row"], marker=dict(color=color, size=size, opacity=alpha),
                                    hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(dragmode="lasso")

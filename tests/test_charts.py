@@ -161,3 +161,19 @@ def test_density_curves_of_few_samples_are_hidden():
     few, many = fig.data
     assert few.visible == "legendonly" and "too few" in few.name and "n=4" in few.name
     assert many.visible is True and "n=100" in many.name
+
+
+def test_labels_say_what_is_drawn(samples):
+    """issue 13 #6: titles follow the majority toggle, the folded last bar says so, UMAP legend counts
+    are the run's (not the drawn subsample's), σ_k% curves can use a log axis."""
+    assert "of all samples" in charts.histogram_base(samples, majority_only=False).layout.title.text
+    assert "of majority samples" in charts.histogram_base(samples[samples["is_majority"]]).layout.title.text
+    spiky = samples.assign(ds_weight=np.r_[samples["ds_weight"].to_numpy()[:-1], 50.0])
+    assert any("last bar: ≥" in a.text for a in charts.histogram_base(spiky).layout.annotations)
+    umap = pd.DataFrame({"source": ["valid"] * 5 + ["self"] * 100, "x": np.arange(105.0), "y": np.arange(105.0),
+                         "question_id": "q", "sample_id": np.arange(105)})
+    kept = np.r_[[False] * 5, [True] * 60, [False] * 40]
+    fig = charts.umap_scatter(charts.umap_points(umap, kept, max_points=10), "after", charts.umap_totals(umap, kept))
+    assert {t.name.split(" (")[0]: t.name for t in fig.data}["kept"].startswith("kept (60; ")
+    table = charts.percentile_table(samples).assign(label="a")
+    assert charts.percentile_curves(table, 80, log_y=True).layout.yaxis.type == "log"

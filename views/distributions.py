@@ -46,7 +46,8 @@ view = st.segmented_control("View", ["before", "after"], default="after", requir
 points = charts.umap_points(umap, kept)
 if len(points) < len(umap):
     st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
-event = st.plotly_chart(charts.umap_scatter(points, view or "after"), key="umap", on_select="rerun",
+event = st.plotly_chart(charts.umap_scatter(points, view or "after", charts.umap_totals(umap, kept)), key="umap",
+                        on_select="rerun",
                         selection_mode=("box", "lasso"))
 
 picked = []

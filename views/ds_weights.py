@@ -43,7 +43,7 @@ only_majority = st.toggle("majority samples only (D_c)", value=True, help="the c
 def histogram(path: str, stamp: float, column: str, majority_only: bool):
     """The k-independent part of a histogram: moving the slider only redraws the cut."""
     df = table(run, "samples.parquet", NUMERIC)
-    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column)
+    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column, majority_only=majority_only)
 
 
 stamp = mtime(run / "samples.parquet")

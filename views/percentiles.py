@@ -30,7 +30,8 @@ for name in chosen:
     dataset = read_config(runs_dir() / name).get("dataset", "?")
     parts.append(charts.percentile_table(samples).assign(label=f"{dataset} · {name}"))
 curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["label", "k", "sigma"])
-st.plotly_chart(charts.percentile_curves(curves, selected_k()), key="percentiles")
+log_y = st.toggle("log scale", help="σ at k = 100 is the largest weight, often an outlier that flattens the curves")
+st.plotly_chart(charts.percentile_curves(curves, selected_k(), log_y), key="percentiles")
 with st.expander("σ_k% table"):
     st.dataframe(curves.pivot(index="k", columns="label", values="sigma") if parts else curves)
 
