@@ -24,10 +24,10 @@ from iwsi.rundir import atomic_write_text, owner, write_json
 from iwsi.runs import read_config
 
 
-def kept_frame(samples: pd.DataFrame, k: float, method: str = "iwsi",
-               entropy_threshold: float | None = None) -> tuple[pd.DataFrame, float]:
+def kept_frame(samples: pd.DataFrame, k: float, method: str = "iwsi", entropy_threshold: float | None = None,
+               seed: int = 0) -> tuple[pd.DataFrame, float]:
     """The rows `method` keeps at k (the pipeline's own rule, `filtering.select`) and σ_k%."""
-    mask, _ = filtering.select(samples, method, k, entropy_threshold)
+    mask, _ = filtering.select(samples, method, k, entropy_threshold, seed)
     return samples[mask.to_numpy(bool)], filtering.iwsi(samples, k)[1]
 
 
@@ -47,10 +47,11 @@ def build_manifest(samples: pd.DataFrame, kept: pd.DataFrame, k: float, sigma: f
             "num_questions_kept": int(kept["question_id"].nunique()), "config": config}
 
 
-def run_method(config: dict) -> tuple[str, float | None]:
-    """The method a run was made with (and its entropy threshold); runs without one used iwsi."""
+def run_method(config: dict) -> tuple[str, float | None, int]:
+    """The method a run was made with, its entropy threshold and seed (runs without a method used iwsi)."""
     method = config.get("method") if config.get("method") in filtering.METHODS else "iwsi"
-    return method, config.get("entropy_threshold") if method == "entropy" else None
+    seed = config.get("seed") if isinstance(config.get("seed"), int) else 0
+    return method, config.get("entropy_threshold") if method == "entropy" else None, seed
 
 
 def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | None = None) -> dict:
@@ -58,9 +59,9 @@ def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | No
     run_dir, out = Path(run_dir), Path(out)
     samples = pd.read_parquet(run_dir / "samples.parquet")
     config = read_config(run_dir)
-    own, threshold = run_method(config)
+    own, threshold, seed = run_method(config)
     method = method or own
-    kept, sigma = kept_frame(samples, k, method, threshold if method == own else None)
+    kept, sigma = kept_frame(samples, k, method, threshold if method == own else None, seed)
     manifest = build_manifest(samples, kept, k, sigma, config, method)
     manifest["run_dir"] = str(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

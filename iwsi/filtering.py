@@ -35,19 +35,19 @@ def _on_majority(df: pd.DataFrame, mask_of_majority: pd.Series) -> pd.Series:
     return pd.Series(False, index=df.index).mask(df["is_majority"], mask_of_majority).astype(bool)
 
 
-def iwsi(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+def iwsi(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
     """Keep the k % of D_c with the lowest DS weight; threshold σ_k% (paper Eq. 5)."""
     maj = df.loc[df["is_majority"], "ds_weight"]
     kept = keep_lowest(maj, k)
     return _on_majority(df, kept), float(maj[kept].max()) if kept.any() else math.nan
 
 
-def lmsi(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+def lmsi(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
     """LMSI: every majority sample (k is ignored)."""
     return df["is_majority"].astype(bool), math.nan
 
 
-def keep_highest_score(df: pd.DataFrame, k: float, column: str) -> tuple[pd.Series, float]:
+def keep_highest_score(df: pd.DataFrame, k: float, column: str, **_) -> tuple[pd.Series, float]:
     """Keep the k % of D_c with the highest `column` (self_score, rm_score)."""
     maj = df.loc[df["is_majority"], column].astype(float)
     kept = keep_lowest(-maj, k)
@@ -68,7 +68,7 @@ def entropy_questions_for_k(df: pd.DataFrame, k: float) -> tuple[set, float]:
     return set(per_q.index[:last + 1]), float(per_q["first"].iloc[last])
 
 
-def entropy(df: pd.DataFrame, k: float, threshold: float | None = None) -> tuple[pd.Series, float]:
+def entropy(df: pd.DataFrame, k: float, threshold: float | None = None, **_) -> tuple[pd.Series, float]:
     """MoT-style: drop whole questions whose answer entropy u exceeds u* (paper Eq. 9); by default
     the lowest-entropy questions holding k % of D_c (see entropy_questions_for_k)."""
     majority = df["is_majority"].astype(bool)
@@ -78,7 +78,17 @@ def entropy(df: pd.DataFrame, k: float, threshold: float | None = None) -> tuple
     return majority & df["question_id"].isin(questions), u_star
 
 
-def ground_truth(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
+def random_k(df: pd.DataFrame, k: float, seed: int = 0, **_) -> tuple[pd.Series, float]:
+    """Control: a uniformly random k % of D_c (exactly num_to_keep rows), reproducible from `seed`.
+    Any filter worth its cost must beat dropping the same share at random."""
+    maj = np.flatnonzero(df["is_majority"].to_numpy(bool))
+    chosen = np.random.default_rng(seed).choice(maj, num_to_keep(len(maj), k), replace=False)
+    mask = np.zeros(len(df), dtype=bool)
+    mask[chosen] = True
+    return pd.Series(mask, index=df.index), math.nan
+
+
+def ground_truth(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
     """Reference only: majority samples whose answer is correct (needs gold)."""
     if df["is_correct"].isna().all():
         raise ValueError("method 'ground-truth' needs gold answers for the pool; this dataset has none")
@@ -88,7 +98,8 @@ def ground_truth(df: pd.DataFrame, k: float) -> tuple[pd.Series, float]:
 @dataclass(frozen=True)
 class Method:
     label: str                    # its name in tables, charts and pages
-    rule: Callable                # (samples, k) -> (kept mask, threshold)
+    rule: Callable                # (samples, k, threshold=, seed=) -> (kept mask, threshold); options it
+                                  # does not use are ignored
     uses_k: bool                  # False: the rule ignores k (an ablation runs it once, recorded at k = 100)
     score_column: str | None      # a column the rule needs that a judge adds to samples.parquet
     outside_supervision: bool     # needs more than the model itself (gold answers, a reward model)
@@ -111,14 +122,14 @@ METHODS: dict[str, Method] = {
                      help="every majority sample, loss weighted by min(w', C)"),
     "ground-truth": Method("Ground-truth filter", ground_truth, False, None, True,
                            help="majority samples with a correct answer (needs gold; the headroom)"),
+    "random": Method("Random (control)", random_k, True, None, False,
+                     help="a seeded random k % of D_c: the control every filter is compared with"),
 }
 
 
-def select(df: pd.DataFrame, method: str, k: float, entropy_threshold: float | None = None):
-    """The method's rule → (kept mask, threshold)."""
-    if method == "entropy" and entropy_threshold is not None:  # the one rule with an option
-        return entropy(df, k, entropy_threshold)
-    return METHODS[method].rule(df, k)
+def select(df: pd.DataFrame, method: str, k: float, entropy_threshold: float | None = None, seed: int = 0):
+    """The method's rule → (kept mask, threshold); `seed` is the run's (the random control uses it)."""
+    return METHODS[method].rule(df, k, threshold=entropy_threshold, seed=seed)
 
 
 def training_weights(w_prime: pd.Series, clip: float) -> pd.Series:

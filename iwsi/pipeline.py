@@ -136,7 +136,7 @@ def add_judge_scores(ctx: Context, df: pd.DataFrame, method: str) -> pd.DataFram
 def stage_filter(ctx: Context) -> None:
     cfg = ctx.cfg
     df = add_judge_scores(ctx, ctx.samples(), cfg.method)
-    kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold)
+    kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold, cfg.seed)
     df["kept"] = kept
     weighted = filtering.METHODS[cfg.method].weighted
     df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if weighted else 1.0

@@ -86,3 +86,23 @@ def test_ground_truth_needs_gold():
     df = table().assign(is_correct=None)
     with pytest.raises(ValueError, match="gold"):
         filtering.ground_truth(df, 80)
+
+
+def test_random_control_is_seeded_exact_and_inside_the_majority():
+    """issue 15: the random control keeps exactly num_to_keep of D_c, reproducibly per seed."""
+    df = table()
+    n_maj = int(df["is_majority"].sum())
+    for k in (10, 50, 80, 100):
+        kept, threshold = filtering.select(df, "random", k, seed=3)
+        assert kept.sum() == filtering.num_to_keep(n_maj, k) and not (kept & ~df["is_majority"]).any()
+        assert kept.equals(filtering.select(df.copy(), "random", k, seed=3)[0]) and math.isnan(threshold)
+    picks = {tuple(filtering.select(df, "random", 50, seed=s)[0]) for s in range(10)}
+    assert len(picks) > 1  # the seed matters
+
+
+def test_every_method_in_the_table_selects_within_the_majority():
+    df = table().assign(rm_score=lambda d: d["self_score"])
+    for name, method in filtering.METHODS.items():
+        kept, _ = filtering.select(df, name, 60, seed=1)
+        assert kept.dtype == bool and not (kept & ~df["is_majority"]).any(), name
+        assert method.label and method.help

@@ -82,30 +82,30 @@ def has_columns(path: Path, columns: list[str]) -> bool:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None,
+def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None, seed: int,
           run_k: float | None) -> tuple[np.ndarray, float]:
     df = _read_parquet(path, stamp, tuple(NUMERIC + SELECTION))
     sigma = filtering.iwsi(df, k)[1]  # the DS-weight percentile at k: IWSI's cut, a reference for every method
     if "kept" in df and run_k is not None and math.isclose(k, run_k):
         return df["kept"].fillna(False).to_numpy(bool), sigma  # exactly the set the run trained on
-    return filtering.select(df, method, k, threshold)[0].to_numpy(bool), sigma
+    return filtering.select(df, method, k, threshold, seed)[0].to_numpy(bool), sigma
 
 
-def run_method(run: Path) -> tuple[str, float | None, float | None]:
-    """(method, its entropy threshold, k) the run was made with."""
+def run_method(run: Path) -> tuple[str, float | None, float | None, int]:
+    """(method, its entropy threshold, k, seed) the run was made with."""
     config = read_config(run)
-    method, threshold = export_run_method(config)
+    method, threshold, seed = export_run_method(config)
     k = config.get("k")
-    return method, threshold, float(k) if isinstance(k, (int, float)) else None
+    return method, threshold, float(k) if isinstance(k, (int, float)) else None, seed
 
 
 def kept_for_k(run: Path, k: float, method: str | None = None) -> tuple[np.ndarray, float]:
     """Mask of the samples the run's method (or `method`) keeps at k, and σ_k%. At the run's own k
     and method it is the run's `kept` column; moving k recomputes that method's cut."""
-    own, threshold, run_k = run_method(run)
+    own, threshold, run_k, seed = run_method(run)
     path = run / "samples.parquet"
     same = method in (None, own)
-    return _kept(str(path), mtime(path), float(k), method or own, threshold if same else None,
+    return _kept(str(path), mtime(path), float(k), method or own, threshold if same else None, seed,
                  run_k if same else None)
 
 
@@ -151,7 +151,7 @@ def header(title: str, explanation: str) -> None:
     st.caption(explanation)
     run = selected_run()
     if run is not None and (run / "config.yaml").exists():
-        method, threshold, run_k = run_method(run)
+        method, _, run_k, _ = run_method(run)
         k_text = f"k = {run_k:g}" if filtering.METHODS[method].uses_k and run_k is not None else "k not used"
         st.markdown(f"Run **{run.name}** · trained with **{filtering.METHODS[method].label}** ({k_text}): "
                     f"*kept* on every page is this method's set at the sidebar k.")

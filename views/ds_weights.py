@@ -60,8 +60,8 @@ def export_files(k: float) -> tuple[str, str]:
 
     Runs on a download thread without a script context, so it reads the file directly (no st caches)."""
     texts = pd.read_parquet(run / "samples.parquet")
-    own, threshold, _ = run_method(run)
-    kept, s = kept_frame(texts, k, own, threshold)
+    own, threshold, _, seed = run_method(run)
+    kept, s = kept_frame(texts, k, own, threshold, seed)
     manifest = build_manifest(texts, kept, k, s, read_config(run), own)
     return to_sft_jsonl(kept), json.dumps(manifest, indent=2, default=str)
 
