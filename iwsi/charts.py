@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from iwsi.filtering import num_to_keep
+from iwsi.filtering import METHODS, num_to_keep
 
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
           "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#111111"}
@@ -165,7 +165,9 @@ def ablation_bars(results: pd.DataFrame, k: float) -> go.Figure:
     best = ablation_summary(at_k(results, k))
     fig = go.Figure()
     for i, (method, part) in enumerate(best.groupby("method", sort=True)):
-        fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method), marker_color=METHOD_COLORS[i % len(METHOD_COLORS)],
+        control = method in METHODS and METHODS[method].control  # controls hatched: references, not methods
+        fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method) + (" (control)" if control else ""),
+                    marker_color=METHOD_COLORS[i % len(METHOD_COLORS)], marker_pattern_shape="/" if control else "",
                     customdata=part["k"], hovertemplate="%{x} · k=%{customdata}: %{y:.3f}<extra>" + str(method) + "</extra>",
                     error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
                                  arrayminus=part["mean"] - part["ci_low"]))

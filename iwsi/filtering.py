@@ -104,6 +104,7 @@ class Method:
     score_column: str | None      # a column the rule needs that a judge adds to samples.parquet
     outside_supervision: bool     # needs more than the model itself (gold answers, a reward model)
     weighted: bool = False        # trains with per-sample loss weights min(w', C) instead of cutting
+    control: bool = False         # a reference point (keep all, random cut, perfect filter), drawn apart
     help: str = ""
 
 
@@ -111,7 +112,7 @@ class Method:
 METHODS: dict[str, Method] = {
     "iwsi": Method("IWSI", iwsi, True, None, False,
                    help="keep the k % of D_c with the lowest DS weight (paper Eq. 5)"),
-    "lmsi": Method("LMSI", lmsi, False, None, False, help="every majority sample (Huang et al. 2023)"),
+    "lmsi": Method("LMSI", lmsi, False, None, False, control=True, help="every majority sample (Huang et al. 2023)"),
     "entropy": Method("Entropy-filter", entropy, True, None, False,
                       help="drop questions whose answer entropy exceeds u* (k % of D_c by default)"),
     "self": Method("Self-filter", partial(keep_highest_score, column="self_score"), True, "self_score", False,
@@ -120,9 +121,9 @@ METHODS: dict[str, Method] = {
                  help="keep the k % of D_c a reward model rates highest"),
     "iwsi-w": Method("IWSI-w", lmsi, False, None, False, weighted=True,
                      help="every majority sample, loss weighted by min(w', C)"),
-    "ground-truth": Method("Ground-truth filter", ground_truth, False, None, True,
+    "ground-truth": Method("Ground-truth filter", ground_truth, False, None, True, control=True,
                            help="majority samples with a correct answer (needs gold; the headroom)"),
-    "random": Method("Random (control)", random_k, True, None, False,
+    "random": Method("Random (control)", random_k, True, None, False, control=True,
                      help="a seeded random k % of D_c: the control every filter is compared with"),
 }
 

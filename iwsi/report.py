@@ -155,6 +155,15 @@ def significance(results: pd.DataFrame, k: float, reference: str = "lmsi") -> pd
     return pd.DataFrame(rows)
 
 
+CONTROLS = ("lmsi", "random")  # every method is compared with keeping all of D_c and with a random cut
+
+
+def controls_table(results: pd.DataFrame, k: float) -> pd.DataFrame:
+    """Δ accuracy of each method against each control present (paired over seeds × test questions)."""
+    parts = [significance(results, k, ref) for ref in CONTROLS if ref in set(results["method"])]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def significance_markdown(sig: pd.DataFrame) -> str:
     if sig.empty:
         return ""
@@ -182,7 +191,7 @@ def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -
     write_parquet(out / "results.parquet", results)
     table = summary_table(results, table_k)
     n_seeds = results["seed"].nunique()
-    sig = significance(results, table_k) if "lmsi" in set(results["method"]) else pd.DataFrame()
+    sig = controls_table(results, table_k)
     text = to_markdown(table, table_k, n_seeds) + kept_correct_markdown(results, table_k, n_seeds)
     atomic_write_bytes(out / "results.md", (text + significance_markdown(sig)).encode())
     atomic_write_bytes(out / "results.tex", to_latex(table, table_k).encode())

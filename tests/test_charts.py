@@ -135,7 +135,7 @@ def test_ablation_summary_and_charts(tmp_path):
     assert first.ci_high - first["mean"] == pytest.approx(report.mean_ci(accs)[1])  # same t-CI as results.md
     assert len(charts.accuracy_vs_k(res).data) == 4
     bars = charts.ablation_bars(res, 80)
-    assert {t.name for t in bars.data} == {"iwsi", "lmsi"}
+    assert {t.name for t in bars.data} == {"iwsi", "lmsi (control)"}
     assert all(list(t.customdata) == [80.0] * len(t.customdata) for t in bars.data if t.name == "iwsi")  # fixed k
 
 

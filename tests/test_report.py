@@ -76,3 +76,23 @@ def test_kept_correct_table_has_no_base_row_and_skips_without_gold():
     assert "Base model" not in table.index and table.loc["IWSI", "d1"].startswith("30.0")
     assert "Training-set precision" in report.kept_correct_markdown(res, 80, 3)
     assert report.kept_correct_markdown(res.assign(kept_correct=np.nan), 80, 3) == ""
+
+
+def test_each_method_is_compared_with_lmsi_and_with_the_random_control(tmp_path):
+    """issue 15: Δ vs LMSI and vs random, paired over seeds × test questions, on hand-made cells."""
+    right = {"lmsi": 20, "random": 22, "iwsi": 30}
+    rows = []
+    for method, n_right in right.items():
+        for seed in (0, 1):
+            cell = tmp_path / f"{method}-s{seed}"
+            cell.mkdir()
+            pd.DataFrame({"model": "trained", "question_id": [f"q{i}" for i in range(50)],
+                          "is_correct": [i < n_right for i in range(50)]}).to_parquet(cell / "eval.parquet")
+            rows.append({"dataset": "d", "method": method, "k": 100.0 if method == "lmsi" else 80.0, "seed": seed,
+                         "accuracy": n_right / 50, "run_dir": str(cell)})
+    table = report.controls_table(pd.DataFrame(rows), 80)
+    got = {(r.method, r.vs): (round(100 * r.delta, 6), r.n) for r in table.itertuples()}
+    assert got == {("random", "lmsi"): (4.0, 100), ("iwsi", "lmsi"): (20.0, 100),
+                   ("lmsi", "random"): (-4.0, 100), ("iwsi", "random"): (16.0, 100)}
+    iwsi_vs_random = table[(table.method == "iwsi") & (table.vs == "random")].iloc[0]
+    assert iwsi_vs_random.lo > 0 and iwsi_vs_random.p < 0.01

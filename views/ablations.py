@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from iwsi.report import significance, table_k
+from iwsi.report import controls_table, table_k
 from iwsi.runs import ablations_dir, list_ablations
 from views._shared import header, mtime
 
@@ -44,11 +44,11 @@ columns["kept_correct"] = st.column_config.NumberColumn(
 st.dataframe(summary, hide_index=True, column_config=columns)
 st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md; empty with one "
            "seed: no interval); kept: training samples; kept correct: their share with a correct answer.")
-if "lmsi" in set(df["method"]) and "run_dir" in df:  # the cells' eval.parquet give per-question correctness
-    sig = significance(df, k)
+if "run_dir" in df:  # the cells' eval.parquet give per-question correctness
+    sig = controls_table(df, k)
     if not sig.empty:
-        st.markdown(f"**Paired bootstrap against LMSI at k = {k:g}** (per-question correctness over seeds × test "
-                    "questions; the same as results.md)")
+        st.markdown(f"**Paired bootstrap against the controls (LMSI, random) at k = {k:g}** (per-question "
+                    "correctness over seeds × test questions; the same as results.md)")
         st.dataframe(sig.assign(delta=100 * sig["delta"], lo=100 * sig["lo"], hi=100 * sig["hi"]), hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in ("delta", "lo", "hi")})
 left, right = st.columns(2)
