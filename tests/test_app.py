@@ -294,3 +294,15 @@ def test_ablations_page_shows_base_accuracy_and_the_paired_bootstrap(cache):
     assert any("base model" in set(t.get("method", [])) for t in tables)
     sig = next(t for t in tables if "vs" in t.columns)
     assert sig.iloc[0]["method"] == "iwsi" and sig.iloc[0]["delta"] == pytest.approx(25.0)
+
+
+def test_run_and_k_come_from_the_url_and_go_back_into_it(full_cache):
+    """issue 13 #10: a link or a reload shows the same run and k."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "svamp-run"
+    at.query_params["k"] = "37"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == "svamp-run" and at.sidebar.slider[0].value == 37
+    at.sidebar.slider[0].set_value(55).run()
+    assert at.query_params["k"] == ["55"] or at.query_params["k"] == "55"

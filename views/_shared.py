@@ -116,6 +116,11 @@ def metrics(run: Path) -> dict:
 def sidebar() -> None:
     """Run picker and k slider, drawn once by app.py before each page (see its docstring)."""
     names = list_run_names()
+    link = st.query_params  # a shared link or a reload: ?run=NAME&k=K (the page is the URL's path)
+    if "run" not in st.session_state and link.get("run") in names:
+        st.session_state["run"] = link["run"]
+    if "k" not in st.session_state and str(link.get("k", "")).isdigit():
+        st.session_state["k"] = min(100, max(1, int(link["k"])))
     if st.session_state.get("select_run") in names:  # a page asked for a run (e.g. one it just launched)
         st.session_state["run"] = st.session_state.pop("select_run")
     if st.session_state.get("run") not in names:  # first visit, or the selected run was deleted
@@ -131,6 +136,9 @@ def sidebar() -> None:
             st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
         st.slider("k — % of majority samples kept", 1, 100, key="k",
                   help="the selected run's method keeps its k % of D_c; shared by every page")
+    state = {"k": str(st.session_state["k"])} | ({"run": st.session_state["run"]} if st.session_state.get("run") else {})
+    if dict(st.query_params) != state:
+        st.query_params.from_dict(state)
 
 
 def selected_run() -> Path | None:
