@@ -15,7 +15,8 @@ import streamlit as st
 
 from iwsi import filtering
 from iwsi.export import run_method as export_run_method
-from iwsi.runs import WRITTEN_BY, RunNameError, list_run_names, read_config, read_json, run_path, runs_dir
+from iwsi.runs import (WRITTEN_BY, RunNameError, ablations_dir, list_ablations, list_run_names, read_config,
+                       read_json, run_path, runs_dir)
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]
@@ -190,3 +191,20 @@ def missing(run: Path, name: str) -> None:
     st.info(f"`{name}` is missing in run **{run.name}**: it is written by the **{WRITTEN_BY.get(name, 'pipeline')}** "
             f"stage{' (enable `embed=true`)' if name in ('umap.parquet', 'suggestions.parquet') else ''}.",
             icon=":material/info:")
+
+
+def pick_ablation(key: str = "ablation") -> tuple[str, pd.DataFrame]:
+    """An ablation chosen by the user (newest first) and its results table, or a message and stop."""
+    found = list_ablations()
+    if not found:
+        st.info("No ablation results yet: run `iwsi ablate` (it writes `cache/ablations/<name>/results.parquet` "
+                "and results.md/.csv/.tex).", icon=":material/info:")
+        st.stop()
+    name = st.selectbox("Ablation", found, key=key)
+    path = ablations_dir() / name / "results.parquet"
+    try:
+        return name, _read_parquet(str(path), mtime(path), None)
+    except (OSError, ValueError) as err:  # a damaged table: say so, keep the page (and the others) working
+        st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the same "
+                 "`iwsi ablate` command to rebuild it.", icon=":material/error:")
+        st.stop()

@@ -6,32 +6,14 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.report import controls_table, table_k
-from iwsi.runs import ablations_dir, list_ablations
-from views._shared import header, mtime
+from iwsi.runs import ablations_dir
+from views._shared import header, pick_ablation
 
 header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
                     "95 % confidence interval (paper Table 1 and Fig. 2).")
 
-found = list_ablations()
-if not found:
-    st.info("No ablation results yet: run `iwsi ablate` (it writes `cache/ablations/<name>/results.parquet` "
-            "and results.md/.csv/.tex).", icon=":material/info:")
-    st.stop()
-name = st.selectbox("Ablation", found)
+name, df = pick_ablation()
 folder = ablations_dir() / name
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def results(path: str, stamp: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
-
-
-try:
-    df = results(str(folder / "results.parquet"), mtime(folder / "results.parquet"))
-except (OSError, ValueError) as err:  # a damaged table: say so, keep the page (and the others) working
-    st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the same "
-             "`iwsi ablate` command to rebuild it.", icon=":material/error:")
-    st.stop()
 summary = charts.ablation_summary(df)
 k = table_k(sorted(df["k"].unique().tolist()))
 if "base_accuracy" in df:  # the base model's accuracy, shared by every cell of a (dataset, seed)

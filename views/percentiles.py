@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from iwsi.runs import ablations_dir, list_ablations, list_run_names, read_config, runs_dir
-from views._shared import EMPTY_HINT, NUMERIC, has_columns, header, selected_k, selected_run, table
+from iwsi.runs import list_run_names, read_config, runs_dir
+from views._shared import EMPTY_HINT, NUMERIC, has_columns, header, pick_ablation, selected_k, selected_run, table
 
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
@@ -36,15 +36,5 @@ with st.expander("σ_k% table"):
     st.dataframe(curves.pivot(index="k", columns="label", values="sigma") if parts else curves)
 
 st.subheader("Accuracy against k")
-ablations = list_ablations()
-if not ablations:
-    st.info("No ablation yet: `iwsi ablate` writes `cache/ablations/<name>/results.parquet` "
-            "(accuracy for several k and seeds).", icon=":material/info:")
-    st.stop()
-name = st.selectbox("Ablation", ablations)
-try:
-    results = pd.read_parquet(ablations_dir() / name / "results.parquet")
-except (OSError, ValueError) as err:
-    st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the ablation.")
-    st.stop()
+_, results = pick_ablation()
 st.plotly_chart(charts.accuracy_vs_k(results), key="acc_vs_k")
