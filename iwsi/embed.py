@@ -17,8 +17,10 @@ MIN_UMAP_POINTS = 10  # below this UMAP's neighbour graph is meaningless: use PC
 UMAP_FIT_MAX = 20_000  # fit on a sample above this (GSM8K scale: ~100k); the rest is transformed
 
 
-def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_length: int = 512) -> np.ndarray:
-    """Mean of the last hidden states over non-padding tokens → float32 array (len(texts), hidden)."""
+def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_length: int = 512,
+                progress=None) -> np.ndarray:
+    """Mean of the last hidden states over non-padding tokens → float32 array (len(texts), hidden).
+    `progress(n)` is called after each batch of n texts."""
     import torch
 
     if tokenizer.pad_token is None:
@@ -34,6 +36,8 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_le
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             out.append(pooled.float().cpu().numpy())
+            if progress:
+                progress(len(pooled))
     width = getattr(model.config, "hidden_size", 0)
     return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
 

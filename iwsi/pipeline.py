@@ -102,10 +102,14 @@ def stage_embed(ctx: Context) -> None:
     from iwsi.embed import embed_texts, fit_umap
     from iwsi.taxonomy import suggest_labels
 
+    from iwsi.rundir import Progress
+
     df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
     texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731
-    v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid))
-    s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df))
+    bar = Progress(ctx.run, "embed", len(valid) + len(df), unit="seq")
+    v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid), progress=bar)
+    s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df), progress=bar)
+    bar.close()
     write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
 
@@ -158,6 +162,7 @@ def stage_train(ctx: Context) -> None:
     import torch
 
     from iwsi.models import load_model
+    from iwsi.rundir import Progress
     from iwsi.train import encode_example, train
 
     kept = ctx.samples().query("kept")
@@ -167,7 +172,8 @@ def stage_train(ctx: Context) -> None:
     examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                          kept["weight"])]
     model = load_model(ctx.cfg.model, dtype=torch.float32, trust_remote_code=ctx.cfg.trust_remote_code)
-    metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / "adapter", ctx.run / "train_ckpt")
+    metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / "adapter", ctx.run / "train_ckpt",
+                    progress=lambda total: Progress(ctx.run, "train", total, unit="step"))
     write_json(ctx.run / "train.json", metrics)
 
 

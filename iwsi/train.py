@@ -56,6 +56,25 @@ class WeightedTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+class StepProgress(TrainerCallback):
+    """Optimizer steps into the run's progress file (the dashboard's bar and ETA); a resumed run
+    starts at its checkpoint's step."""
+
+    def __init__(self, make_bar):
+        self.make_bar, self.bar, self.step = make_bar, None, 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar, self.step = self.make_bar(state.max_steps), state.global_step
+        self.bar(self.step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar(state.global_step - self.step)
+        self.step = state.global_step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
 class NaNGuard(TrainerCallback):
     """Stop with a clear message instead of training on a NaN loss."""
 
@@ -85,8 +104,9 @@ def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
 
 
-def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path) -> dict:
-    """Fine-tune LoRA on `examples` (from encode_example); saves the adapter; returns train metrics."""
+def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path, progress=None) -> dict:
+    """Fine-tune LoRA on `examples` (from encode_example); saves the adapter; returns train metrics.
+    `progress(total_steps)` makes a step counter (rundir.Progress) for the dashboard."""
     if not examples:
         raise ValueError("no samples were kept for training: raise k or check the vote stage")
     # LoRA's random init draws from the global torch RNG, whose state otherwise depends on what
@@ -94,7 +114,8 @@ def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_d
     set_seed(cfg.seed)
     peft_model = lora_model(model, cfg)
     trainer = WeightedTrainer(model=peft_model, args=training_args(cfg, ckpt_dir, len(examples)),
-                              train_dataset=_LengthDataset(examples), callbacks=[NaNGuard()],
+                              train_dataset=_LengthDataset(examples),
+                              callbacks=[NaNGuard()] + ([StepProgress(progress)] if progress else []),
                               data_collator=lambda b: collate(b, tokenizer.pad_token_id))
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(ckpt_dir))
     tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")

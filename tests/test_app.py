@@ -306,3 +306,19 @@ def test_run_and_k_come_from_the_url_and_go_back_into_it(full_cache):
     assert at.sidebar.selectbox[0].value == "svamp-run" and at.sidebar.slider[0].value == 37
     at.sidebar.slider[0].set_value(55).run()
     assert at.query_params["k"] == ["55"] or at.query_params["k"] == "55"
+
+
+def test_a_failed_run_can_be_resumed_from_the_page(cache, monkeypatch):
+    from iwsi import runs
+
+    started = []
+    monkeypatch.setattr(runs, "launch_command", lambda c, o, s: started.append(c) or ["sleep", "3"])
+    run = make_run_dir(cache / "runs" / "broken", num_questions=10, num_samples=2)
+    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", "error": "boom"}')
+    from iwsi.config import load_config
+
+    (run / "config.yaml").write_text(load_config(overrides={"num_questions": 10}).to_yaml())  # a real run's config
+    at = open_page("views/runs.py")
+    assert at.get("progress") and not any("left" in p.proto.text for p in at.get("progress"))  # no ETA: not running
+    [b for b in at.button if b.label == "Resume"][0].click().run()
+    assert started == [run / "config.yaml"] and (run / "launch.json").exists()

@@ -65,3 +65,13 @@ def test_rerun_skips_finished_stages(run_dir):
                                      epochs=1, batch_size=4, k=70, engine="hf", seed=1))
     run_pipeline(cfg, run_dir)
     assert (run_dir / "samples.parquet").stat().st_mtime_ns == before
+
+
+def test_every_long_stage_reports_progress(run_dir):
+    """issue 13 #7: embed and train feed the progress file like generate and score."""
+    from iwsi.runs import read_progress
+
+    progress = read_progress(run_dir)
+    assert {"generate", "score", "embed", "train", "evaluate-trained"} <= set(progress)
+    assert progress["train"]["done"] == progress["train"]["total"] > 0
+    assert progress["embed"]["done"] == progress["embed"]["total"] == 6 * 3 + 2

@@ -14,8 +14,8 @@ header("Runs", "Every run under cache/runs with its dataset, model, filter metho
                "Launch the embedded demo or the paper preset; progress updates live.")
 
 
-def start(name: str, preset: str, sets: list[str]) -> None:
-    config = PRESETS[preset]
+def start(name: str, preset: str | None, sets: list[str], config=None) -> None:
+    config = config or PRESETS[preset]
     if not config.exists():
         st.error(f"Preset file `{config}` not found: it ships with the pipeline (`configs/`).")
         return
@@ -65,14 +65,19 @@ def progress_view(name: str) -> None:
         total, done = rec.get("total") or 0, rec.get("done") or 0
         frac = min(1.0, done / total) if total else 0.0
         elapsed = rec.get("elapsed") or 0.0
-        eta = f" · ~{elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        # the stage's average rate so far (steadier than the last interval); no ETA once the run stopped
+        live = state.get("state") == "running"
+        eta = f" · ~{elapsed * (total - done) / done:.0f} s left" if live and 0 < done < total else ""
         st.progress(frac, text=f"{stage}: {done:,}/{total:,} · {elapsed:.1f} s{eta}")
     if state.get("state") == "running":
         if st.button("Cancel run", icon=":material/cancel:"):
             st.toast("SIGTERM sent" if cancel_run(name) else "run is not running")
-    elif state.get("state") in ("failed", "cancelled"):
+    elif state.get("state") in ("failed", "cancelled", "stopped"):
         if state.get("error"):
             st.error(state["error"])
+        if st.button("Resume", icon=":material/replay:", help="rerun with the run's own config.yaml: finished "
+                     "stages and chunks are kept"):
+            start(name, None, [], config=run / "config.yaml")
         st.code(log_tail(run) or "(log.txt is empty)", language="text")
     if state.get("state") != st.session_state.setdefault(f"last_state_{name}", state.get("state")):
         st.session_state[f"last_state_{name}"] = state.get("state")
