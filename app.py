@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/correctness.py", title="Correctness vs DSE", icon=":material/rule:"),
     st.Page("views/distributions.py", title="Distributions & embeddings", icon=":material/scatter_plot:"),
     st.Page("views/rationales.py", title="Rationales", icon=":material/notes:"),
+    st.Page("views/explorer.py", title="Samples explorer", icon=":material/manage_search:"),
     st.Page("views/ablations.py", title="Ablations", icon=":material/table_chart:"),
 ]
 

@@ -11,7 +11,7 @@ from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/ablations.py"]
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py"]
 CHARTS = {"views/ds_weights.py": 2, "views/percentiles.py": 2, "views/correctness.py": 2,
           "views/distributions.py": 2, "views/ablations.py": 2}
 
@@ -322,3 +322,17 @@ def test_a_failed_run_can_be_resumed_from_the_page(cache, monkeypatch):
     assert at.get("progress") and not any("left" in p.proto.text for p in at.get("progress"))  # no ETA: not running
     [b for b in at.button if b.label == "Resume"][0].click().run()
     assert started == [run / "config.yaml"] and (run / "launch.json").exists()
+
+
+def test_explorer_searches_rationales_filters_and_drills_down(full_cache):
+    """issue 13 #8: full-text search in questions and rationales, filters, per-question drill-down."""
+    at = open_page("views/explorer.py")
+    at.text_input[0].set_value("apples").run()
+    n_question = next(c.value for c in at.caption if "candidates match" in c.value)
+    next(s for s in at.selectbox if s.label == "Majority (D_c)").set_value("in D_c").run()
+    n_majority = next(c.value for c in at.caption if "candidates match" in c.value)
+    count = lambda text: int(text.split(" of ")[0].replace(",", ""))  # noqa: E731
+    assert 0 < count(n_majority) < count(n_question)
+    table_ = at.dataframe[0].value
+    assert table_["majority"].all() and table_["question"].str.contains("apples", case=False).all()
+    assert any("Pick a row" in i.value for i in at.info)

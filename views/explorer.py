@@ -1,0 +1,87 @@
+"""Samples explorer: every candidate of the selected run in one table — full-text search in questions
+and rationales, filters (label and its source, correctness, majority, kept at k, DS-weight range,
+question) — and a per-question drill-down with all m samples, their answers, weights and the vote."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from iwsi.runs import LABELS, read_labels
+from views._shared import TEXT, header, kept_for_k, require_samples, selected_k, table
+
+header("Samples explorer", "All candidates of the run: search questions and rationales, filter, sort any column; "
+                           "pick a row to see every sample of its question and the vote.")
+run, samples = require_samples()
+mask, _ = kept_for_k(run, selected_k())
+texts = table(run, "samples.parquet", TEXT + ["majority_answer", "agreement"], shared=True)
+labels = read_labels(run)
+
+c1, c2 = st.columns([3, 1])
+needle = c1.text_input("Search questions and rationales", placeholder="words, numbers or a question id")
+column_choice = c2.selectbox("Search in", ["question and rationale", "question", "rationale"])
+f1, f2, f3, f4, f5 = st.columns(5)
+correct = f1.selectbox("Answer", ["any", "correct", "wrong", "gold unknown"])
+majority = f2.selectbox("Majority (D_c)", ["any", "in D_c", "outside D_c"])
+kept = f3.selectbox(f"Kept at k={selected_k():g}", ["any", "kept", "dropped"])
+label = f4.selectbox("Label", ["any", "labelled", "unlabelled", *LABELS])
+source = f5.selectbox("Label source", ["any", "human", "suggested", "unknown"])
+lo, hi = float(samples["ds_weight"].min()), float(samples["ds_weight"].max())
+ds_range = st.slider("DS-weight range", lo, max(hi, lo + 1e-6), (lo, max(hi, lo + 1e-6)), format="%.3f")
+
+keep = np.ones(len(samples), dtype=bool)
+if needle:
+    hit = np.zeros(len(samples), dtype=bool)
+    for column in (["question", "rationale"] if column_choice == "question and rationale" else [column_choice]):
+        hit |= texts[column].str.contains(needle, case=False, regex=False, na=False).to_numpy()
+    hit |= texts["question_id"].astype(str).str.contains(needle, regex=False).to_numpy()
+    keep &= hit
+is_correct = samples["is_correct"]
+keep &= {"any": True, "correct": is_correct.eq(True).to_numpy(), "wrong": is_correct.eq(False).to_numpy(),
+         "gold unknown": is_correct.isna().to_numpy()}[correct]
+in_dc = samples["is_majority"].to_numpy(bool)
+keep &= {"any": True, "in D_c": in_dc, "outside D_c": ~in_dc}[majority]
+keep &= {"any": True, "kept": mask, "dropped": ~mask}[kept]
+w = samples["ds_weight"].to_numpy(float)
+keep &= (w >= ds_range[0] - 1e-12) & (w <= ds_range[1] + 1e-12)
+view = texts.loc[keep, ["question_id", "sample_id", "question", "rationale", "answer", "gold"]].assign(
+    ds_weight=w[keep], loss=samples["loss"].to_numpy()[keep], is_correct=is_correct.to_numpy()[keep],
+    majority=in_dc[keep], kept=mask[keep])
+view = view.merge(labels[["question_id", "sample_id", "label", "source"]], on=["question_id", "sample_id"], how="left")
+if label != "any":
+    view = view[view["label"].notna() if label == "labelled" else view["label"].isna() if label == "unlabelled"
+                else view["label"].eq(label)]
+if source != "any":
+    view = view[view["source"].eq(source)]
+
+st.caption(f"{len(view):,} of {len(samples):,} candidates match.")
+shown = view.head(5000)
+if len(view) > len(shown):
+    st.caption("The table shows the first 5,000 matches; narrow the filters to see the rest.")
+event = st.dataframe(shown, hide_index=True, height=380, on_select="rerun", selection_mode="single-row", key="explorer",
+                     column_config={"ds_weight": st.column_config.NumberColumn("w_DS", format="%.3f"),
+                                    "loss": st.column_config.NumberColumn(format="%.3f"),
+                                    "rationale": st.column_config.TextColumn(width="large")})
+rows = event.selection.rows if event else []
+if not rows or rows[0] >= len(shown):
+    st.info("Pick a row to see every sample of its question and the vote.", icon=":material/touch_app:")
+    st.stop()
+
+qid = shown["question_id"].iloc[rows[0]]
+pos = np.flatnonzero(texts["question_id"].to_numpy() == qid)
+one = texts.iloc[pos]
+st.subheader(f"Question {qid}")
+winner = one["majority_answer"].iloc[0] if "majority_answer" in one else next(iter(one["answer"][in_dc[pos]]), None)
+st.markdown(f"{one['question'].iloc[0]}  \ngold `{one['gold'].iloc[0]}` · majority answer "
+            f"`{winner}` · agreement {one['agreement'].iloc[0]:.2f} · "
+            f"answer entropy u = {samples['entropy'].to_numpy()[pos][0]:.3f}")
+votes = one["answer"].fillna("(unparsed)").value_counts().rename_axis("answer").reset_index(name="samples")
+left, right = st.columns([1, 3])
+left.dataframe(votes, hide_index=True)
+right.dataframe(pd.DataFrame({"sample_id": one["sample_id"].to_numpy(), "answer": one["answer"].to_numpy(),
+                              "w_DS": w[pos], "loss": samples["loss"].to_numpy()[pos],
+                              "correct": is_correct.to_numpy()[pos], "majority": in_dc[pos], "kept": mask[pos],
+                              "rationale": one["rationale"].to_numpy()}),
+                hide_index=True, column_config={"w_DS": st.column_config.NumberColumn(format="%.3f"),
+                                                "loss": st.column_config.NumberColumn(format="%.3f"),
+                                                "rationale": st.column_config.TextColumn(width="large")})
