@@ -203,7 +203,7 @@ def probe_variants(args, cfg: RunConfig) -> Path:
         check_model(c.model, c.trust_remote_code)
     started, load_before = time.time(), machine()
     variants, skipped = build_variants(clean, kinds, cfg.seed)
-    parts, timings, models = [], [], {}
+    parts, timings, models, judged = [], [], {}, {}
     for label, c in plan:
         if c.model not in models:
             models[c.model] = (load_model(c.model, trust_remote_code=c.trust_remote_code),
@@ -212,7 +212,10 @@ def probe_variants(args, cfg: RunConfig) -> Path:
         t0 = time.time()
         print(f"probe: scoring {len(variants)} texts + {len(valid)} valid ({label})", file=sys.stderr, flush=True)
         df = score_texts(model, tok, variants, valid, c)
-        for column, values in judge_scores(model, tok, variants, c, args.self_eval).items():
+        key = (c.model, c.engine, c.reward_model)  # judges do not depend on loss_span: score them once
+        if key not in judged:
+            judged[key] = judge_scores(model, tok, variants, c, args.self_eval)
+        for column, values in judged[key].items():
             df[column] = values
         parts.append(df.assign(setting=label))
         timings.append({"setting": label, "loss_span": c.loss_span, "engine": c.engine, "model": c.model,
@@ -309,3 +312,39 @@ def main(args) -> int:
     print((out / "auroc.md").read_text())
     print(f"probe directory: {out}")
     return 0
+
+
+# -- fixture -----------------------------------------------------------------------------------------
+SHIFT = {"clean": 0.0, "redundant": -0.15, "jumping": 0.45, "spurious": 0.25, "style": 0.1}
+
+
+def make_probe_dir(path: str | Path, n: int = 40, seed: int = 0) -> Path:
+    """A contract-complete probe directory for tests and screenshots without a model: real
+    synthetic-arith variants, synthetic losses (named fixture-* by callers, never a result)."""
+    import numpy as np
+
+    from iwsi.datasets import load_splits
+    from iwsi.dsweight import ds_weight, importance_weight
+
+    splits = load_splits("synthetic-arith", None, 1, 5 + n, 0, seed)
+    valid, clean = splits.valid[:5], splits.valid[5:]
+    variants, skipped = build_variants(clean, list(KINDS), seed)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for label, base in (("loss_span=full", 1.9), ("loss_span=completion", 1.2)):
+        df = variants[["pair", "kind"]].copy()
+        df["loss"] = base + variants["kind"].map(SHIFT).to_numpy() + rng.normal(0, 0.25, len(df))
+        df["num_tokens"] = variants["rationale"].str.len() // 4
+        df["valid_mean"] = base + float(rng.normal(0, 0.05))
+        df["w_prime"] = importance_weight(df["loss"], df["valid_mean"].iloc[0])
+        df["ds_weight"] = ds_weight(df["w_prime"])
+        parts.append(df.assign(setting=label))
+    scores = pd.concat(parts, ignore_index=True)
+    auroc, cut = analyse(scores, 80.0, paired=True, n_boot=200, seed=seed)
+    info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}", "dataset": "synthetic-arith",
+            "model": "fixture", "n": n, "valid_size": 5, "kinds": list(KINDS), "k": 80.0, "boot": 200, "seed": seed,
+            "settings": [{"setting": s, "seconds": 0.0} for s in scores["setting"].unique()], "skipped": {}}
+    valid_df = pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],
+                             "rationale": [q.rationale for q in valid]})
+    write_tables(Path(path), info, scores, auroc, cut, {"variants": variants, "skipped": skipped, "valid": valid_df})
+    return Path(path)
