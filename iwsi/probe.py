@@ -42,6 +42,7 @@ from iwsi.rundir import RunDirError, now_iso, read_json, runs_root, write_json, 
 SWEEP_KEYS = ("loss_span", "engine", "model")  # the config keys that change a score
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 MANIFEST = "probe.json"
+TABLES = ("variants", "skipped", "valid", "scores", "auroc", "cut")
 
 
 def probes_root() -> Path:
@@ -175,6 +176,8 @@ def write_tables(out: Path, info: dict, scores: pd.DataFrame, auroc: pd.DataFram
                  extra: dict[str, pd.DataFrame]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": False})  # claims the folder first
+    for name in set(TABLES) - set(extra):  # an earlier probe's tables that this one does not write
+        (out / f"{name}.parquet").unlink(missing_ok=True)
     for name, df in {**extra, "scores": scores, "auroc": auroc, "cut": cut}.items():
         write_parquet(out / f"{name}.parquet", df)
     (out / "auroc.md").write_text(markdown(auroc, info))
@@ -303,6 +306,9 @@ def main(args) -> int:
     if args.k is not None and not 0 < args.k <= 100:
         raise ConfigError(f"--k {args.k:g} is out of range: give a percentage in (0, 100]")
     if args.run:
+        if args.sweep or args.set or args.config or args.self_eval:
+            raise ConfigError("--run reads the run's own scores: --config, --set, --sweep and --self-eval do not apply; "
+                              "drop them (or drop --run to probe known-defect variants)")
         out = probe_run(args)
     else:
         from iwsi.cli import DEMO_CONFIG

@@ -64,7 +64,7 @@ def auroc_bars(auroc: pd.DataFrame) -> go.Figure:
                     error_y=dict(type="data", symmetric=False, array=(part["ci_high"] - part["auroc"]).clip(lower=0),
                                  arrayminus=(part["auroc"] - part["ci_low"]).clip(lower=0)))
     fig.add_hline(y=0.5, line=dict(color=COLORS["cut"], dash="dash", width=1), annotation_text="chance",
-                  annotation_position="top left")
+                  annotation_position="top right")
     fig.update_yaxes(range=[0, 1.05])
     return _layout(fig, "AUROC per defect kind and signal (95 % bootstrap CI)", "defect kind", "AUROC (defective vs clean)",
                    barmode="group")
@@ -97,8 +97,7 @@ def ds_histograms(scores: pd.DataFrame, sigma: float | None, bins: int = 30) -> 
             fig.add_vline(x=sigma, line=dict(color=COLORS["cut"], dash="dash", width=1.5), row=r, col=c)
     fig.update_layout(barmode="overlay", bargap=0)
     if sigma is not None and np.isfinite(sigma):
-        fig.add_annotation(text=f"σ_k% = {sigma:.3f} (dashed): samples right of it are dropped", xref="paper", yref="paper",
-                           x=1, y=1.08, showarrow=False, xanchor="right", font=dict(size=12))
+        title += f" · dashed: σ_k% = {sigma:.3f}, samples right of it are dropped"
     fig.update_xaxes(title_text=DS_LABEL, row=rows)
     return _layout(fig, title, "", "share of the group", height=280 * rows + 120)
 

@@ -78,7 +78,8 @@ def test_run_labels_against_unlabelled_majority(tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["--kinds", "sloppy"], "--kinds"), (["--sweep", "k=1,2"], "--sweep"), (["--sweep", "loss_span=half"], "loss_span"),
     (["--n", "0"], "--n"), (["--boot", "5"], "--boot"), (["--k", "0"], "--k"), (["--name", "../x"], "--name"),
-    (["--set", "dataset=gsm8k", "--set", "data_dir=/nonexistent"], "gsm8k"), (["--run", "/nonexistent"], "--run")])
+    (["--set", "dataset=gsm8k", "--set", "data_dir=/nonexistent"], "gsm8k"), (["--run", "/nonexistent"], "--run"),
+    (["--run", "/nonexistent", "--sweep", "loss_span=full,completion"], "do not apply")])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.setattr("iwsi.probe.probes_root", lambda: tmp_path / "probes")
     assert cli.main(["probe", *argv]) == 2

@@ -71,8 +71,8 @@ cols[2].metric("D_v (valid set)", str(info.get("valid_size", "—")))
 cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}", help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
 cols[4].metric("skipped (too short)", f"{0 if skipped is None else len(skipped):,}",
                help="rationales a defect could not be applied to; listed at the bottom")
-st.caption(f"{info.get('title', folder.name)} · model `{info.get('model', '—')}` · "
-           f"{'command: `' + info['command'] + '`' if info.get('command') else ''}")
+st.caption(f"{info.get('title', folder.name)} · model `{info.get('model', '—')}`"
+           + (f" · command: `{info['command']}`" if info.get("command") else ""))
 
 st.subheader("AUROC per defect kind and signal")
 st.dataframe(probe_stats.format_table(auroc).drop(columns="setting", errors="ignore"), hide_index=True)
@@ -88,8 +88,11 @@ for start in range(0, len(kinds), 2):
         col.plotly_chart(probe_charts.roc_figure(scores, kind, auroc), key=f"roc_{kind}")
 
 st.subheader(f"Cut at k = {k:g}: who is dropped")
+names = probe_stats.available(scores)
+chosen = st.selectbox("Signal for the cut", names, index=names.index("w_DS") if "w_DS" in names else 0,
+                      help="keep the k % with the lowest value of this signal; w_DS is IWSI's rule")
 cut = probe_stats.cut_table(scores, k)
-st.dataframe(cut.drop(columns=["k"]), hide_index=True,
+st.dataframe(cut[cut["signal"] == chosen].drop(columns=["k", "signal"]), hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.2f")
                             for c in ("base_rate", "defective_in_dropped", "defective_in_kept")}
              | {"threshold": st.column_config.NumberColumn(format="%.4f")})
