@@ -215,6 +215,7 @@ def probe_variants(args, cfg: RunConfig) -> Path:
         t0 = time.time()
         print(f"probe: scoring {len(variants)} texts + {len(valid)} valid ({label})", file=sys.stderr, flush=True)
         df = score_texts(model, tok, variants, valid, c)
+        seconds, t1 = round(time.time() - t0, 1), time.time()
         key = (c.model, c.engine, c.reward_model)  # judges do not depend on loss_span: score them once
         if key not in judged:
             judged[key] = judge_scores(model, tok, variants, c, args.self_eval)
@@ -222,7 +223,8 @@ def probe_variants(args, cfg: RunConfig) -> Path:
             df[column] = values
         parts.append(df.assign(setting=label))
         timings.append({"setting": label, "loss_span": c.loss_span, "engine": c.engine, "model": c.model,
-                        "valid_mean": float(df["valid_mean"].iloc[0]), "seconds": round(time.time() - t0, 1),
+                        "valid_mean": float(df["valid_mean"].iloc[0]), "seconds": seconds,
+                        "judge_seconds": round(time.time() - t1, 1),
                         "texts": len(df), "tokens": int(df["num_tokens"].sum())})
     scores = pd.concat(parts, ignore_index=True)
     auroc, cut = analyse(scores, k, paired=True, n_boot=args.boot, seed=cfg.seed)
