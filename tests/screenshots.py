@@ -25,13 +25,13 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.cache and not list(Path(args.cache).glob("probes/*/scores.parquet")):
         test_browser.PAGES.update(probe=0)  # the empty state has no chart
+    if args.cache and not list(Path(args.cache).glob("ablations/*/results.parquet")):
+        # without an ablation, Percentiles has only the σ_k chart and Ablations its empty state
+        test_browser.PAGES.update(percentiles=1, ablations=0)
     if args.pages:
         wanted = [p.strip() for p in args.pages.split(",")]
         for page in [p for p in test_browser.PAGES if p not in wanted]:
             del test_browser.PAGES[page]
-    if args.cache and not list(Path(args.cache).glob("ablations/*/results.parquet")):
-        # without an ablation, Percentiles has only the σ_k chart and Ablations its empty state
-        test_browser.PAGES.update(percentiles=1, ablations=0)
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.cache) if args.cache else make_cache(Path(tmp) / "cache")
         with streamlit_server(cache) as url, chromium(Path(tmp) / "profile") as driver:
