@@ -126,3 +126,16 @@ def test_real_probe_on_embedded_model(tmp_path):
     assert got["loss"].to_numpy() == pytest.approx([l for l, _ in again], rel=1e-5)
     auroc = pd.read_parquet(out / "auroc.parquet")
     assert set(auroc["kind"]) == {"jumping", "spurious"} and auroc["auroc"].between(0, 1).all()
+
+
+def test_build_variants_reports_too_short_rationales():
+    from iwsi.probe import build_variants
+    from iwsi.records import Question
+
+    qs = [Question("q1", "Tom has 3 apples and buys 4. How many?", "number", "7", "3 + 4 = 7. The answer is 7."),
+          Question("q2", "How many legs has a cat?", "number", "4", "The answer is 4.")]
+    variants, skipped = build_variants(qs, ["jumping", "spurious"], seed=0)
+    assert list(zip(variants["pair"], variants["kind"])) == [("q1", "clean"), ("q1", "jumping"), ("q1", "spurious"),
+                                                             ("q2", "clean")]
+    assert list(zip(skipped["pair"], skipped["kind"])) == [("q2", "jumping"), ("q2", "spurious")]
+    assert skipped["reason"].str.len().gt(0).all()
