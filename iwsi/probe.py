@@ -180,15 +180,25 @@ def write_tables(out: Path, info: dict, scores: pd.DataFrame, auroc: pd.DataFram
         (out / f"{name}.parquet").unlink(missing_ok=True)
     for name, df in {**extra, "scores": scores, "auroc": auroc, "cut": cut}.items():
         write_parquet(out / f"{name}.parquet", df)
-    (out / "auroc.md").write_text(markdown(auroc, info))
+    (out / "auroc.md").write_text(markdown(auroc, cut, info))
     write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": True})
 
 
-def markdown(auroc: pd.DataFrame, info: dict) -> str:
-    table = probe_stats.format_table(auroc).fillna("—")
+def markdown(auroc: pd.DataFrame, cut: pd.DataFrame, info: dict) -> str:
+    """auroc.md: AUROC cells per (setting, kind) and, for w_DS and loss, the share of defective samples
+    among the dropped / kept ones at the k % cut. `w′ low` is left out: it ranks exactly like `loss`."""
+    table = probe_stats.format_table(auroc).drop(columns=["w′ low"], errors="ignore")
+    shares = cut[cut["signal"].isin(["w_DS", "loss"])].assign(
+        text=lambda d: [f"{a:.2f} / {b:.2f}" for a, b in zip(d["defective_in_dropped"], d["defective_in_kept"])])
+    shares = shares.pivot_table(index=["setting", "kind"], columns="signal", values="text", aggfunc="first", sort=False)
+    shares.columns = [f"{c} cut: dropped / kept" for c in shares.columns]
+    table = shares.reset_index().merge(table, on=["setting", "kind"], how="left").fillna("")
+    table = table[[c for c in table.columns if "cut:" not in c] + [c for c in table.columns if "cut:" in c]]
+    table = table.rename(columns={"loss": "loss (= w′ low)"})
     lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    head = f"AUROC (95 % bootstrap CI) of each signal for defective vs clean — {info.get('title', '')}\n\n"
+    head = (f"AUROC (95 % bootstrap CI) of each signal for defective vs clean, and the share of defective samples "
+            f"among dropped / kept at k = {info.get('k', 80):g} — {info.get('title', '')}\n\n")
     return head + "\n".join(lines) + "\n"
 
 
