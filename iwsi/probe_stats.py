@@ -149,6 +149,8 @@ def sigma_k(scores: pd.DataFrame, k: float) -> float:
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """AUROC table as text cells '0.73 [0.66, 0.80]', kinds as rows and signals as columns."""
+    if table.empty:
+        return pd.DataFrame(columns=["setting", "kind"])
     cell = table.assign(text=[f"{a:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{a:.2f}"
                               for a, lo, hi in zip(table["auroc"], table["ci_low"], table["ci_high"])])
     index = [c for c in ("setting", "kind") if c in table]

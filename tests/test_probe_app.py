@@ -49,6 +49,13 @@ def test_probe_page_renders_tables_charts_and_examples(cache):
     assert not at.exception and at.dataframe[0].value["jumping" == at.dataframe[0].value["kind"]].shape[0] == 1
 
 
+def test_unreadable_table_is_named_not_a_traceback(cache):
+    out = make_probe_dir(cache / "probes" / "fixture-probe", n=8)
+    (out / "auroc.parquet").write_bytes(b"not parquet")
+    at = open_probe()
+    assert at.error and "auroc.parquet" in at.error[0].value
+
+
 def test_run_label_probe_renders(cache, tmp_path):
     from iwsi import cli
     from iwsi.fixtures import make_run_dir

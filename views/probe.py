@@ -23,7 +23,7 @@ def probes() -> list[Path]:
     """Finished probe directories (plain names, no links), newest first."""
     root = cache_dir() / "probes"
     found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
-             and (p / "scores.parquet").is_file()] if root.is_dir() else []
+             and (p / "scores.parquet").is_file() and (p / "auroc.parquet").is_file()] if root.is_dir() else []
     return sorted(found, key=lambda p: mtime(p / "probe.json"), reverse=True)
 
 
@@ -60,7 +60,7 @@ variants, skipped = table(folder, "variants.parquet"), table(folder, "skipped.pa
 labels = list(scores_all["setting"].unique())
 setting = st.radio("Scoring setting", labels, horizontal=True) if len(labels) > 1 else labels[0]
 scores = scores_all[scores_all["setting"] == setting]
-auroc = auroc_all[auroc_all["setting"] == setting] if auroc_all is not None else pd.DataFrame()
+auroc = auroc_all[auroc_all["setting"] == setting]
 k = selected_k()
 sigma = probe_stats.sigma_k(scores, k)
 
