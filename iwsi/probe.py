@@ -77,9 +77,16 @@ def check_out(out: Path) -> None:
     """A new or empty folder, or an earlier probe directory (its files are replaced)."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} is a file: give a new folder or an earlier probe directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise RunDirError(f"--out {out} is a non-empty folder that is not a probe directory (no {MANIFEST}): "
-                          "give a new folder")
+    manifest = read_json(out / MANIFEST, None, quiet=True) if out.is_dir() else None
+    ours = isinstance(manifest, dict) and manifest.get("kind") == "probe"
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise RunDirError(f"--out {out} is a non-empty folder that is not a probe directory (no {MANIFEST} written by "
+                          "iwsi probe): give a new folder")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"--out {out} cannot be created in {parent}: give a folder path you can write to")
 
 
 def out_dir(args, default_name: str) -> Path:

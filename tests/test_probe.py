@@ -88,11 +88,16 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "probes").exists()
 
 
-def test_refuses_a_foreign_folder(tmp_path, capsys):
+@pytest.mark.parametrize("out", ["mine", "mine/notes.txt", "mine/notes.txt/probe", "theirs"])
+def test_refuses_a_folder_it_did_not_write(tmp_path, capsys, out):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    assert cli.main(["probe", "--out", str(tmp_path / "mine")]) == 2
-    assert "not a probe directory" in capsys.readouterr().err and len(list((tmp_path / "mine").iterdir())) == 1
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "probe.json").write_text('{"kind": "something else"}')
+    assert cli.main(["probe", "--n", "1", "--out", str(tmp_path / out)]) == 2
+    assert capsys.readouterr().err.startswith("iwsi: error: --out")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    assert [p.name for p in (tmp_path / "theirs").iterdir()] == ["probe.json"]
 
 
 def test_fixture_probe_dir_is_complete(tmp_path):
