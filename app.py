@@ -27,6 +27,7 @@ PAGES = [
     st.Page("views/rationales.py", title="Rationales", icon=":material/notes:"),
     st.Page("views/explorer.py", title="Samples explorer", icon=":material/manage_search:"),
     st.Page("views/ablations.py", title="Ablations", icon=":material/table_chart:"),
+    st.Page("views/probe.py", title="Probe", icon=":material/biotech:"),
 ]
 
 st.set_page_config(page_title="IWSI dashboard", page_icon=":material/balance:", layout="wide")

@@ -1,4 +1,4 @@
-"""Command line: `iwsi run | ablate | export | bench`.
+"""Command line: `iwsi run | ablate | probe | export | bench`.
 
     iwsi run [--config FILE] [--out DIR] [--set KEY=VALUE ...] [--until STAGE] [--force] [--debug]
 
@@ -47,6 +47,12 @@ def cmd_ablate(args) -> int:
     return main(args)
 
 
+def cmd_probe(args) -> int:
+    from iwsi.probe import main
+
+    return main(args)
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (default: configs/demo.yaml, the embedded CPU demo)")
     p.add_argument("--out", help="run directory (default: cache/runs/<run_id>)")
@@ -71,6 +77,20 @@ def parser() -> argparse.ArgumentParser:
     ablate.add_argument("--data-root", default="../shared/data",
                         help="folder holding <dataset>/ for datasets other than the config's")
     ablate.set_defaults(func=cmd_ablate)
+    probe = sub.add_parser("probe", help="DSE probe: what each selection signal detects on known-defect rationales")
+    probe.add_argument("--config", help="YAML config (default: configs/demo.yaml); dataset, model, engine, loss_span")
+    probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    probe.add_argument("--n", type=int, default=100, help="clean rationales to probe (after valid_size rows for D_v)")
+    probe.add_argument("--kinds", default="redundant,jumping,spurious,style", help="comma-separated defect kinds")
+    probe.add_argument("--sweep", metavar="KEY=V1,V2", help="score once per value, e.g. loss_span=full,completion")
+    probe.add_argument("--k", type=float, default=None, help="k %% cut for the dropped/kept shares (default: config k)")
+    probe.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+    probe.add_argument("--self-eval", action="store_true", help="also score with the self-evaluation judge")
+    probe.add_argument("--run", metavar="RUN_DIR", help="instead: AUROC on a real run's labels/suggestions (no model)")
+    probe.add_argument("--name", help="probe name under cache/probes (default from dataset, n, seed)")
+    probe.add_argument("--out", help="probe directory (overrides --name)")
+    probe.add_argument("--debug", action="store_true", help="show tracebacks")
+    probe.set_defaults(func=cmd_probe)
     for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | sweep | train | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)

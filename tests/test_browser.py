@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from iwsi.fixtures import make_ablation_dir, make_run_dir
+from iwsi.probe import make_probe_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # url path → number of plotly charts it draws (fixture runs)
 PAGES = {"": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0, "explorer": 0,
-         "ablations": 2}
+         "ablations": 2, "probe": 6}
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 "--window-size=1400,1000"]
@@ -110,6 +111,7 @@ def make_cache(root: Path) -> Path:
     make_run_dir(root / "runs" / "fixture-gsm8k-scale", num_questions=300, num_samples=8, seed=0)
     make_run_dir(root / "runs" / "fixture-svamp", num_questions=150, num_samples=8, seed=1, dataset="svamp")
     make_ablation_dir(root / "ablations" / "fig2")
+    make_probe_dir(root / "probes" / "fixture-probe", n=40)
     return root
 
 

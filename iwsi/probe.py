@@ -1,0 +1,375 @@
+"""`iwsi probe`: what each selection signal detects, on rationales whose defects are known.
+
+    iwsi probe [--config FILE] [--set KEY=VALUE ...] [--n 100] [--kinds redundant,jumping,spurious,style]
+               [--sweep loss_span=full,completion] [--k 80] [--boot 1000] [--self-eval] [--name NAME | --out DIR]
+    iwsi probe --run RUN_DIR [--k 80] [--name NAME | --out DIR]
+
+Variants mode reads the dataset's valid-set human rationales (`load_splits`): the first `valid_size`
+form D_v, the next `--n` are the clean rationales. Each gets known-defect variants
+(iwsi/probe_variants.py) with the same final answer. Clean texts, variants and D_v are scored with
+the base model exactly as the score stage does (`iwsi.score.losses`, the config's engine and
+loss_span), then w' and w_DS against D_v (iwsi/dsweight.py), once per `--sweep` value. Run mode
+reads a run's samples.parquet and its labels (labels.parquet from the Rationales page, the
+suggestions.parquet of the embed stage) and needs no model.
+
+Writes cache/probes/<name>/ (the dashboard's Probe page reads it):
+  probe.json        settings, sizes, timings, machine load and CPU, the command
+  variants.parquet  pair, kind, question, task, gold, rationale, note (variants mode)
+  skipped.parquet   pair, kind, reason: rationales too short for a defect (variants mode)
+  valid.parquet     question_id, question, rationale: D_v (variants mode)
+  scores.parquet    setting, pair, kind, loss, num_tokens, w_prime, ds_weight, valid_mean [, self_score, rm_score]
+  auroc.parquet     setting, kind, signal, auroc, ci_low, ci_high, n_defective, n_clean
+  cut.parquet       setting, kind, signal, k, n, kept, dropped, base_rate, defective_in_dropped, defective_in_kept, threshold
+  auroc.md          the AUROC table as Markdown
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from iwsi import probe_stats
+from iwsi.config import ConfigError, RunConfig, coerce
+from iwsi.probe_variants import KINDS, make_variants, reasoning
+from iwsi.records import Question
+from iwsi.rundir import RunDirError, now_iso, read_json, runs_root, write_json, write_parquet
+
+SWEEP_KEYS = ("loss_span", "engine", "model")  # the config keys that change a score
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+MANIFEST = "probe.json"
+TABLES = ("variants", "skipped", "valid", "scores", "auroc", "cut")
+
+
+def probes_root() -> Path:
+    return runs_root().parent / "probes"
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+def parse_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ConfigError(f"--kinds {text!r} is not valid: choose from {', '.join(KINDS)} (comma-separated)")
+    return list(dict.fromkeys(kinds))
+
+
+def settings(cfg: RunConfig, sweep: str | None) -> list[tuple[str, RunConfig]]:
+    """(label, config) per scoring setting: the config alone, or one per `--sweep KEY=V1,V2` value."""
+    if not sweep:
+        return [(f"loss_span={cfg.loss_span}", cfg)]
+    key, sep, values = sweep.partition("=")
+    key = key.strip()
+    if not sep or key not in SWEEP_KEYS or not values.strip():
+        raise ConfigError(f"--sweep {sweep!r} is not valid: write KEY=V1,V2 with KEY one of {', '.join(SWEEP_KEYS)} "
+                          "(the keys that change a score), e.g. --sweep loss_span=full,completion")
+    out = []
+    for value in dict.fromkeys(v.strip() for v in values.split(",") if v.strip()):
+        out.append((f"{key}={value}", dataclasses.replace(cfg, **{key: coerce(key, value)})))
+    return out
+
+
+def check_out(out: Path) -> None:
+    """A new or empty folder, or an earlier probe directory (its files are replaced)."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file: give a new folder or an earlier probe directory")
+    manifest = read_json(out / MANIFEST, None, quiet=True) if out.is_dir() else None
+    ours = isinstance(manifest, dict) and manifest.get("kind") == "probe"
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise RunDirError(f"--out {out} is a non-empty folder that is not a probe directory (no {MANIFEST} written by "
+                          "iwsi probe): give a new folder")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"--out {out} cannot be created in {parent}: give a folder path you can write to")
+
+
+def out_dir(args, default_name: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    name = args.name or default_name
+    if not NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(f"--name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
+    return probes_root() / name
+
+
+def probe_questions(cfg: RunConfig, n: int) -> tuple[list[Question], list[Question], list[str]]:
+    """(D_v, clean rationales, loader notes): valid-set rows with a rationale, D_v first."""
+    from iwsi.datasets import load_splits
+
+    if n < 1:
+        raise ConfigError(f"--n {n} is too small: give at least 1 rationale to probe")
+    splits = load_splits(cfg.dataset, cfg.data_dir, 1, cfg.valid_size + n, 0, cfg.seed, cfg.fields or None)
+    return splits.valid[:cfg.valid_size], splits.valid[cfg.valid_size:], splits.notes
+
+
+# -- variants and scores -----------------------------------------------------------------------------
+def build_variants(questions: list[Question], kinds: list[str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean rows and their variants (pair = the clean row's question id), and the skipped ones."""
+    donors = tuple(reasoning(q.rationale) for q in questions)
+    rows, skipped = [], []
+    for q in questions:
+        base = {"pair": q.question_id, "question": q.question, "task": q.task, "gold": q.gold}
+        rows.append({**base, "kind": probe_stats.CLEAN, "rationale": q.rationale, "note": ""})
+        for v in make_variants(q.rationale, q.task, seed, q.question_id, kinds, donors):
+            if v.text is None:
+                skipped.append({"pair": q.question_id, "kind": v.kind, "reason": v.note})
+            else:
+                rows.append({**base, "kind": v.kind, "rationale": v.text, "note": v.note})
+    return pd.DataFrame(rows), pd.DataFrame(skipped, columns=["pair", "kind", "reason"])
+
+
+def score_texts(model, tokenizer, variants: pd.DataFrame, valid: list[Question], cfg: RunConfig) -> pd.DataFrame:
+    """Losses of D_v and of every text as the score stage computes them, then w' and w_DS."""
+    from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
+    from iwsi.score import losses
+
+    valid_mean = valid_loss_mean([l for l, _ in losses(model, tokenizer, [q.question for q in valid],
+                                                       [q.rationale for q in valid], engine=cfg.engine,
+                                                       span=cfg.loss_span)])
+    out = losses(model, tokenizer, variants["question"].tolist(), variants["rationale"].tolist(),
+                 engine=cfg.engine, span=cfg.loss_span)
+    df = variants[["pair", "kind"]].copy()
+    df["loss"] = [l for l, _ in out]
+    df["num_tokens"] = [t for _, t in out]
+    df["w_prime"] = importance_weight(df["loss"], valid_mean)
+    df["ds_weight"] = ds_weight(df["w_prime"])
+    df["valid_mean"] = valid_mean
+    return df
+
+
+def judge_scores(model, tokenizer, variants: pd.DataFrame, cfg: RunConfig, self_eval: bool) -> dict[str, list[float]]:
+    """self_score (with --self-eval) and rm_score (when reward_model is set), as the filter stage has them."""
+    from iwsi import judges
+
+    args = (variants["question"].tolist(), variants["rationale"].tolist())
+    out = {}
+    if self_eval:
+        out["self_score"] = judges.self_scores(model, tokenizer, *args, engine=cfg.engine, seed=cfg.seed)
+    if cfg.reward_model:
+        rm, rm_tok = judges.load_reward_model(cfg.reward_model, cfg.trust_remote_code)
+        out["rm_score"] = judges.rm_scores(rm, rm_tok, *args)
+    return out
+
+
+def analyse(scores: pd.DataFrame, k: float, paired: bool, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """AUROC and k % cut tables per setting."""
+    aurocs, cuts = [], []
+    for label, part in scores.groupby("setting", sort=False):
+        aurocs.append(probe_stats.auroc_table(part, paired, n_boot, seed).assign(setting=label))
+        cuts.append(probe_stats.cut_table(part, k).assign(setting=label))
+    first = lambda df: df[["setting"] + [c for c in df.columns if c != "setting"]]  # noqa: E731
+    return first(pd.concat(aurocs, ignore_index=True)), first(pd.concat(cuts, ignore_index=True))
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {"cpu": cpu, "cpus": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def write_tables(out: Path, info: dict, scores: pd.DataFrame, auroc: pd.DataFrame, cut: pd.DataFrame,
+                 extra: dict[str, pd.DataFrame]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": False})  # claims the folder first
+    for name in set(TABLES) - set(extra):  # an earlier probe's tables that this one does not write
+        (out / f"{name}.parquet").unlink(missing_ok=True)
+    for name, df in {**extra, "scores": scores, "auroc": auroc, "cut": cut}.items():
+        write_parquet(out / f"{name}.parquet", df)
+    (out / "auroc.md").write_text(markdown(auroc, cut, info))
+    write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": True})
+
+
+def markdown(auroc: pd.DataFrame, cut: pd.DataFrame, info: dict) -> str:
+    """auroc.md: AUROC cells per (setting, kind) and, for w_DS and loss, the share of defective samples
+    among the dropped / kept ones at the k % cut. `w′ low` is left out: it ranks exactly like `loss`."""
+    table = probe_stats.format_table(auroc).drop(columns=["w′ low"], errors="ignore")
+    shares = cut[cut["signal"].isin(["w_DS", "loss"])].assign(
+        text=lambda d: [f"{a:.2f} / {b:.2f}" for a, b in zip(d["defective_in_dropped"], d["defective_in_kept"])])
+    shares = shares.pivot_table(index=["setting", "kind"], columns="signal", values="text", aggfunc="first", sort=False)
+    shares.columns = [f"{c} cut: dropped / kept" for c in shares.columns]
+    table = shares.reset_index().merge(table, on=["setting", "kind"], how="left").fillna("")
+    table = table[[c for c in table.columns if "cut:" not in c] + [c for c in table.columns if "cut:" in c]]
+    table = table.rename(columns={"loss": "loss (= w′ low)"})
+    lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    head = (f"AUROC (95 % bootstrap CI) of each signal for defective vs clean, and the share of defective samples "
+            f"among dropped / kept at k = {info.get('k', 80):g} — {info.get('title', '')}\n\n")
+    return head + "\n".join(lines) + "\n"
+
+
+# -- the two modes -----------------------------------------------------------------------------------
+def probe_variants(args, cfg: RunConfig) -> Path:
+    from iwsi.models import check_model, load_model, load_tokenizer
+
+    kinds = parse_kinds(args.kinds)
+    plan = settings(cfg, args.sweep)
+    k = float(args.k if args.k is not None else cfg.k)
+    out = out_dir(args, f"{cfg.dataset}-n{args.n}-s{cfg.seed}")
+    check_out(out)
+    valid, clean, notes = probe_questions(cfg, args.n)
+    for _, c in plan:
+        check_model(c.model, c.trust_remote_code)
+    started, load_before = time.time(), machine()
+    variants, skipped = build_variants(clean, kinds, cfg.seed)
+    parts, timings, models, judged = [], [], {}, {}
+    for label, c in plan:
+        if c.model not in models:
+            models[c.model] = (load_model(c.model, trust_remote_code=c.trust_remote_code),
+                               load_tokenizer(c.model, c.trust_remote_code))
+        model, tok = models[c.model]
+        t0 = time.time()
+        print(f"probe: scoring {len(variants)} texts + {len(valid)} valid ({label})", file=sys.stderr, flush=True)
+        df = score_texts(model, tok, variants, valid, c)
+        seconds, t1 = round(time.time() - t0, 1), time.time()
+        key = (c.model, c.engine, c.reward_model)  # judges do not depend on loss_span: score them once
+        if key not in judged:
+            judged[key] = judge_scores(model, tok, variants, c, args.self_eval)
+        for column, values in judged[key].items():
+            df[column] = values
+        parts.append(df.assign(setting=label))
+        timings.append({"setting": label, "loss_span": c.loss_span, "engine": c.engine, "model": c.model,
+                        "valid_mean": float(df["valid_mean"].iloc[0]), "seconds": seconds,
+                        "judge_seconds": round(time.time() - t1, 1),
+                        "texts": len(df), "tokens": int(df["num_tokens"].sum())})
+    scores = pd.concat(parts, ignore_index=True)
+    auroc, cut = analyse(scores, k, paired=True, n_boot=args.boot, seed=cfg.seed)
+    info = {"kind": "probe", "mode": "variants", "title": f"{cfg.dataset}, n = {len(clean)}, D_v = {len(valid)}",
+            "dataset": cfg.dataset, "data_dir": cfg.data_dir, "model": cfg.model, "engine": cfg.engine,
+            "seed": cfg.seed, "n": len(clean), "valid_size": len(valid), "kinds": kinds, "k": k, "boot": args.boot,
+            "self_eval": bool(args.self_eval), "reward_model": cfg.reward_model, "settings": timings,
+            "skipped": skipped.groupby("kind").size().to_dict() if len(skipped) else {}, "notes": notes,
+            "command": "iwsi " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["probe"] else None,
+            "seconds": round(time.time() - started, 1), "machine_before": load_before, "machine_after": machine()}
+    valid_df = pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],
+                             "rationale": [q.rationale for q in valid]})
+    write_tables(out, info, scores, auroc, cut, {"variants": variants, "skipped": skipped, "valid": valid_df})
+    return out
+
+
+DEFECT_LABELS = ("redundant", "jumping", "spurious")
+
+
+def run_scores(samples: pd.DataFrame, labels: pd.DataFrame | None, suggestions: pd.DataFrame | None) -> pd.DataFrame:
+    """A real run's majority samples as a probe scores table: kind "<label> (manual)" for the Rationales
+    page's labels, "<label> (suggested)" for the heuristics, and "clean" for samples with neither."""
+    keys = ["question_id", "sample_id"]
+    maj = samples[samples["is_majority"].astype(bool)].copy()
+    maj["pair"] = maj["question_id"].astype(str) + "#" + maj["sample_id"].astype(str)
+    groups, flagged = [], pd.Series(False, index=maj.index)
+    for source, table, column in (("manual", labels, "label"), ("suggested", suggestions, "suggested_label")):
+        if table is None or column not in table:
+            continue
+        marked = maj[keys].merge(table[keys + [column]], on=keys, how="left")[column].to_numpy()
+        for label in DEFECT_LABELS:
+            hit = marked == label
+            flagged |= hit
+            groups.append(maj[hit].assign(kind=f"{label} ({source})"))
+    groups.append(maj[~flagged.to_numpy()].assign(kind=probe_stats.CLEAN))
+    columns = ["pair", "kind", *keys, "loss", "w_prime", "ds_weight"] + [c for c in ("self_score", "rm_score") if c in maj]
+    return pd.concat(groups, ignore_index=True)[columns]
+
+
+def probe_run(args) -> Path:
+    from iwsi.runs import read_labels
+
+    run = Path(args.run)
+    path = run / "samples.parquet"
+    need = ["question_id", "sample_id", "is_majority", "loss", "w_prime", "ds_weight"]
+    try:
+        samples = pd.read_parquet(path)
+    except (OSError, ValueError):
+        raise RunDirError(f"--run {run}: no readable samples.parquet: give a run directory scored by `iwsi run`") from None
+    if not set(need) <= set(samples.columns):
+        raise RunDirError(f"--run {run}: samples.parquet has no DS weights yet: resume it with `iwsi run --out {run}`")
+    labels = read_labels(run)
+    try:
+        suggestions = pd.read_parquet(run / "suggestions.parquet")
+    except (OSError, ValueError):
+        suggestions = None
+    scores = run_scores(samples, labels if len(labels) else None, suggestions)
+    if (scores["kind"] == probe_stats.CLEAN).all():
+        raise RunDirError(f"--run {run}: no majority sample is labelled redundant, jumping or spurious: label some on the "
+                          "Rationales page or run the embed stage (embed=true) for suggestions")
+    k = float(args.k if args.k is not None else (read_json(run / "filter.json", {}, quiet=True) or {}).get("k", 80))
+    out = out_dir(args, f"run-{run.resolve().name}"[:80])
+    check_out(out)
+    started, load_before = time.time(), machine()
+    scores = scores.assign(setting="run labels")
+    auroc, cut = analyse(scores, k, paired=False, n_boot=args.boot, seed=0)
+    info = {"kind": "probe", "mode": "run", "title": f"run {run.resolve().name} (labels vs unlabelled majority samples)",
+            "run": str(run.resolve()), "k": k, "boot": args.boot,
+            "counts": scores["kind"].value_counts().to_dict(), "seconds": round(time.time() - started, 1),
+            "machine_before": load_before, "machine_after": machine(),
+            "command": "iwsi " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["probe"] else None}
+    write_tables(out, info, scores, auroc, cut, {})
+    return out
+
+
+def main(args) -> int:
+    from iwsi.config import load_config, parse_sets
+
+    if args.boot < 100:
+        raise ConfigError(f"--boot {args.boot} is too small: give at least 100 bootstrap resamples")
+    if args.k is not None and not 0 < args.k <= 100:
+        raise ConfigError(f"--k {args.k:g} is out of range: give a percentage in (0, 100]")
+    if args.run:
+        if args.sweep or args.set or args.config or args.self_eval:
+            raise ConfigError("--run reads the run's own scores: --config, --set, --sweep and --self-eval do not apply; "
+                              "drop them (or drop --run to probe known-defect variants)")
+        out = probe_run(args)
+    else:
+        from iwsi.cli import DEMO_CONFIG
+
+        config = args.config or (DEMO_CONFIG if DEMO_CONFIG.exists() else None)
+        out = probe_variants(args, load_config(config, parse_sets(args.set)))
+    print((out / "auroc.md").read_text())
+    print(f"probe directory: {out}")
+    return 0
+
+
+# -- fixture -----------------------------------------------------------------------------------------
+SHIFT = {"clean": 0.0, "redundant": -0.15, "jumping": 0.45, "spurious": 0.25, "style": 0.1}
+
+
+def make_probe_dir(path: str | Path, n: int = 40, seed: int = 0) -> Path:
+    """A contract-complete probe directory for tests and screenshots without a model: real
+    synthetic-arith variants, synthetic losses (named fixture-* by callers, never a result)."""
+    import numpy as np
+
+    from iwsi.datasets import load_splits
+    from iwsi.dsweight import ds_weight, importance_weight
+
+    splits = load_splits("synthetic-arith", None, 1, 5 + n, 0, seed)
+    valid, clean = splits.valid[:5], splits.valid[5:]
+    variants, skipped = build_variants(clean, list(KINDS), seed)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for label, base in (("loss_span=full", 1.9), ("loss_span=completion", 1.2)):
+        df = variants[["pair", "kind"]].copy()
+        df["loss"] = base + variants["kind"].map(SHIFT).to_numpy() + rng.normal(0, 0.25, len(df))
+        df["num_tokens"] = variants["rationale"].str.len() // 4
+        df["valid_mean"] = base + float(rng.normal(0, 0.05))
+        df["w_prime"] = importance_weight(df["loss"], df["valid_mean"].iloc[0])
+        df["ds_weight"] = ds_weight(df["w_prime"])
+        parts.append(df.assign(setting=label))
+    scores = pd.concat(parts, ignore_index=True)
+    auroc, cut = analyse(scores, 80.0, paired=True, n_boot=200, seed=seed)
+    info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}", "dataset": "synthetic-arith",
+            "model": "fixture", "n": n, "valid_size": 5, "kinds": list(KINDS), "k": 80.0, "boot": 200, "seed": seed,
+            "settings": [{"setting": s, "seconds": 0.0} for s in scores["setting"].unique()], "skipped": {}}
+    valid_df = pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],
+                             "rationale": [q.rationale for q in valid]})
+    write_tables(Path(path), info, scores, auroc, cut, {"variants": variants, "skipped": skipped, "valid": valid_df})
+    return Path(path)

@@ -1,0 +1,121 @@
+"""Probe: what each selection signal detects, on rationales whose defects are known (`iwsi probe`).
+
+Reads probe directories under $IWSI_CACHE/probes (files listed in iwsi/probe.py); read-only.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from iwsi import probe_charts, probe_stats
+from iwsi.runs import NAME_RE, cache_dir
+from views._shared import header, mtime, selected_k
+
+header("Probe", "Known-defect variants of human rationales (redundant, jumping, spurious; style as a control), scored "
+                "like the score stage: how well does each selection signal tell them from the clean originals? "
+                "AUROC 0.5 = no better than chance. The sidebar **k** moves the cut below.")
+
+
+def probes() -> list[Path]:
+    """Finished probe directories (plain names, no links), newest first."""
+    root = cache_dir() / "probes"
+    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
+             and (p / "scores.parquet").is_file() and (p / "auroc.parquet").is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: mtime(p / "probe.json"), reverse=True)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def read(path: str, stamp: float) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def table(folder: Path, name: str) -> pd.DataFrame | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        return read(str(path), mtime(path))
+    except (OSError, ValueError) as err:
+        st.error(f"`{name}` in probe **{folder.name}** cannot be read ({type(err).__name__}): rerun the `iwsi probe` "
+                 "command in its probe.json.", icon=":material/error:")
+        st.stop()
+
+
+found = probes()
+if not found:
+    st.info("No probes yet — run `iwsi probe --n 100 --sweep loss_span=full,completion` (or `iwsi probe --run RUN_DIR` "
+            "on a run's labels); it writes cache/probes/<name>/.", icon=":material/info:")
+    st.stop()
+folder = found[[p.name for p in found].index(st.selectbox("Probe", [p.name for p in found],
+                                                          help="probe directories under cache/probes, newest first"))]
+try:
+    info = json.loads((folder / "probe.json").read_text())
+except (OSError, ValueError):
+    info = {}
+scores_all, auroc_all = table(folder, "scores.parquet"), table(folder, "auroc.parquet")
+variants, skipped = table(folder, "variants.parquet"), table(folder, "skipped.parquet")
+labels = list(scores_all["setting"].unique())
+setting = st.radio("Scoring setting", labels, horizontal=True) if len(labels) > 1 else labels[0]
+scores = scores_all[scores_all["setting"] == setting]
+auroc = auroc_all[auroc_all["setting"] == setting]
+k = selected_k()
+sigma = probe_stats.sigma_k(scores, k)
+
+cols = st.columns(5)
+cols[0].metric("clean rationales", f"{(scores['kind'] == probe_stats.CLEAN).sum():,}")
+cols[1].metric("defective", f"{(scores['kind'] != probe_stats.CLEAN).sum():,}")
+cols[2].metric("D_v (valid set)", str(info.get("valid_size", "—")))
+cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}", help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
+cols[4].metric("skipped (too short)", f"{0 if skipped is None else len(skipped):,}",
+               help="rationales a defect could not be applied to; listed at the bottom")
+st.caption(f"{info.get('title', folder.name)} · model `{info.get('model', '—')}`"
+           + (f" · command: `{info['command']}`" if info.get("command") else ""))
+
+st.subheader("AUROC per defect kind and signal")
+st.dataframe(probe_stats.format_table(auroc).drop(columns="setting", errors="ignore"), hide_index=True)
+st.plotly_chart(probe_charts.auroc_bars(auroc), key="auroc_bars")
+st.caption("Signals are oriented so that higher = flagged as defective: w_DS and loss as IWSI uses them, w′ in both "
+           "directions (w′ low ranks exactly like the loss), judges' scores low. CIs: percentile bootstrap over "
+           f"questions ({info.get('boot', '—')} resamples), variant and clean original resampled together.")
+
+st.subheader("ROC curves")
+kinds = probe_charts.defect_kinds(scores)
+for start in range(0, len(kinds), 2):
+    for col, kind in zip(st.columns(2), kinds[start:start + 2]):
+        col.plotly_chart(probe_charts.roc_figure(scores, kind, auroc), key=f"roc_{kind}")
+
+st.subheader(f"Cut at k = {k:g}: who is dropped")
+names = probe_stats.available(scores)
+chosen = st.selectbox("Signal for the cut", names, index=names.index("w_DS") if "w_DS" in names else 0,
+                      help="keep the k % with the lowest value of this signal; w_DS is IWSI's rule")
+cut = probe_stats.cut_table(scores, k)
+st.dataframe(cut[cut["signal"] == chosen].drop(columns=["k", "signal"]), hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.2f")
+                            for c in ("base_rate", "defective_in_dropped", "defective_in_kept")}
+             | {"threshold": st.column_config.NumberColumn(format="%.4f")})
+st.caption("Each defect kind mixed with the clean rationales (and all kinds together), keeping the k % with the lowest "
+           "signal: a signal that detects the defect drops mostly defective samples (share in dropped ≫ base rate).")
+st.plotly_chart(probe_charts.ds_histograms(scores, sigma), key="ds_hist")
+
+st.subheader("Examples")
+if variants is None:
+    st.info("This probe was made from a run's labels (`iwsi probe --run`): read its samples on the Rationales page "
+            f"of run `{Path(info.get('run', '')).name}`.", icon=":material/info:")
+else:
+    kind = st.selectbox("Defect kind", kinds)
+    pairs = probe_charts.example_pairs(scores, variants, kind)
+    first = st.number_input("first example", 0, max(len(pairs) - 1, 0), 0, step=3) if len(pairs) > 3 else 0
+    for _, row in pairs.iloc[first:first + 3].iterrows():
+        st.markdown(f"**{row['pair']}** — {row['question']}")
+        left, right = st.columns(2)
+        for col, side, title in ((left, "clean", "clean original"), (right, "variant", kind)):
+            with col.container(border=True):
+                st.markdown(f"**{title}** · loss {row[f'loss_{side}']:.3f} · w′ {row[f'w_prime_{side}']:.3f} · "
+                            f"w_DS **{row[f'ds_weight_{side}']:.3f}**" + (f"  \n_{row['note']}_" if side == "variant" else ""))
+                st.text(row[f"rationale_{side}"])
+if skipped is not None and len(skipped):
+    with st.expander(f"{len(skipped)} rationales too short for a defect"):
+        st.dataframe(skipped, hide_index=True)
