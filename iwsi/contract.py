@@ -29,6 +29,10 @@ def ablations_root() -> Path:
     return cache_root() / "ablations"
 
 
+def probes_root() -> Path:
+    return cache_root() / "probes"
+
+
 @dataclass(frozen=True)
 class File:
     name: str

@@ -37,16 +37,13 @@ from iwsi import probe_stats
 from iwsi.config import ConfigError, RunConfig, coerce
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
-from iwsi.rundir import RunDirError, now_iso, read_json, runs_root, write_json, write_parquet
+from iwsi.contract import probes_root
+from iwsi.rundir import RunDirError, now_iso, read_json, write_json, write_parquet
 
 SWEEP_KEYS = ("loss_span", "engine", "model")  # the config keys that change a score
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 MANIFEST = "probe.json"
 TABLES = ("variants", "skipped", "valid", "scores", "auroc", "cut")
-
-
-def probes_root() -> Path:
-    return runs_root().parent / "probes"
 
 
 # -- inputs ------------------------------------------------------------------------------------------

@@ -248,7 +248,7 @@ def read_labels(run: Path):
         return pd.DataFrame(columns=LABEL_COLUMNS)
     if "source" not in df:
         df["source"] = "unknown"
-    return df[LABEL_COLUMNS]
+    return df.reindex(columns=LABEL_COLUMNS)  # an older or hand-made file may lack `updated`
 
 
 def save_labels(run: Path, new) -> int:

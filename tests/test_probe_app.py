@@ -43,7 +43,7 @@ def test_probe_page_renders_tables_charts_and_examples(cache):
     assert any("clean original" in m.value for m in at.markdown)
     sigma = lambda: next(m for m in at.metric if m.label.startswith("σ_k%")).value  # noqa: E731
     before = sigma()
-    at.slider(key="_k_widget").set_value(40).run()
+    at.slider(key="k").set_value(40).run()
     assert not at.exception and sigma() != before
     at.radio[0].set_value("loss_span=completion").run()
     assert not at.exception and at.dataframe[0].value["jumping" == at.dataframe[0].value["kind"]].shape[0] == 1

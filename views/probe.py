@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import probe_charts, probe_stats
-from iwsi.runs import NAME_RE, cache_dir
+from iwsi.contract import probes_root
+from iwsi.runs import NAME_RE
 from views._shared import header, mtime, selected_k
 
 header("Probe", "Known-defect variants of human rationales (redundant, jumping, spurious; style as a control), scored "
@@ -21,7 +22,7 @@ header("Probe", "Known-defect variants of human rationales (redundant, jumping, 
 
 def probes() -> list[Path]:
     """Finished probe directories (plain names, no links), newest first."""
-    root = cache_dir() / "probes"
+    root = probes_root()
     found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
              and (p / "scores.parquet").is_file() and (p / "auroc.parquet").is_file()] if root.is_dir() else []
     return sorted(found, key=lambda p: mtime(p / "probe.json"), reverse=True)
