@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 _flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 
 

@@ -19,9 +19,9 @@ import pandas as pd
 import yaml
 
 from iwsi import filtering
-from iwsi.vote import agreement, answer_entropy, majority
 from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
+from iwsi.vote import agreement, answer_entropy, majority
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")
 STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")

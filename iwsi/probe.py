@@ -35,9 +35,9 @@ import pandas as pd
 
 from iwsi import probe_stats
 from iwsi.config import ConfigError, RunConfig, coerce
+from iwsi.contract import probes_root
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
-from iwsi.contract import probes_root
 from iwsi.rundir import RunDirError, now_iso, read_json, write_json, write_parquet
 
 SWEEP_KEYS = ("loss_span", "engine", "model")  # the config keys that change a score

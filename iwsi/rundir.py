@@ -19,8 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from iwsi.contract import (OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES,  # noqa: F401
-                           runs_root)
+from iwsi.contract import OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES, runs_root  # noqa: F401
 
 
 class RunDirError(RuntimeError):
@@ -64,7 +63,7 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
             raise RunDirError(f"--out {path} is a file, not a directory: give a new or existing {kind} directory")
         found = owner(path)
         if found != kind and any(path.iterdir()):
-            what = f"an iwsi {found} directory" if found else f"a non-empty folder that iwsi did not create"
+            what = f"an iwsi {found} directory" if found else "a non-empty folder that iwsi did not create"
             raise RunDirError(f"--out {path} is {what}: give a new or empty folder, or an existing {kind} directory")
         if not os.access(path, os.W_OK | os.X_OK):
             raise RunDirError(f"--out {path} is not writable: give a folder you can write to")

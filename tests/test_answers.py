@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iwsi.answers import NOT_SURE, extract_answer, is_correct, normalize_gold, normalize_number
 

@@ -8,7 +8,6 @@ IWSI_SCREENSHOTS=DIR (or `python tests/screenshots.py`) it saves one PNG per pag
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -7,8 +7,7 @@ import pytest
 
 from iwsi.answers import extract_answer
 from iwsi.hf_engine import cut_at_stop as hf_cut_at_stop
-from iwsi.prompts import (EXEMPLARS, STOP, few_shot_prefix, format_rationale_target,
-                          question_suffix, rationale_text)
+from iwsi.prompts import EXEMPLARS, STOP, few_shot_prefix, format_rationale_target, question_suffix, rationale_text
 from iwsi.records import TASKS
 
 BLOCK = re.compile(r"Q: (?P<q>[^\n]+)\nA: (?P<a>[^\n]+ The answer is [^\n]+\.)\n\n")

@@ -7,8 +7,8 @@ import pytest
 
 from iwsi import report
 from iwsi.ablate import plan_cells
-from iwsi.report import table_k
 from iwsi.config import ConfigError
+from iwsi.report import table_k
 
 
 def results():

@@ -20,10 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_bad_input import hold_lock
-
 from iwsi.config import STAGES
 from iwsi.rundir import RunDir
+from tests.test_bad_input import hold_lock
 
 pytestmark = pytest.mark.slow
 

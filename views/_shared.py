@@ -15,8 +15,17 @@ import streamlit as st
 
 from iwsi import filtering
 from iwsi.export import run_method as export_run_method
-from iwsi.runs import (WRITTEN_BY, RunNameError, ablations_dir, list_ablations, list_run_names, read_config,
-                       read_json, run_path, runs_dir)
+from iwsi.runs import (
+    WRITTEN_BY,
+    RunNameError,
+    ablations_dir,
+    list_ablations,
+    list_run_names,
+    read_config,
+    read_json,
+    run_path,
+    runs_dir,
+)
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]

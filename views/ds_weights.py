@@ -8,10 +8,9 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
-from iwsi.runs import read_config
 from iwsi.filtering import METHODS
-from views._shared import (NUMERIC, header, kept_for_k, metrics, mtime, require_samples, run_method, selected_k,
-                           table)
+from iwsi.runs import read_config
+from views._shared import NUMERIC, header, kept_for_k, metrics, mtime, require_samples, run_method, selected_k, table
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "

@@ -6,8 +6,19 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from iwsi.runs import (PRESETS, RunNameError, cancel_run, check_launch, describe_run, launch_run, list_run_names,
-                       log_tail, read_progress, run_path, run_state)
+from iwsi.runs import (
+    PRESETS,
+    RunNameError,
+    cancel_run,
+    check_launch,
+    describe_run,
+    launch_run,
+    list_run_names,
+    log_tail,
+    read_progress,
+    run_path,
+    run_state,
+)
 from views._shared import header, metrics, selected_run, table
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "

@@ -9,6 +9,7 @@ mostly ≤ 20, products ≤ 200, differences positive, divisions exact.
 from __future__ import annotations
 
 import random
+
 from iwsi.datasets._io import DatasetError
 from iwsi.datasets._split import Sizes, check_sizes
 from iwsi.prompts import rationale_text
