@@ -84,7 +84,8 @@ def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
         gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=device.type == "cpu",
         train_sampling_strategy="group_by_length", save_strategy="epoch", save_total_limit=1, save_only_model=False,
         logging_steps=max(1, n_examples // (cfg.batch_size * 4)), report_to="none", seed=cfg.seed,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+        ddp_find_unused_parameters=False)  # DDP (train_processes > 1): every LoRA weight gets a gradient
 
 
 def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path) -> dict:
