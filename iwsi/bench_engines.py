@@ -88,6 +88,13 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
     else:
         contexts, completions = score_items(questions, samples)
         tokens = sum(len(encode_pair(tokenizer, c, x, "full")[0]) for c, x in zip(contexts, completions))
+    for name in engines:  # warm-up, untimed: first-call caches (token pieces, vLLM's compiled shapes)
+        mod = engine_module(NAMES[name])
+        if what == "generate":
+            mod.sample(models[name], tokenizer, prefix, suffixes[:2], 2, temperature=temperature, max_new_tokens=8,
+                       stop=stop, seed=0)
+        else:
+            mod.score(models[name], tokenizer, contexts[:4], completions[:4], span="full")
     for r in range(rounds):
         for name in engines:
             mod = engine_module(NAMES[name])
@@ -100,8 +107,9 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
                 _, wall, cpu = measure(lambda: mod.score(models[name], tokenizer, contexts, completions, span="full"))
                 n = tokens
             totals[name] = [totals[name][0] + n, totals[name][1] + wall, totals[name][2] + cpu]
-    res = {"what": what, "workload": dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens,
-                                          rounds=rounds), "threads": threads, "cpu": cpu_model(),
+    shape = (dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens) if what == "generate"
+             else dict(questions=questions, per_question=samples, tokens=tokens))
+    res = {"what": what, "workload": {**shape, "rounds": rounds}, "threads": threads, "cpu": cpu_model(),
            "cores": len(os.sched_getaffinity(0)), "load_before": [round(x, 2) for x in load_before], **facts}
     for name, (n, wall, cpu) in totals.items():
         res[name] = {"tokens": n, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
