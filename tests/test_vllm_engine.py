@@ -1,7 +1,8 @@
 """engine: vllm (iwsi/vllm_engine.py) against the native engine on the embedded model.
 
-One vLLM instance for the whole module (start-up is 40-130 s on the CPU build); it is also the one
-the in-process pipeline run reuses. Needs `make vllm`; skipped without it.
+One vLLM instance for the whole module (start-up is 40-130 s on the CPU build); the last test, a full
+`iwsi run --set engine=vllm` in this process, reuses it for generate and score and starts the one
+LoRA-enabled instance evaluation needs. Needs `make vllm`; skipped without it.
 """
 from __future__ import annotations
 
@@ -81,17 +82,6 @@ def test_greedy_accuracy_on_50_test_questions_within_2_points_of_native(llm, nat
     assert abs(acc_vllm - acc_native) <= 0.02 + 1e-9
 
 
-def test_pipeline_generate_and_score_through_vllm_reuse_the_instance(llm, tmp_path, monkeypatch):
-    from iwsi.pipeline import run_pipeline
-
-    monkeypatch.setenv("IWSI_CHUNK", "8")
-    out = run_pipeline(CFG, tmp_path / "run", until="score")
-    df = pd.read_parquet(out / "samples.parquet")
-    assert len(df) == CFG.num_questions * CFG.num_samples and df["loss"].notna().all()
-    assert (out / "chunks" / "generate-00001.parquet").exists()
-    assert len(vllm_engine._LLMS) == 1 and next(iter(vllm_engine._LLMS.values())) is llm.llm  # no second start-up
-
-
 def test_few_shot_prefix_is_shared_by_every_prompt(native, splits):
     # What prefix caching relies on: every prompt starts with the same tokens.
     tok = native[1]
@@ -99,3 +89,26 @@ def test_few_shot_prefix_is_shared_by_every_prompt(native, splits):
     ids = [tok(prefix + question_suffix(q.question))["input_ids"] for q in splits.pool[:4]]
     shared = len(tok(prefix)["input_ids"]) - 1
     assert all(i[:shared] == ids[0][:shared] for i in ids)
+
+
+def test_iwsi_run_through_vllm_writes_the_run_contract(llm, tmp_path, monkeypatch):
+    """Last in the module: `iwsi run --set engine=vllm`, in this process so generate and score reuse
+    the module's instance; evaluation (LoRA) replaces it with a second one (see iwsi/vllm_engine.py)."""
+    from iwsi.cli import main
+
+    monkeypatch.setenv("IWSI_CHUNK", "8")
+    out = tmp_path / "run"
+    sets = ["engine=vllm", "device=cpu", "num_questions=16", "valid_size=3", "test_size=6", "num_samples=4",
+            "max_new_tokens=48", "embed=false", "epochs=1", "k=100"]
+    started = []
+    monkeypatch.setattr(vllm_engine, "release", lambda real=vllm_engine.release: started.append(1) or real())
+    assert main(["run", "--out", str(out), *[a for s in sets for a in ("--set", s)]]) == 0
+    assert len(started) == 1  # one new instance (for LoRA evaluation); generate and score reused the module's
+    for name in ("config.yaml", "candidates.parquet", "samples.parquet", "valid.parquet", "eval.parquet",
+                 "metrics.json", "adapter/adapter_model.safetensors", "chunks/generate-00001.parquet"):
+        assert (out / name).exists(), name
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert len(samples) == 64 and samples["loss"].notna().all() and samples["kept"].any()
+    ev = pd.read_parquet(out / "eval.parquet")
+    assert set(ev["model"]) == {"base", "trained"} and len(ev) == 12
+    assert "engine: vllm" in (out / "config.yaml").read_text()
