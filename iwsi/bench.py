@@ -393,6 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (iwsi/bench_engines.py)
         q.add_argument("--engines", help="comma-separated: native, vllm, hf (e.g. native,vllm,hf)")
         q.add_argument("--threads", type=int, default=2, help="with --engines: threads (cores) per engine")
+        q.add_argument("--model", default="embedded", help="with --engines: model (a local HF dir on a GPU machine)")
     return p
 
 
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
         per_q = args.samples if args.what == "generate" else args.per_question
         res = bench_engines(args.what, args.engines.split(","), args.threads, args.questions, per_q,
-                            getattr(args, "max_new_tokens", 96), args.rounds)
+                            getattr(args, "max_new_tokens", 96), args.rounds, model=args.model)
         print(json.dumps(res) if args.json else human(res))
         return 0
     if args.what == "generate":

@@ -3,6 +3,7 @@ workload in one process, reporting tokens per second and tokens per CPU-second.
 
     iwsi bench generate --engines native,vllm,hf [--threads 2] [--questions 64 --samples 8 --max-new-tokens 96]
     iwsi bench score --engines native,vllm [--threads 2]
+    iwsi bench generate --engines vllm,hf --model /models/Meta-Llama-3-8B      # on a GPU machine
 
 Same workload and token counting as `iwsi bench generate|score` (iwsi/bench.py). CPU-seconds are the
 user + system time of this process and all its children (vLLM's engine-core and worker processes)
@@ -20,7 +21,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from iwsi.bench import count_tokens, load, load_average, score_items, workload
+from iwsi.bench import count_tokens, load_average, score_items, workload
 from iwsi.hf_engine import encode_pair
 
 NAMES = {"native": "iwsi", "iwsi": "iwsi", "vllm": "vllm", "hf": "hf"}
@@ -46,12 +47,19 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def handles(engines: list[str], threads: int) -> tuple[dict, object, dict]:
-    """(engine name → model handle, tokenizer, extra facts) with one load per kind."""
+def handles(engines: list[str], threads: int, model_name: str = "embedded") -> tuple[dict, object, dict]:
+    """(engine name → model handle, tokenizer, extra facts) with one load per kind, on the GPU
+    when one is visible (hf, vLLM) — the native engine is CPU-only and refuses there."""
     from iwsi import generate
+    from iwsi.device import torch_device
+    from iwsi.models import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
-    model, tokenizer = load()
+    device = torch_device("auto")
+    if device.type != "cpu" and any(NAMES[e] == "iwsi" for e in engines):
+        raise SystemExit(f"iwsi bench: the native engine runs on the CPU only and a GPU is visible: "
+                         f"bench vllm,hf here, or hide the GPU (CUDA_VISIBLE_DEVICES=)")
+    model, tokenizer = load_model(model_name, device=device), load_tokenizer(model_name)
     out, facts = {}, {}
     for name in engines:
         if NAMES[name] == "vllm":
@@ -59,7 +67,7 @@ def handles(engines: list[str], threads: int) -> tuple[dict, object, dict]:
             from iwsi.config import RunConfig
 
             start = time.perf_counter()
-            out[name] = vllm_engine.load(RunConfig(device="cpu", engine="vllm"), threads)
+            out[name] = vllm_engine.load(RunConfig(model=model_name, device=device.type, engine="vllm"), threads)
             facts["vllm_startup_s"] = round(time.perf_counter() - start, 1)
         else:
             out[name] = model
@@ -74,14 +82,14 @@ def measure(call) -> tuple[object, float, float]:
 
 
 def bench_engines(what: str, engines: list[str], threads: int = 2, questions: int = 64, samples: int = 8,
-                  max_new_tokens: int = 96, rounds: int = 1, temperature: float = 0.8) -> dict:
+                  max_new_tokens: int = 96, rounds: int = 1, temperature: float = 0.8, model: str = "embedded") -> dict:
     from iwsi.generate import engine_module
 
     unknown = [e for e in engines if e not in NAMES]
     if unknown:
         raise SystemExit(f"iwsi bench: unknown engine(s) {', '.join(unknown)}: choose from native, vllm, hf")
     load_before = os.getloadavg()
-    models, tokenizer, facts = handles(engines, threads)
+    models, tokenizer, facts = handles(engines, threads, model)
     totals = {name: [0, 0.0, 0.0] for name in engines}  # tokens, wall s, CPU s
     if what == "generate":
         prefix, suffixes, _, stop = workload(questions)
@@ -110,7 +118,7 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
     shape = (dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens) if what == "generate"
              else dict(questions=questions, per_question=samples, tokens=tokens))
     res = {"what": what, "workload": {**shape, "rounds": rounds}, "threads": threads, "cpu": cpu_model(),
-           "cores": len(os.sched_getaffinity(0)), "load_before": [round(x, 2) for x in load_before], **facts}
+           "cores": len(os.sched_getaffinity(0)), "model": model, "load_before": [round(x, 2) for x in load_before], **facts}
     for name, (n, wall, cpu) in totals.items():
         res[name] = {"tokens": n, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
                      "tok_s": round(n / wall, 1), "tok_per_cpu_s": round(n / cpu, 1) if cpu else None}
