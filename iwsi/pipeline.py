@@ -188,6 +188,10 @@ def stage_train(ctx: Context) -> None:
                                "raise k, sample more (num_samples) or use another method")
     examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                          kept["weight"])]
+    if ctx.cfg.engine == "vllm":  # free its memory (GPU memory on a GPU) for training; evaluation starts its own
+        from iwsi import vllm_engine
+
+        vllm_engine.release()
     if ctx.cfg.train_processes > 1:  # DDP through `accelerate launch` (iwsi/distributed.py)
         from iwsi.distributed import train_launched
 

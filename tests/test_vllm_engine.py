@@ -1,8 +1,8 @@
 """engine: vllm (iwsi/vllm_engine.py) against the native engine on the embedded model.
 
 One vLLM instance for the whole module (start-up is 40-130 s on the CPU build); the last test, a full
-`iwsi run --set engine=vllm` in this process, reuses it for generate and score and starts the one
-LoRA-enabled instance evaluation needs. Needs `make vllm`; skipped without it.
+`iwsi run --set engine=vllm` in this process, reuses it for generate and score, releases it before
+training and starts the one LoRA-enabled instance evaluation needs. Needs `make vllm`; skipped without it.
 """
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ def test_iwsi_run_through_vllm_writes_the_run_contract(llm, tmp_path, monkeypatc
     started = []
     monkeypatch.setattr(vllm_engine, "release", lambda real=vllm_engine.release: started.append(1) or real())
     assert main(["run", "--out", str(out), *[a for s in sets for a in ("--set", s)]]) == 0
-    assert len(started) == 1  # one new instance (for LoRA evaluation); generate and score reused the module's
+    # generate and score reused the module's instance; train released it, evaluation started one with LoRA
+    assert len(started) == 2
     for name in ("config.yaml", "candidates.parquet", "samples.parquet", "valid.parquet", "eval.parquet",
                  "metrics.json", "adapter/adapter_model.safetensors", "chunks/generate-00001.parquet"):
         assert (out / name).exists(), name
