@@ -35,8 +35,15 @@ def torch_device(name: str):
     return device
 
 
+def installed(name: str) -> bool:
+    """A real installed package, not a stray folder of that name in the working directory (Ray's
+    session folder /tmp/ray would otherwise import as an empty namespace package)."""
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
 def vllm_installed() -> bool:
-    return importlib.util.find_spec("vllm") is not None
+    return installed("vllm")
 
 
 def vllm_device_type() -> str:
@@ -72,7 +79,7 @@ def resolve(cfg):
     """`cfg` with a concrete engine, after every device/engine check (raises ConfigError)."""
     device = torch_device(cfg.device)
     engine = pick_engine(cfg.engine, device.type)
-    if cfg.workers > 1 and importlib.util.find_spec("ray") is None:
+    if cfg.workers > 1 and not installed("ray"):
         raise ConfigError(f"workers={cfg.workers} needs Ray installed: run `make vllm` or pip install -e '.[ray]', "
                           "or set workers=1")
     return dataclasses.replace(cfg, engine=engine) if engine != cfg.engine else cfg

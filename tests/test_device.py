@@ -73,3 +73,9 @@ def test_cli_refuses_cuda_without_a_gpu_and_writes_nothing(tmp_path, capsys):
     assert main(["run", "--out", str(out), "--set", "device=cuda"]) == 2
     assert "no CUDA GPU is visible" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workers_without_ray_names_the_install(monkeypatch):
+    monkeypatch.setattr(device, "installed", lambda name: name != "ray")
+    with pytest.raises(ConfigError, match="workers=2 needs Ray installed: run `make vllm`"):
+        device.resolve(RunConfig(device="cpu", workers=2))
