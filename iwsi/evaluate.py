@@ -20,6 +20,10 @@ def greedy_eval(model, tokenizer, test: list[Question], cfg, run: RunDir, label:
     outs = complete(model, tokenizer, test, 1, engine=cfg.engine, temperature=0.0,
                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, progress=bar)
     bar.close()
+    return eval_frame(test, outs, label)
+
+
+def eval_frame(test: list[Question], outs: list[list[str]], label: str) -> pd.DataFrame:
     rows = []
     for q, (text,) in zip(test, outs):
         answer = extract_answer(text, q.task)
@@ -32,7 +36,7 @@ def accuracy(frame: pd.DataFrame) -> float:
     return float(frame["is_correct"].fillna(False).astype(bool).mean()) if len(frame) else float("nan")
 
 
-def merged_model(base_name: str, adapter_dir: Path, trust_remote_code: bool = False):
+def merged_model(base_name: str, adapter_dir: Path, trust_remote_code: bool = False, device=None):
     """Base model with the LoRA adapter merged in (plain weights, so any engine can run it)."""
     import torch
     from peft import PeftModel
@@ -41,9 +45,9 @@ def merged_model(base_name: str, adapter_dir: Path, trust_remote_code: bool = Fa
 
     base = load_model(base_name, dtype=torch.float32, trust_remote_code=trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    dtype = default_dtype()
+    dtype = default_dtype(device)
     for param in merged.parameters():
         # Cast weights only: `.to(bf16)` would also cast the RoPE `inv_freq` buffer, which
         # from_pretrained(dtype=bf16) keeps in float32, and change greedy outputs of HF generate.
         param.data = param.data.to(dtype)
-    return merged.eval()
+    return (merged.to(device) if device is not None else merged).eval()

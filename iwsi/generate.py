@@ -34,6 +34,10 @@ def chunk_size(run: RunDir) -> int:
 
 
 def engine_module(name: str):
+    if name == "vllm":
+        from iwsi import vllm_engine
+
+        return vllm_engine
     if name == "hf":
         from iwsi import hf_engine
 
@@ -63,20 +67,34 @@ def candidates_frame(questions: list[Question], outputs: list[list[str]]) -> pd.
     return pd.DataFrame(rows, columns=["question_id", "sample_id", "question", "rationale", "answer"])
 
 
+def chunks(questions: list, size: int) -> list[tuple[int, list]]:
+    """(index, questions) of each checkpointed chunk; the index seeds the chunk's sampling."""
+    return [(index, questions[start:start + size]) for index, start in enumerate(range(0, len(questions), size))]
+
+
+def chunk_path(run: RunDir, index: int):
+    return run / "chunks" / f"generate-{index:05d}.parquet"
+
+
+def generate_chunk(model, tokenizer, chunk: list[Question], index: int, cfg, run: RunDir, progress=None) -> None:
+    """Sample one chunk and write its file; the same on one process or on any Ray worker."""
+    outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
+                    temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                    seed=cfg.seed * 100_003 + index, top_p=cfg.top_p, top_k=cfg.top_k, progress=progress)
+    write_parquet(chunk_path(run, index), candidates_frame(chunk, outs))
+
+
 def generate(model, tokenizer, questions: list[Question], cfg, run: RunDir) -> pd.DataFrame:
-    """Sample every pool question in checkpointed chunks; returns the candidates table."""
-    size = chunk_size(run)
+    """Sample every pool question in checkpointed chunks; returns the candidates table.
+
+    With workers > 1 the chunks were written by Ray workers (iwsi/distributed.py) and are only read."""
     bar = Progress(run, "generate", len(questions), unit="q")
     parts = []
-    for index, start in enumerate(range(0, len(questions), size)):
-        path = run / "chunks" / f"generate-{index:05d}.parquet"
-        chunk = questions[start:start + size]
-        done = read_checkpoint(path)  # resume: a finished chunk is never sampled again
+    for index, chunk in chunks(questions, chunk_size(run)):
+        path = chunk_path(run, index)
+        done = read_checkpoint(path)  # resume: a finished chunk is never sampled again (a damaged one is)
         if done is None:
-            outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
-                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                            seed=cfg.seed * 100_003 + index, top_p=cfg.top_p, top_k=cfg.top_k, progress=bar)
-            write_parquet(path, candidates_frame(chunk, outs))
+            generate_chunk(model, tokenizer, chunk, index, cfg, run, progress=bar)
             done = pd.read_parquet(path)
         else:
             bar(len(chunk))

@@ -74,11 +74,13 @@ def _looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith(("/", "."))
 
 
-def default_dtype():
-    """bf16 where the CPU has native support (AMX/AVX-512 bf16) or on GPU; float32 elsewhere."""
+def default_dtype(device=None):
+    """bf16 where the CPU has native support (AMX/AVX-512 bf16) or on GPU; float32 elsewhere.
+
+    `device` None: a GPU if one is visible (the old behaviour), else the device given."""
     import torch
 
-    if torch.cuda.is_available():
+    if (torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"):
         return torch.bfloat16
     return torch.bfloat16 if _cpu_has_bf16() else torch.float32
 
@@ -138,10 +140,12 @@ def max_positions(name: str, trust_remote_code: bool = False) -> int | None:
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
-def load_model(name: str, dtype=None, trust_remote_code: bool = False):
-    """Load a causal LM for inference (eval mode) in `dtype` (default: `default_dtype()`)."""
+def load_model(name: str, dtype=None, trust_remote_code: bool = False, device=None):
+    """Load a causal LM for inference (eval mode) in `dtype` (default: `default_dtype(device)`) on
+    `device` (default: the CPU; the pipeline passes the run's `device`, see iwsi/device.py)."""
     from transformers import AutoModelForCausalLM
 
     path = check_model(name, trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(), trust_remote_code=trust_remote_code)
-    return model.eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(device),
+                                                 trust_remote_code=trust_remote_code)
+    return (model.to(device) if device is not None else model).eval()

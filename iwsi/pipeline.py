@@ -60,8 +60,19 @@ class Context:
         if self._model is None:
             from iwsi.models import load_model
 
-            self._model = load_model(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
+            from iwsi.device import torch_device
+
+            self._model = load_model(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code,
+                                     device=torch_device(self.cfg.device))
         return self._model
+
+    def engine_model(self, lora: bool = False):
+        """What the engine runs: the process's vLLM instance for engine vllm, else the torch model."""
+        if self.cfg.engine == "vllm":
+            from iwsi import vllm_engine
+
+            return vllm_engine.load(self.cfg, self.cfg.worker_threads, lora=lora)
+        return self.model
 
     def samples(self) -> pd.DataFrame:
         return pd.read_parquet(self.run / "samples.parquet")
@@ -71,7 +82,13 @@ class Context:
 def stage_generate(ctx: Context) -> None:
     from iwsi.generate import generate
 
-    df = generate(ctx.model, ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
+    if ctx.cfg.workers > 1:  # Ray workers write every chunk file; generate() below only reads them
+        from iwsi.distributed import generate_chunks
+
+        generate_chunks(ctx.cfg, ctx.run, ctx.splits.pool)
+        df = generate(None, ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
+    else:
+        df = generate(ctx.engine_model(), ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
     write_parquet(ctx.run / "candidates.parquet", df)
 
 
@@ -89,9 +106,16 @@ def stage_vote(ctx: Context) -> None:
 def stage_score(ctx: Context) -> None:
     from iwsi.score import score_samples, score_valid
 
-    valid = score_valid(ctx.model, ctx.tokenizer, ctx.splits.valid, ctx.cfg, ctx.run)
+    model = None
+    if ctx.cfg.workers > 1:  # Ray workers write every chunk file; the calls below only read them
+        from iwsi.distributed import score_chunks
+
+        score_chunks(ctx.cfg, ctx.run, ctx.splits.valid, ctx.samples())
+    else:
+        model = ctx.engine_model()
+    valid = score_valid(model, ctx.tokenizer, ctx.splits.valid, ctx.cfg, ctx.run)
     write_parquet(ctx.run / "valid.parquet", valid)
-    df = score_samples(ctx.model, ctx.tokenizer, ctx.samples(), valid_loss_mean(valid["loss"]), ctx.cfg, ctx.run)
+    df = score_samples(model, ctx.tokenizer, ctx.samples(), valid_loss_mean(valid["loss"]), ctx.cfg, ctx.run)
     write_parquet(ctx.run / "samples.parquet", df)
 
 
@@ -126,7 +150,7 @@ def add_judge_scores(ctx: Context, df: pd.DataFrame, method: str) -> pd.DataFram
     bar = Progress(ctx.run, f"filter-{method}", len(maj), unit="seq")
     args = (maj["question"].tolist(), maj["rationale"].tolist())
     if method == "self":
-        scores = judges.self_scores(ctx.model, ctx.tokenizer, *args, engine=ctx.cfg.engine, seed=ctx.cfg.seed,
+        scores = judges.self_scores(ctx.engine_model(), ctx.tokenizer, *args, engine=ctx.cfg.engine, seed=ctx.cfg.seed,
                                     progress=bar)
     else:
         rm, rm_tok = judges.load_reward_model(ctx.cfg.reward_model, ctx.cfg.trust_remote_code)
@@ -171,6 +195,15 @@ def stage_train(ctx: Context) -> None:
                                "raise k, sample more (num_samples) or use another method")
     examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                          kept["weight"])]
+    if ctx.cfg.engine == "vllm":  # free its memory (GPU memory on a GPU) for training; evaluation starts its own
+        from iwsi import vllm_engine
+
+        vllm_engine.release()
+    if ctx.cfg.train_processes > 1:  # DDP through `accelerate launch` (iwsi/distributed.py)
+        from iwsi.distributed import train_launched
+
+        write_json(ctx.run / "train.json", train_launched(ctx.cfg, ctx.run, examples))
+        return
     model = load_model(ctx.cfg.model, dtype=torch.float32, trust_remote_code=ctx.cfg.trust_remote_code)
     metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / "adapter", ctx.run / "train_ckpt",
                     progress=lambda total: Progress(ctx.run, "train", total, unit="step"))
@@ -181,9 +214,24 @@ def stage_evaluate(ctx: Context) -> None:
     from iwsi.evaluate import greedy_eval, merged_model
 
     base_path = ctx.run / "eval_base.parquet"
+    if ctx.cfg.workers > 1:  # sharded by chunk over Ray workers
+        from iwsi.distributed import greedy_eval as sharded
+
+        if not base_path.exists():
+            write_parquet(base_path, sharded(ctx.cfg, ctx.run, ctx.splits.test, "base", None))
+        trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / "adapter")
+        write_parquet(ctx.run / "eval.parquet", pd.concat([pd.read_parquet(base_path), trained], ignore_index=True))
+        return
     if not base_path.exists():  # the base evaluation does not depend on filter or training: keep it
-        write_parquet(base_path, greedy_eval(ctx.model, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "base"))
-    trained = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code)
+        write_parquet(base_path, greedy_eval(ctx.engine_model(lora=True), ctx.tokenizer, ctx.splits.test, ctx.cfg,
+                                             ctx.run, "base"))
+    if ctx.cfg.engine == "vllm":  # the adapter through vLLM's LoRA support, same instance as the base
+        trained = ctx.engine_model(lora=True).with_adapter(ctx.run / "adapter")
+    else:
+        from iwsi.device import torch_device
+
+        trained = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code,
+                               torch_device(ctx.cfg.device))
     frames = [pd.read_parquet(base_path), greedy_eval(trained, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run,
                                                       "trained")]
     write_parquet(ctx.run / "eval.parquet", pd.concat(frames, ignore_index=True))
@@ -311,6 +359,13 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
     Nothing is written before every input check has passed; a config change clears the stale
     stages' artefacts before the new config.yaml is written (a crash in between is refused on rerun,
     never resumed with the old artefacts)."""
+    from iwsi.device import resolve
+
+    cfg = resolve(cfg)  # concrete engine, device checks (ConfigError before anything is written)
+    if cfg.worker_threads:  # this process is the one worker: same threads as each Ray worker would use
+        import torch
+
+        torch.set_num_threads(cfg.worker_threads)
     run, splits, stale = prepare(cfg, out, force)
     claim_dir(run.path, "run", mark=False)  # marked once the lock is ours: a busy directory stays untouched
     with run.lock():

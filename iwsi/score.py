@@ -32,10 +32,8 @@ def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd
     ids = [q.question_id for q in valid]
     if not _matches(path, {"question_id": ids}):
         bar = Progress(run, "score-valid", len(valid), unit="seq")
-        out = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
-                     engine=cfg.engine, span=cfg.loss_span, progress=bar)
+        score_valid_chunk(model, tokenizer, valid, cfg, run, progress=bar)
         bar.close()
-        _save(path, {"question_id": ids}, out)
     scored = pd.read_parquet(path)
     return pd.DataFrame({"question_id": ids, "question": [q.question for q in valid],
                          "rationale": [q.rationale for q in valid], "gold": [q.gold for q in valid],
@@ -45,17 +43,12 @@ def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd
 def score_samples(model, tokenizer, samples: pd.DataFrame, valid_mean: float, cfg, run: RunDir) -> pd.DataFrame:
     """Loss of every candidate (majority or not, for the dashboard), then w' and w_DS."""
     bar = Progress(run, "score", len(samples), unit="seq")
-    rows = chunk_size(run) * cfg.num_samples
     parts = []
-    for index, start in enumerate(range(0, len(samples), rows)):
-        part = samples.iloc[start:start + rows]
-        path = run / "chunks" / f"score-{index:05d}.parquet"
-        ids = {c: part[c].tolist() for c in ID_COLUMNS}
-        if _matches(path, ids):  # resume: a finished chunk is never scored again
+    for index, part, path in score_chunks(samples, cfg, run):
+        if is_scored(path, part):  # resume: a finished chunk is never scored again
             bar(len(part))
         else:
-            _save(path, ids, losses(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(),
-                                    engine=cfg.engine, span=cfg.loss_span, progress=bar))
+            score_chunk(model, tokenizer, part, path, cfg, progress=bar)
         parts.append(pd.read_parquet(path))
     bar.close()
     scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"loss": [], "num_tokens": []})
@@ -65,6 +58,30 @@ def score_samples(model, tokenizer, samples: pd.DataFrame, valid_mean: float, cf
     df["w_prime"] = importance_weight(df["loss"], valid_mean)
     df["ds_weight"] = ds_weight(df["w_prime"])
     return df
+
+
+def score_chunks(samples: pd.DataFrame, cfg, run: RunDir) -> list[tuple[int, pd.DataFrame, object]]:
+    """(index, rows, file) per generate chunk: the unit of resume and of Ray sharding."""
+    rows = chunk_size(run) * cfg.num_samples
+    return [(index, samples.iloc[start:start + rows], run / "chunks" / f"score-{index:05d}.parquet")
+            for index, start in enumerate(range(0, len(samples), rows))]
+
+
+def is_scored(path, part: pd.DataFrame) -> bool:
+    return _matches(path, {c: part[c].tolist() for c in ID_COLUMNS})
+
+
+def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) -> None:
+    """Score one chunk's rows and write its file; the same on one process or on any Ray worker."""
+    _save(path, {c: part[c].tolist() for c in ID_COLUMNS},
+          losses(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), engine=cfg.engine,
+                 span=cfg.loss_span, progress=progress))
+
+
+def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir, progress=None) -> None:
+    out = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
+                 engine=cfg.engine, span=cfg.loss_span, progress=progress)
+    _save(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
 
 
 def _save(path, ids: dict, out: list[tuple[float, int]]) -> None:

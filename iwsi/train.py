@@ -93,15 +93,19 @@ def lora_model(model, cfg):
 
 
 def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
-    bf16 = default_dtype() == torch.bfloat16  # autocast on CPUs with native bf16
+    from iwsi.device import torch_device
+
+    device = torch_device(getattr(cfg, "device", "auto"))
+    bf16 = default_dtype(device) == torch.bfloat16  # autocast on CPUs with native bf16, and on GPUs
     return TrainingArguments(
         output_dir=str(out), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=0, per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=not torch.cuda.is_available(),
+        gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=device.type == "cpu",
         train_sampling_strategy="group_by_length", save_strategy="epoch", save_total_limit=1, save_only_model=False,
         # every step logged: log_history (restored on resume) then holds each step's loss, see whole_run_loss
         logging_steps=1, report_to="none", seed=cfg.seed,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False)
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
+        ddp_find_unused_parameters=False)  # DDP (train_processes > 1): every LoRA weight gets a gradient
 
 
 def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path, progress=None) -> dict:
@@ -118,6 +122,8 @@ def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_d
                               callbacks=[NaNGuard()] + ([StepProgress(progress)] if progress else []),
                               data_collator=lambda b: collate(b, tokenizer.pad_token_id))
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(ckpt_dir))
+    if not trainer.is_world_process_zero():  # DDP (train_processes > 1): rank 0 alone writes the adapter
+        return {}
     tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(tmp)

