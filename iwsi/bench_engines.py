@@ -57,8 +57,8 @@ def handles(engines: list[str], threads: int, model_name: str = "embedded") -> t
     torch.set_num_threads(threads)
     device = torch_device("auto")
     if device.type != "cpu" and any(NAMES[e] == "iwsi" for e in engines):
-        raise SystemExit(f"iwsi bench: the native engine runs on the CPU only and a GPU is visible: "
-                         f"bench vllm,hf here, or hide the GPU (CUDA_VISIBLE_DEVICES=)")
+        raise SystemExit("iwsi bench: the native engine runs on the CPU only and a GPU is visible: "
+                         "bench vllm,hf here, or hide the GPU (CUDA_VISIBLE_DEVICES=)")
     model, tokenizer = load_model(model_name, device=device), load_tokenizer(model_name)
     out, facts = {}, {}
     for name in engines:

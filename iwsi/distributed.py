@@ -111,10 +111,10 @@ def init_ray(cfg: RunConfig):
     import ray
 
     if not ray.is_initialized():
-        from iwsi.models import CACHE_DIR
+        from iwsi.contract import cache_root
 
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               "IWSI_CACHE": str(CACHE_DIR)}
+               "IWSI_CACHE": str(cache_root())}
         ray.init(address=cfg.ray_address, include_dashboard=False, logging_level="warning",
                  runtime_env={"env_vars": env},
                  **({} if cfg.ray_address else {"num_cpus": len(os.sched_getaffinity(0)),

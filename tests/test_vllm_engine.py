@@ -20,7 +20,6 @@ from iwsi.evaluate import accuracy, eval_frame  # noqa: E402
 from iwsi.generate import complete  # noqa: E402
 from iwsi.models import load_model, load_tokenizer  # noqa: E402
 from iwsi.prompts import STOP, few_shot_prefix, question_suffix  # noqa: E402
-from iwsi.score import losses  # noqa: E402
 
 CFG = RunConfig(device="cpu", engine="vllm", num_questions=16, valid_size=3, test_size=50, num_samples=4,
                 max_new_tokens=48, embed=False)
