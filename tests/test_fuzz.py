@@ -102,10 +102,15 @@ ARTEFACTS = ["candidates.parquet", "samples.parquet", "valid.parquet", "umap.par
              *[f"stages/{s}.json" for s in pipeline.STAGES], "chunks/generate-00000.parquet",
              "chunks/score-00000.parquet", "chunks/score-valid.parquet"]
 MODES = ("truncate", "delete", "garbage")
-# every artefact once, each of the three faults in turn, plus all three on the table the pages read, plus a
-# damaged chunk that a redone stage must read (candidates gone: generate reruns over its chunks)
-CASES = ([(name, MODES[i % 3]) for i, name in enumerate(ARTEFACTS)] + [("samples.parquet", m) for m in MODES[1:]]
-         + [("chunks/generate-00001.parquet+candidates.parquet", "garbage")])
+# Detection: every artefact × every fault, checked without rerunning a stage (test_every_fault_is_detected).
+FAULTS = [(name, mode) for name in ARTEFACTS for mode in MODES]
+# Repair: a full rerun compared with the undamaged run, for one fault per stage that is redone and for the
+# files no stage writes; a damaged chunk is combined with damage that makes its stage read it again.
+CASES = [("chunks/generate-00001.parquet+candidates.parquet", "garbage"), ("samples.parquet", "truncate"),
+         ("valid.parquet", "delete"), ("umap.parquet", "garbage"), ("filter.json", "truncate"),
+         ("adapter/adapter_model.safetensors", "delete"), ("eval_base.parquet", "garbage"),
+         ("stages/vote.json", "delete"), ("status.json", "garbage"), ("metrics.json", "truncate"),
+         ("iwsi.json", "delete"), ("chunks/score-00000.parquet", "garbage"), ("config.yaml", "truncate")]
 
 
 def damage(path: Path, mode: str) -> None:
@@ -174,16 +179,30 @@ def test_a_damaged_artefact_is_rebuilt_or_named(finished, name, mode, tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_damaged_config_is_redone_with_force(finished, tmp_path, capsys):
-    source, reference = finished
+@pytest.mark.parametrize("name, mode", FAULTS, ids=[f"{n}-{m}" for n, m in FAULTS])
+def test_every_fault_is_detected(finished, name, mode, tmp_path):
+    """Each fault on each artefact is found before any stage runs: a finished file by its fingerprint (the
+    stage to redo is its first writer), a marker by its stage, a chunk where it is read, config.yaml by
+    the fingerprint in iwsi.json; the records (status, metrics, iwsi.json) are rewritten by any rerun."""
+    from iwsi.contract import STAGE_OUTPUTS
+    from iwsi.rundir import RunDir, read_checkpoint
+
     run = tmp_path / "run"
-    shutil.copytree(source, run)
-    damage(run / "config.yaml", "truncate")
-    assert main(["run", "--out", str(run), *TINY_ARGS]) == 2
-    assert "config.yaml was changed or damaged" in capsys.readouterr().err
-    with mock.patch.dict(os.environ, {"IWSI_CHUNK": "4"}):
-        assert main(["run", "--out", str(run), "--force", *TINY_ARGS]) == 0
-    assert same(reference, contents(run)) == []
+    shutil.copytree(finished[0], run)
+    damage(run / name, mode)
+    rundir = RunDir(run)
+    if name in sum(STAGE_OUTPUTS.values(), ()):
+        first = next(s for s, names in STAGE_OUTPUTS.items() if name in names)
+        assert rundir.verify()[:2] == (first, name)
+    elif name.startswith("stages/"):
+        stage = Path(name).stem
+        assert not rundir.is_done(stage) if mode == "delete" else rundir.verify()[0] == stage
+    elif name.startswith("chunks/"):
+        assert rundir.verify() is None and read_checkpoint(run / name) is None
+    elif name == "config.yaml":
+        assert pipeline._changed_keys(rundir, pipeline.load_config(overrides=TINY)) is None
+    else:
+        assert name in ("status.json", "metrics.json", "iwsi.json") and rundir.verify() is None
 
 
 # -- no write outside what the project owns ---------------------------------------------------------------
