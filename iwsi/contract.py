@@ -58,6 +58,8 @@ FILES = (
     File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
     File("stages/<stage>.json", ("pipeline",), "`stage, seconds, finished, files {name: {bytes, sha256, rows}}`: "
          "the stage is done", finished=False),
+    File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
+         finished=False),
     File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
          finished=False),
     File("chunks/generate-NNNNN.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer` "
@@ -75,6 +77,9 @@ FILES = (
     File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
     File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume)", finished=False),
     File("train.json", ("train",), "Trainer metrics; `train_loss` over every step of the run"),
+    File("adapter/", ("train",), "the saved LoRA adapter (peft format), published by renaming `adapter.tmp/`",
+         finished=False),
+    File("adapter.tmp/", ("train",), "an adapter being saved (removed when training is redone)", finished=False),
     File("adapter/adapter_config.json", ("train",), "the LoRA adapter's peft config"),
     File("adapter/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
     File("eval_base.parquet", ("evaluate",), "`model` (base), `question_id, output, answer, gold, is_correct`",
