@@ -175,5 +175,9 @@ def test_empty_cache_in_chromium(tmp_path):
     with streamlit_server(tmp_path / "cache") as url, chromium(tmp_path / "profile") as driver:
         driver.get(url)
         wait_rendered(driver, charts=False)
+        # the sidebar writes k into the URL on the first run, which can rerun the page once: wait for the body
+        end = time.time() + 30
+        while "Run embedded demo" not in driver.page_source and time.time() < end:
+            time.sleep(0.25)
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         assert "Run embedded demo" in driver.page_source
