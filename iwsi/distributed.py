@@ -1,4 +1,4 @@
-"""Scale-out: generate / score / evaluate over Ray workers (`workers=N`), training over
+"""Scale-out: generate / evaluate-base / score / evaluate over Ray workers (`workers=N`), training over
 `accelerate launch` processes (`train_processes=N`). Design and measurements: docs/scale.md.
 
 Generate, score, evaluate: the unit of work is the generate stage's chunk (`IWSI_CHUNK` questions,
@@ -207,8 +207,9 @@ def greedy_eval(cfg: RunConfig, run: RunDir, test: list, label: str, adapter: Pa
 
     parts = chunks(test, chunk_size(run))
     bar = Progress(run, f"evaluate-{label}", len(test), unit="q")
+    # the base model on the same kind of engine instance as generate (under vLLM one without LoRA)
     outs = run_on_workers(cfg, [("greedy", (c, adapter is not None)) for _, c in parts],
-                          adapter=str(adapter) if adapter else (str(run / "adapter") if cfg.engine == "vllm" else None))
+                          adapter=str(adapter) if adapter else None)
     bar(len(test))
     bar.close()
     return eval_frame(test, [o for chunk_outs in outs for o in chunk_outs], label)

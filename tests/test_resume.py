@@ -79,7 +79,7 @@ def assert_same_results(out: Path, reference: Path) -> None:
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(reference / name), obj=name)
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (out, reference)]
     for m in metrics:
-        assert set(m.pop("timings")) == {"generate", "vote", "score", "embed", "filter", "train", "evaluate"}
+        assert set(m.pop("timings")) == {"generate", "evaluate-base", "vote", "score", "embed", "judge", "filter", "train", "evaluate"}
     assert metrics[0] == metrics[1]
     assert adapter_tensors(out) == adapter_tensors(reference)
     assert json.loads((out / "status.json").read_text())["state"] == "done"
