@@ -6,7 +6,7 @@ sampled with the seed `seed * 100003 + chunk index`). Each Ray actor loads the m
 model, or one vLLM instance with `vllm_tensor_parallel` GPUs) and runs whole chunks through the same
 functions the one-process path uses (`generate_chunk`, `score_chunk`), writing the same chunk files
 into the same run directory. So the candidates do not depend on the number of workers (token-
-identical with the native engine at the same dtype and threads per worker), and resume works
+identical with the iwsi engine at the same dtype and threads per worker), and resume works
 unchanged: a chunk whose file is missing is (re)done. A killed worker is restarted by Ray and its
 chunk retried (`max_restarts`, `max_task_retries`); if the driver dies too, a rerun redoes only
 the missing chunks. Several machines: start a Ray cluster (`ray start --head` / `ray start
@@ -188,7 +188,8 @@ def generate_chunks(cfg: RunConfig, run: RunDir, questions: list) -> None:
 
 def score_chunks(cfg: RunConfig, run: RunDir, valid: list, samples: pd.DataFrame) -> None:
     """Write every missing score chunk file (and the valid losses) through the workers."""
-    from iwsi.score import _matches, is_scored, score_chunks as parts
+    from iwsi.score import _matches, is_scored
+    from iwsi.score import score_chunks as parts
 
     tasks = [("score", (str(run.path), part, str(path))) for _, part, path in parts(samples, cfg, run)
              if not is_scored(path, part)]

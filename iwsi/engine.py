@@ -1,4 +1,4 @@
-"""Fast engine (`engine: fast`): batched CoT sampling and NLL scoring for Llama-family models on CPU.
+"""The iwsi engine (`engine: iwsi`): batched CoT sampling and NLL scoring for Llama-family models on CPU.
 
 Same API as the reference `iwsi.hf_engine`:
 
@@ -29,7 +29,7 @@ tokens for sampling and `token_budget` tokens per scoring batch, not by dataset 
 Weights are read afresh on every call (fused q/k/v and gate/up copies), so a model fine-tuned
 between calls is always sampled as it is now. Unsupported architectures fall back to hf_engine.
 
-Benchmark: `PYTHONPATH=. .venv/bin/python -m iwsi.bench generate`; tests: `pytest tests/test_engine.py`.
+Benchmark: `iwsi bench generate` (benchmarks/bench.py, source checkout); tests: `pytest tests/test_engine.py`.
 """
 from __future__ import annotations
 

@@ -25,8 +25,19 @@ from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
 from iwsi.dsweight import valid_loss_mean
 from iwsi.records import Splits
-from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, check_out_dir, claim_dir, fingerprint,
-                         read_json, runs_root, write_json, write_parquet)
+from iwsi.rundir import (
+    RunDir,
+    RunDirError,
+    StageFailed,
+    atomic_write_text,
+    check_out_dir,
+    claim_dir,
+    fingerprint,
+    read_json,
+    runs_root,
+    write_json,
+    write_parquet,
+)
 
 # The config keys each stage's output depends on: changing one invalidates that stage and the rest.
 STAGE_KEYS = {
@@ -61,9 +72,8 @@ class Context:
     @property
     def model(self):
         if self._model is None:
-            from iwsi.models import load_model
-
             from iwsi.device import torch_device
+            from iwsi.models import load_model
 
             self._model = load_model(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code,
                                      device=torch_device(self.cfg.device))
@@ -127,9 +137,8 @@ def stage_embed(ctx: Context) -> None:
     if not ctx.cfg.embed:
         return
     from iwsi.embed import embed_texts, fit_umap
-    from iwsi.taxonomy import suggest_labels
-
     from iwsi.rundir import Progress
+    from iwsi.taxonomy import suggest_labels
 
     df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
     texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from iwsi.fixtures import make_ablation_dir, make_run_dir
+from benchmarks.fixtures import make_ablation_dir, make_run_dir
 from iwsi.probe import make_probe_dir
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from benchmarks.fixtures import make_ablation_dir, make_run_dir
 from iwsi import charts, report
 from iwsi.filtering import iwsi as iwsi_filter
-from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 
 @pytest.fixture(scope="module")

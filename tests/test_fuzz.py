@@ -219,7 +219,7 @@ def sentinel_folder(root: Path) -> Path:
 
 def test_no_command_touches_files_it_did_not_write(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("IWSI_CACHE", str(tmp_path / "cache"))
-    from iwsi.fixtures import make_run_dir
+    from benchmarks.fixtures import make_run_dir
 
     run = make_run_dir(tmp_path / "cache" / "runs" / "r", num_questions=10)
     folder = sentinel_folder(tmp_path)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.fixtures import make_run_dir
 from iwsi import cli, probe_stats
-from iwsi.fixtures import make_run_dir
 from iwsi.probe import make_probe_dir, run_scores
 
 

@@ -9,11 +9,11 @@ import time
 import pandas as pd
 import pytest
 
+from benchmarks.fixtures import make_run_dir
 from iwsi import runs
 from iwsi.datasets import load_splits
 from iwsi.datasets.aqua import clean_rationale
 from iwsi.export import main as export_main
-from iwsi.fixtures import make_run_dir
 from iwsi.rundir import RunDir, RunDirError, owner, write_parquet
 from iwsi.train import whole_run_loss
 from iwsi.vote import answer_entropy

@@ -1,12 +1,14 @@
 """Synthetic but contract-complete run directories for tests and the dashboard benchmark.
 
-`make_run_dir(path, num_questions, num_samples, seed)` writes every file of docs/run-directory.md
+`make_run_dir(path, num_questions, num_samples, seed)` writes the files of docs/run-directory.md that
+the dashboard reads
 (config.yaml, status.json, progress.jsonl, log.txt, samples/valid/eval/umap/suggestions parquet,
 metrics.json) with realistic shapes: log-normal losses, wrong answers further from the valid loss
 than right ones, gold known for most questions, some redundant / jumping / spurious rationales.
-No model is involved. GSM8K scale for the benchmark:
+Vote, DS weights and the kept set come from the pipeline's own functions. No model is involved.
+GSM8K scale for the benchmark:
 
-    python -m iwsi.fixtures cache/runs/bench-gsm8k --questions 7099 --samples 15
+    PYTHONPATH=. python -m benchmarks.fixtures cache/runs/bench-gsm8k --questions 7099 --samples 15
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ import pandas as pd
 import yaml
 
 from iwsi import filtering
+from iwsi.contract import STAGES
+from iwsi.dsweight import ds_weight, importance_weight
 from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
 from iwsi.vote import agreement, answer_entropy, majority
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")
-STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
 
 
 def _rationale(rng: np.random.Generator, a: int, b: int, answer: str, kind: str) -> str:
@@ -78,8 +81,8 @@ def make_samples(rng: np.random.Generator, num_questions: int, num_samples: int,
     maj = np.repeat(np.array([None if v is None else str(v) for v in majority], dtype=object), m)
     df["is_majority"] = (df["answer"].to_numpy() == maj) & pd.notna(maj)
     df["agreement"], df["entropy"] = np.repeat(agreement, m), np.repeat(entropy, m)
-    df["w_prime"] = valid_mean / df["loss"]
-    df["ds_weight"] = np.maximum(df["w_prime"], 1 / df["w_prime"])
+    df["w_prime"] = importance_weight(df["loss"], valid_mean)
+    df["ds_weight"] = ds_weight(df["w_prime"])
     df["num_tokens"] = rng.integers(20, 120, size=len(df))
     df["rationale"] = _rationales(rng, df, gold, m)
     return df
