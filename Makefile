@@ -36,10 +36,12 @@ vllm: $(VSTAMP)  ## install, then add vLLM (CPU or CUDA build) and Ray to the ve
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
 
-test: $(STAMP)  ## install, then run the whole test suite
+test: $(STAMP)  ## install, then lint (ruff, pyproject.toml's settings) and run the whole test suite
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP)  ## lint, then the tests without the model runs and the browser
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 run: $(STAMP)  ## the default (embedded demo) pipeline run, headless

@@ -396,12 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "train":
         res = bench_train(args.examples, args.epochs, args.batch_size)
     else:
-        sizes = lambda text: [int(x) for x in text.split(",") if x]
-        rows = bench_sweep(sizes(args.batch_sizes), sizes(args.hf_batch_sizes), args.questions, args.samples,
+        rows = bench_sweep(_ints(args.batch_sizes), _ints(args.hf_batch_sizes), args.questions, args.samples,
                            args.max_new_tokens)
         res = {"rows": rows, "plot": plot_sweep(rows, args.plot)}
     print(json.dumps(res) if args.json else _human(res))
     return 0
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
 
 
 def _human(res: dict) -> str:

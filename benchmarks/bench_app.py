@@ -135,9 +135,10 @@ def report(pages: dict, slider: list[float], browser: tuple | None, n: int) -> s
     for page, (first, warm) in pages.items():
         nav, reload = (f"{browser[0][page][1]:.2f}", f"{browser[0][page][0]:.2f}") if browser else ("—", "—")
         lines.append(f"| {page} | {first:.3f} | {warm:.3f} | {nav} | {reload} |")
-    lines += ["", f"k slider (DS weights page, new k each time): AppTest rerun median {statistics.median(slider):.3f} s, "
-              f"max {max(slider):.3f} s" + (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
-                                               f"max {max(browser[1]):.2f} s" if browser else "")]
+    in_browser = (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
+                  f"max {max(browser[1]):.2f} s" if browser else "")
+    lines += ["", "k slider (DS weights page, new k each time): AppTest rerun median "
+              f"{statistics.median(slider):.3f} s, max {max(slider):.3f} s" + in_browser]
     return "\n".join(lines)
 
 

@@ -119,7 +119,8 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
     shape = (dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens) if what == "generate"
              else dict(questions=questions, per_question=samples, tokens=tokens))
     res = {"what": what, "workload": {**shape, "rounds": rounds}, "threads": threads, "cpu": cpu_model(),
-           "cores": len(os.sched_getaffinity(0)), "model": model, "load_before": [round(x, 2) for x in load_before], **facts}
+           "cores": len(os.sched_getaffinity(0)), "model": model, "load_before": [round(x, 2) for x in load_before],
+           **facts}
     for name, (n, wall, cpu) in totals.items():
         res[name] = {"tokens": n, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
                      "tok_s": round(n / wall, 1), "tok_per_cpu_s": round(n / cpu, 1) if cpu else None}

@@ -74,7 +74,8 @@ def make_samples(rng: np.random.Generator, num_questions: int, num_samples: int,
     loss = valid_mean * np.exp(rng.normal(-0.05, 1.0, size=(q, m)) * spread)
     df = pd.DataFrame({"question_id": np.repeat(qids, m), "sample_id": np.tile(np.arange(m), q),
                        "answer": values.ravel(), "loss": loss.ravel().astype(float)})
-    df["question"] = np.repeat([f"{NAMES[i % 8]} has {i % 50 + 3} apples and buys more. How many now?" for i in range(q)], m)
+    questions = [f"{NAMES[i % 8]} has {i % 50 + 3} apples and buys more. How many now?" for i in range(q)]
+    df["question"] = np.repeat(questions, m)
     df["gold"] = np.repeat(np.where(has_gold, gold.astype(str), None), m)
     df["answer"] = df["answer"].map(lambda v: None if v is None else str(v))
     df["is_correct"] = pd.array(np.where(df["gold"].isna(), None, df["answer"] == df["gold"]), dtype="boolean")
@@ -103,8 +104,10 @@ def make_valid(rng: np.random.Generator, n: int, valid_mean: float) -> pd.DataFr
     loss *= valid_mean / loss.mean()  # so valid_loss_mean is exact
     a, b = rng.integers(2, 40, size=n), rng.integers(1, 30, size=n)
     return pd.DataFrame({"question_id": [f"v{i:04d}" for i in range(n)],
-                         "question": [f"Valid question {i}: {x} apples plus {y}, doubled?" for i, x, y in zip(range(n), a, b)],
-                         "rationale": [_rationale(rng, int(x), int(y), str(2 * (x + y)), "plain") for x, y in zip(a, b)],
+                         "question": [f"Valid question {i}: {x} apples plus {y}, doubled?"
+                                      for i, x, y in zip(range(n), a, b)],
+                         "rationale": [_rationale(rng, int(x), int(y), str(2 * (x + y)), "plain")
+                                       for x, y in zip(a, b)],
                          "gold": [str(2 * (x + y)) for x, y in zip(a, b)], "loss": loss})
 
 
@@ -118,7 +121,8 @@ def make_umap(rng: np.random.Generator, samples: pd.DataFrame, valid: pd.DataFra
     return pd.DataFrame({"source": ["valid"] * len(valid) + ["self"] * n,
                          "question_id": np.concatenate([valid["question_id"], samples["question_id"]]),
                          "sample_id": np.concatenate([np.full(len(valid), -1), samples["sample_id"]]).astype(int),
-                         "x": np.concatenate([vx, sx]).astype(np.float32), "y": np.concatenate([vy, sy]).astype(np.float32)})
+                         "x": np.concatenate([vx, sx]).astype(np.float32),
+                         "y": np.concatenate([vy, sy]).astype(np.float32)})
 
 
 def make_eval(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -142,7 +146,8 @@ def _write_text_files(path: Path, config: dict, metrics: dict) -> None:
     lines = [json.dumps({"stage": s, "done": t, "total": 10, "elapsed": 3.0 * (i + 1) * t / 10,
                          "time": "2024-08-19T10:00:00+00:00"}) for i, s in enumerate(STAGES) for t in (5, 10)]
     (path / "progress.jsonl").write_text("\n".join(lines) + "\n")
-    (path / "log.txt").write_text("".join(f"2024-08-19T10:0{i}:00+00:00 stage {s} done\n" for i, s in enumerate(STAGES)))
+    log = [f"2024-08-19T10:0{i}:00+00:00 stage {s} done\n" for i, s in enumerate(STAGES)]
+    (path / "log.txt").write_text("".join(log))
 
 
 def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4, seed: int = 0,
@@ -178,7 +183,8 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
 
 
 def make_ablation_dir(path: str | Path, seed: int = 0) -> Path:
-    """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept, threshold) + .csv/.md."""
+    """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept,
+    threshold) + .csv/.md."""
     path = Path(path)
     claim_dir(path, "ablation")
     rng = np.random.default_rng(seed)

@@ -91,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", help="probe directory (overrides --name)")
     probe.add_argument("--debug", action="store_true", help="show tracebacks")
     probe.set_defaults(func=cmd_probe)
-    for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | sweep | train | app")):
+    for name, help_ in (("export", "export the kept set as SFT JSONL"),
+                        ("bench", "benchmarks: generate | score | sweep | train | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)

@@ -46,8 +46,8 @@ class File:
 
 
 FILES = (
-    File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of config.yaml)",
-         finished=False),
+    File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of "
+         "config.yaml)", finished=False),
     File("config.yaml", ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
     File("status.json", ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
          "`updated`", finished=False),
@@ -56,7 +56,8 @@ FILES = (
     File("log.txt", ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
     File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
     File("stages/<stage>.json", ("pipeline",), "`stage, seconds, finished, files {name: {bytes, sha256, rows}}`: "
-         "the stage is done (+ `adopted_from`: a stage taken over from another run directory, RunDir.adopt)", finished=False),
+         "the stage is done (+ `adopted_from`: a stage taken over from another run directory, RunDir.adopt)",
+         finished=False),
     File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
          finished=False),
     File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",

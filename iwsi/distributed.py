@@ -70,7 +70,8 @@ class Worker:
             from iwsi import vllm_engine
 
             # Evaluation needs LoRA; scoring cannot run on a LoRA instance (see iwsi/vllm_engine.py).
-            llm = vllm_engine.load(cfg, self.threads, lora=self.adapter is not None, first_core=self.rank * self.threads)
+            llm = vllm_engine.load(cfg, self.threads, lora=self.adapter is not None,
+                                   first_core=self.rank * self.threads)
             return llm.with_adapter(self.adapter) if trained else llm
         if trained:
             from iwsi.evaluate import merged_model
@@ -265,8 +266,8 @@ def _train_main(run_path: str) -> None:
     examples = [encode_example(tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                       kept["weight"])]
     device = torch_device(cfg.device)
-    model = load_model(cfg.model, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code,
-                       device=None if device.type == "cpu" else torch.device("cuda", PartialState().local_process_index))
+    gpu = None if device.type == "cpu" else torch.device("cuda", PartialState().local_process_index)
+    model = load_model(cfg.model, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, device=gpu)
     metrics = train(model, tokenizer, examples, cfg, run / "adapter", run / "train_ckpt")
     if PartialState().is_main_process:
         (run / "chunks" / "train-metrics.json").write_text(json.dumps(metrics))

@@ -197,8 +197,14 @@ def causal_attention(net: Net, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 def forward_logits(net: Net, ids: Tensor) -> Tensor:
     """Plain causal forward of ids [n, t] through the engine's own layers (for tests): logits [n, t, V]."""
     n, t = ids.shape
-    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
-    return final_logits(net, run_layers(net, ids, torch.arange(t).expand(n, t), attend))
+    return final_logits(net, run_layers(net, ids, torch.arange(t).expand(n, t), causal_attend(net)))
+
+
+def causal_attend(net: Net) -> Attend:
+    """run_layers' `attend` for a plain causal forward (no shared prefix; the layer index is unused)."""
+    def attend(i, q, k, v):
+        return causal_attention(net, q, k, v)
+    return attend
 
 
 # ----------------------------------------------------------------------------------------------
@@ -631,9 +637,7 @@ def _score_batch(net: Net, items: list[tuple[list[int], int]]) -> list[tuple[flo
     width = max(len(ids) for ids, _ in items)
     ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in items])
     n = len(items)
-
-    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
-    hidden = run_layers(net, ids, torch.arange(width).expand(n, width), attend)
+    hidden = run_layers(net, ids, torch.arange(width).expand(n, width), causal_attend(net))
     rows = torch.cat([torch.full((len(t) - f,), r) for r, (t, f) in enumerate(items)])
     cols = torch.cat([torch.arange(f - 1, len(t) - 1) for t, f in items])
     nll = _token_nll(net, hidden[rows, cols], ids[rows, cols + 1])

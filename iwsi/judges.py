@@ -85,7 +85,8 @@ def rm_scores(model, tokenizer, questions: list[str], rationales: list[str], bat
                         return_tensors="pt", padding=True, truncation=True, max_length=512)
         with torch.inference_mode():
             logits = model(**enc).logits.float()
-        reward = logits[:, 0] if logits.shape[1] == 1 else logits.log_softmax(-1)[:, -1] - logits.log_softmax(-1)[:, :-1].logsumexp(-1)
+        logp = logits.log_softmax(-1)
+        reward = logits[:, 0] if logits.shape[1] == 1 else logp[:, -1] - logp[:, :-1].logsumexp(-1)
         out += reward.tolist()
         if progress:
             progress(len(reward))

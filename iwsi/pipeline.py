@@ -141,13 +141,17 @@ def stage_embed(ctx: Context) -> None:
     from iwsi.taxonomy import suggest_labels
 
     df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
-    texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731
     bar = Progress(ctx.run, "embed", len(valid) + len(df), unit="seq")
-    v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid), progress=bar)
-    s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df), progress=bar)
+    v_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(valid), progress=bar)
+    s_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(df), progress=bar)
     bar.close()
     write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
+
+
+def _qa_texts(table: pd.DataFrame) -> list[str]:
+    """What is embedded per row, the same for valid and self-generated samples: question and rationale."""
+    return [f"Q: {q}\nA: {r}" for q, r in zip(table["question"], table["rationale"])]
 
 
 def stage_judge(ctx: Context) -> None:

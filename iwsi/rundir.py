@@ -208,7 +208,8 @@ class RunDir:
             found = fingerprint(self.path / name) if (self.path / name).is_file() else None
             if found != record:
                 first = next(s for s, names in STAGE_OUTPUTS.items() if name in names)
-                why = "is missing" if found is None else f"changed since stage {stage} wrote it ({_describe(found, record)})"
+                why = ("is missing" if found is None
+                       else f"changed since stage {stage} wrote it ({_describe(found, record)})")
                 return first, name, f"{name} {why}"
         return None
 
@@ -265,7 +266,8 @@ class RunDir:
                                                "started": old.get("started", now_iso()), "updated": now_iso()})
 
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
-        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2), "time": now_iso()})
+        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2),
+                           "time": now_iso()})
         with open(self.path / "progress.jsonl", "a") as fh:
             fh.write(line + "\n")
 
@@ -289,7 +291,8 @@ class RunDir:
             holder = _holder(path)
             who = f"process {holder}" if holder else "another process"
             fix = f"stop it (kill {holder})" if holder else "stop it"
-            raise RunDirError(f"run directory {self.path} is in use by {who}: wait for it, or {fix} and retry") from None
+            raise RunDirError(f"run directory {self.path} is in use by {who}: "
+                              f"wait for it, or {fix} and retry") from None
         try:
             path.write_text(str(os.getpid()))
             yield
