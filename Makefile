@@ -44,11 +44,13 @@ vllm: $(VSTAMP)  ## a second venv (.venv-vllm) with vLLM (CPU or CUDA build) and
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
 
-test: $(STAMP)  ## install, then run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
+test: $(STAMP)  ## install, lint (ruff), run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 	if [ -f $(VSTAMP) ]; then $(VPY) -m pytest -q -m "vllm or ray"; fi
 
-test-fast: $(STAMP)
+test-fast: $(STAMP)  ## lint, then the tests without the model runs and the browser
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 run: $(STAMP)  ## the default (embedded demo) pipeline run, headless

@@ -4,29 +4,30 @@
                 [--datasets synthetic-arith,svamp] [--set KEY=VALUE ...]
 
 Layout of DIR (default cache/ablations/<name>):
-  shared/<dataset>-s<seed>/                 generate → vote → score → embed and the base-model
-                                            evaluation, once per (dataset, seed)
-  cells/<dataset>/<method>-k<k>-s<seed>/    filter → train → evaluate, with the shared artefacts
-                                            copied in (a finished cell is never recomputed)
-  results.parquet / .csv / .md / .tex, accuracy_vs_k.csv, sigma_vs_k.csv
+  shared/<dataset>-s<seed>/                 a run directory stopped after the stages before filter
+                                            (generate, evaluate-base, vote, score, embed, judge with
+                                            every judge the methods need), once per (dataset, seed)
+  cells/<dataset>/<method>-k<k>-s<seed>/    a run directory that adopts those stages (RunDir.adopt:
+                                            hard links, checked) and runs filter → train → evaluate
+                                            (a finished cell is never recomputed)
+  results.parquet / .csv / .md / .tex, summary.csv, significance.csv (iwsi/report.py)
 Methods that ignore k (lmsi, iwsi-w, ground-truth) run once per (dataset, seed), recorded at k = 100.
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from iwsi import filtering, report
-from iwsi.config import METHODS, ConfigError, RunConfig, load_config, parse_sets
+from iwsi.config import METHODS, STAGES, ConfigError, RunConfig, load_config, parse_sets
 from iwsi.contract import ablations_root
-from iwsi.rundir import RunDir, atomic_file, check_out_dir, claim_dir, read_json, write_parquet
+from iwsi.rundir import RunDir, check_out_dir, claim_dir, read_json, write_parquet
 
-SHARED_STAGES = ("generate", "vote", "score", "embed")
-SHARED_FILES = ("candidates.parquet", "samples.parquet", "valid.parquet", "umap.parquet", "suggestions.parquet",
-                "eval_base.parquet")
+# Every stage before filter: they depend on no cell setting (method, k, training) but the judges,
+# which the shared directory runs for all the methods at once.
+SHARED_STAGES = STAGES[:STAGES.index("filter")]
 
 
 def parse_list(text: str, kind=str, what: str = "value") -> list:
@@ -47,57 +48,56 @@ def plan_cells(methods: list[str], ks: list[float]) -> list[tuple[str, float]]:
     return cells
 
 
-def shared_config(cfg: RunConfig, dataset: str, seed: int, data_root: Path) -> RunConfig:
-    """The settings of the shared stages of one (dataset, seed). Keys of the later stages are reset
-    to their defaults so the shared directory's config never changes between sweeps."""
+def shared_config(cfg: RunConfig, dataset: str, seed: int, data_root: Path, methods: list[str],
+                  old: RunConfig | None) -> RunConfig:
+    """The settings of the shared stages of one (dataset, seed). Keys of the later stages are reset to
+    their defaults so the shared directory's config never changes between sweeps; its judges are those
+    the methods need plus any an earlier sweep (`old`) left in samples.parquet."""
     from iwsi.pipeline import STAGE_KEYS
 
-    data_dir = cfg.data_dir if dataset == cfg.dataset else (None if dataset == "synthetic-arith"
-                                                            else str(data_root / dataset))
-    later = {k: getattr(RunConfig(), k) for s in ("filter", "train", "evaluate") for k in STAGE_KEYS[s]}
-    return replace(cfg, dataset=dataset, data_dir=data_dir, seed=seed, **later)
+    later = {k: getattr(RunConfig(), k) for s in STAGES[len(SHARED_STAGES):] for k in STAGE_KEYS[s]}
+    asked = [m for m in methods if filtering.METHODS[m].score_column]
+    earlier = old.judge_names() if old else ()
+    judges = ",".join(m for m in METHODS if m in asked or m in earlier) or None
+    reward_model = cfg.reward_model if "rm" in asked else (old.reward_model if "rm" in earlier else None)
+    return replace(cfg, dataset=dataset, data_dir=data_dir(cfg, dataset, data_root), seed=seed, **later,
+                   judges=judges, reward_model=reward_model)
 
 
-def run_shared(cfg: RunConfig, path: Path, methods: list[str], reward_model: str | None) -> Path:
-    """Shared stages + base evaluation (+ self/rm scores when those methods are asked for)."""
-    from iwsi.pipeline import Context, add_judge_scores, prepare, run_pipeline
-
-    run_pipeline(cfg, path, until=SHARED_STAGES[-1])
-    run, splits, _ = prepare(cfg, path)
-    ctx = Context(replace(cfg, reward_model=reward_model), run, splits)
-    with run.lock():
-        if not (run / "eval_base.parquet").exists():
-            from iwsi.evaluate import greedy_eval
-
-            write_parquet(run / "eval_base.parquet",
-                          greedy_eval(ctx.model, ctx.tokenizer, splits.test, cfg, run, "base"))
-        df = ctx.samples()
-        for method in methods:  # judges' scores (self, rm) once per shared directory
-            df = add_judge_scores(ctx, df, method)
-        write_parquet(run / "samples.parquet", df)
-        run.rewrote("samples.parquet")
-    return path
+def data_dir(cfg: RunConfig, dataset: str, data_root: Path) -> str | None:
+    """The config's data_dir for its own dataset, else <data_root>/<dataset> (none for the synthetic one)."""
+    if dataset == cfg.dataset:
+        return cfg.data_dir
+    return None if dataset == "synthetic-arith" else str(data_root / dataset)
 
 
-def seed_cell(shared: Path, cell: Path) -> None:
-    """Copy the shared artefacts and stage markers into a cell (skipped where already present)."""
-    claim_dir(cell, "run")
-    (cell / "stages").mkdir(parents=True, exist_ok=True)
-    for name in SHARED_FILES + tuple(f"stages/{s}.json" for s in SHARED_STAGES):
-        src, dst = shared / name, cell / name
-        if src.exists() and not dst.exists():
-            with atomic_file(dst) as tmp:
-                shutil.copyfile(src, tmp)
+def run_shared(cfg: RunConfig, data_root: Path, methods: list[str], dataset: str, seed: int, path: Path) -> RunDir:
+    """The shared stages of one (dataset, seed), run (or resumed) in `path` as a run stopped after judge.
+    A sweep that asks for a judge the directory lacks redoes only the judge stage; any other change of
+    the shared settings is refused as for `iwsi run` (another --out, or --force there)."""
+    from iwsi.device import resolve
+    from iwsi.pipeline import changed_keys, previous_config, run_pipeline
+
+    run = RunDir(path)
+    cfg = resolve(shared_config(cfg, dataset, seed, data_root, methods, previous_config(run)))
+    changed = changed_keys(run, cfg)
+    judges_only = bool(changed) and set(changed) <= {"judges", "reward_model"}
+    run_pipeline(cfg, path, until=SHARED_STAGES[-1], force=judges_only)
+    return run
 
 
-def run_cell(cfg: RunConfig, shared: Path, cell: Path) -> dict:
-    """filter → train → evaluate in `cell`; a method that keeps nothing gets a row with no accuracy."""
+def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
+    """filter → train → evaluate in `cell` after adopting the shared stages; a method that keeps
+    nothing gets a row with no accuracy."""
     from iwsi.pipeline import EmptyTrainingSet, run_pipeline
     from iwsi.rundir import StageFailed
 
     note = None
     if not RunDir(cell).is_done("evaluate"):
-        seed_cell(shared, cell)
+        check_out_dir(cell, "run")
+        claim_dir(cell, "run")
+        with RunDir(cell).lock():
+            RunDir(cell).adopt(shared, SHARED_STAGES)
         try:
             run_pipeline(cfg, cell)
         except StageFailed as err:
@@ -125,23 +125,15 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
     rows = []
     for dataset in datasets:
         for seed in seeds:
-            base = shared_config(cfg, dataset, seed, data_root)
-            shared = run_shared(base, out / "shared" / f"{dataset}-s{seed}", methods, cfg.reward_model)
+            shared = run_shared(cfg, data_root, methods, dataset, seed, out / "shared" / f"{dataset}-s{seed}")
             for method, k in plan_cells(methods, ks):
-                cell_cfg = replace(cfg, dataset=dataset, data_dir=base.data_dir, seed=seed, method=method, k=k)
+                cell_cfg = replace(cfg, dataset=dataset, data_dir=data_dir(cfg, dataset, data_root), seed=seed,
+                                   method=method, k=k)
                 rows.append(run_cell(cell_cfg, shared, out / "cells" / dataset / f"{method}-k{k:g}-s{seed}"))
                 write_parquet(out / "results.parquet", pd.DataFrame(rows))  # partial table while running
     results = pd.DataFrame(rows)
-    report.write_all(results, out, shared_samples(out), table_k=report.table_k(ks))
+    report.write_all(results, out, table_k=report.table_k(ks))
     return results
-
-
-def shared_samples(out: Path) -> dict[tuple[str, int], pd.DataFrame]:
-    found = {}
-    for path in sorted((out / "shared").glob("*-s*/samples.parquet")):
-        dataset, seed = path.parent.name.rsplit("-s", 1)
-        found[(dataset, int(seed))] = pd.read_parquet(path)
-    return found
 
 
 def main(args) -> int:

@@ -91,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", help="probe directory (overrides --name)")
     probe.add_argument("--debug", action="store_true", help="show tracebacks")
     probe.set_defaults(func=cmd_probe)
-    for name, help_ in (("export", "export the kept set as SFT JSONL"), ("bench", "benchmarks: generate | score | sweep | train | app")):
+    for name, help_ in (("export", "export the kept set as SFT JSONL"),
+                        ("bench", "benchmarks: generate | score | sweep | train | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -102,12 +103,25 @@ def parser() -> argparse.ArgumentParser:
 def _forward(name: str, rest: list[str]) -> int:
     if name == "export":
         from iwsi.export import main
-    elif rest[:1] == ["app"]:
-        from iwsi.bench_app import main
-        rest = rest[1:]
     else:
-        from iwsi.bench import main
+        main, rest = _benchmark(rest)
     return main(rest) or 0
+
+
+def _benchmark(rest: list[str]):
+    """`iwsi bench [app] ...`: the benchmarks live in the source checkout's benchmarks/ folder beside
+    the iwsi package, not in the installed package."""
+    import importlib
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "benchmarks" / "bench.py").is_file():
+        print(f"iwsi: error: `iwsi bench` needs a source checkout (benchmarks/ is not beside {repo / 'iwsi'}): "
+              "clone the repository and install it with `pip install -e .`", file=sys.stderr)
+        raise SystemExit(2)
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    module = "benchmarks.bench_app" if rest[:1] == ["app"] else "benchmarks.bench"
+    return importlib.import_module(module).main, rest[1:] if rest[:1] == ["app"] else rest
 
 
 def main(argv: list[str] | None = None) -> int:

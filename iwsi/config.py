@@ -19,6 +19,7 @@ from iwsi.datasets import DATASETS  # one list: the loaders
 from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
 
 METHODS = tuple(METHOD_TABLE)
+JUDGES = tuple(m for m, r in METHOD_TABLE.items() if r.score_column)  # methods whose score a judge adds
 ENGINES = ("iwsi", "hf", "vllm", "auto")
 LOSS_SPANS = ("full", "completion")
 
@@ -61,6 +62,8 @@ class RunConfig:
                                          min=0.0, max=1.0)
     weight_clip: float = _f(2.0, "iwsi-w: clip C of the per-sample loss weight min(w', C)", gt=0.0)
     reward_model: str | None = _f(None, "rm method: local HF sequence-classification model dir")
+    judges: str | None = _f(None, "judge scores to add besides the method's own (comma-separated: "
+                                  f"{', '.join(JUDGES)}); the ablation runner sets it for its shared directory")
     embed: bool = _f(True, "compute base-model embeddings, UMAP and label suggestions for the dashboard")
     # training
     epochs: float = _f(2.0, "LoRA training epochs", gt=0.0)
@@ -76,8 +79,8 @@ class RunConfig:
     seed: int = _f(0, "seed for data sampling, generation and training", min=0, max=2**32 - 1)
     # placement and scale (docs/scale.md): where the run computes, not what; outside the run hash
     device: str = _f("auto", "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N")
-    workers: int = _f(1, "data-parallel Ray workers for generate/score/evaluate, one engine each; results "
-                         "do not depend on it", min=1)
+    workers: int = _f(1, "data-parallel Ray workers for generate/evaluate-base/score/evaluate, one engine each; "
+                         "results do not depend on it", min=1)
     worker_threads: int = _f(0, "torch threads per worker (0: the CPU cores shared evenly)", min=0)
     ray_address: str | None = _f(None, "Ray cluster to join ('auto' or host:port); None starts a local one")
     train_processes: int = _f(1, "training processes (accelerate launch, DDP: one per GPU; gloo on CPU)", min=1)
@@ -90,10 +93,19 @@ class RunConfig:
     def __post_init__(self):
         for f in fields(self):
             _check(f, getattr(self, f.name))
-        if METHOD_TABLE[self.method].score_column == "rm_score" and not self.reward_model:
-            raise ConfigError("method 'rm' needs a reward model: set reward_model=<local HF sequence-classification dir>")
+        bad = [j for j in self.judge_names() if j not in JUDGES]
+        if bad:
+            raise ConfigError(f"judges={self.judges!r}: {bad[0]!r} is not a judge: choose from {', '.join(JUDGES)}")
+        if "rm" in self.judge_names() and not self.reward_model:
+            raise ConfigError("method 'rm' needs a reward model: "
+                              "set reward_model=<local HF sequence-classification dir>")
         if self.dataset not in ("synthetic-arith",) and not self.data_dir:
             raise ConfigError(f"dataset {self.dataset!r} needs data_dir: set data_dir=<folder with its files>")
+
+    def judge_names(self) -> tuple[str, ...]:
+        """The judges whose scores the judge stage adds: the method's own, then `judges`."""
+        own = (self.method,) if METHOD_TABLE[self.method].score_column else ()
+        return tuple(dict.fromkeys(own + tuple(j.strip() for j in (self.judges or "").split(",") if j.strip())))
 
     def hash(self, keys: tuple[str, ...] | None = None) -> str:
         d = asdict(self)
@@ -157,7 +169,9 @@ def coerce(key: str, raw):
         raise ConfigError(f"{key}={raw!r} is a {type(raw).__name__}, not a single {kind.__name__}: {help_}")
     try:
         if kind is bool:
-            return raw if isinstance(raw, bool) else {"true": True, "false": False, "1": True, "0": False}[str(raw).lower()]
+            if isinstance(raw, bool):
+                return raw
+            return {"true": True, "false": False, "1": True, "0": False}[str(raw).lower()]
         if isinstance(raw, bool):  # YAML `k: true` is not a number
             raise ValueError
         if kind is int:
@@ -203,7 +217,8 @@ def _parse_fields(raw: str) -> dict:
     try:
         return dict(part.split(":", 1) for part in str(raw).split(","))
     except ValueError:
-        raise ConfigError(f"fields={raw!r} is not valid: write fields=question:NAME,answer:NAME,rationale:NAME") from None
+        raise ConfigError(f"fields={raw!r} is not valid: "
+                          "write fields=question:NAME,answer:NAME,rationale:NAME") from None
 
 
 def parse_sets(pairs: list[str]) -> dict:

@@ -39,7 +39,6 @@ class File:
     written_by: tuple[str, ...]   # stages (or "pipeline", "dashboard") in the order they write it
     content: str                  # columns or keys
     finished: bool = True         # a finished artefact: fingerprinted in its stage markers
-    cleared_with: str | None = None  # the stage whose redo deletes it (default: its first writer)
 
     @property
     def stage(self) -> str:
@@ -47,8 +46,8 @@ class File:
 
 
 FILES = (
-    File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of config.yaml)",
-         finished=False),
+    File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of "
+         "config.yaml)", finished=False),
     File("config.yaml", ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
     File("status.json", ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
          "`updated`", finished=False),
@@ -57,7 +56,8 @@ FILES = (
     File("log.txt", ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
     File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
     File("stages/<stage>.json", ("pipeline",), "`stage, seconds, finished, files {name: {bytes, sha256, rows}}`: "
-         "the stage is done", finished=False),
+         "the stage is done (+ `adopted_from`: a stage taken over from another run directory, RunDir.adopt)",
+         finished=False),
     File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
          finished=False),
     File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
@@ -65,9 +65,11 @@ FILES = (
     File("chunks/generate-NNNNN.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer` "
          "of one chunk", finished=False),
     File("candidates.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer`"),
-    File("samples.parquet", ("vote", "score", "filter"), "one row per candidate: `question_id, sample_id, question, "
-         "rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, entropy` (vote) + `loss, "
-         "num_tokens, w_prime, ds_weight` (score) + `kept, weight` and `self_score` / `rm_score` (filter)"),
+    File("eval_base.parquet", ("evaluate-base",), "`model` (base), `question_id, output, answer, gold, is_correct`"),
+    File("samples.parquet", ("vote", "score", "judge", "filter"), "one row per candidate: `question_id, sample_id, "
+         "question, rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, entropy` (vote) + "
+         "`loss, num_tokens, w_prime, ds_weight` (score) + `self_score` / `rm_score` of the majority samples, for the "
+         "judges the run needs (judge) + `kept, weight` (filter)"),
     File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens` of one generate chunk",
          finished=False),
     File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens`", finished=False),
@@ -82,8 +84,6 @@ FILES = (
     File("adapter.tmp/", ("train",), "an adapter being saved (removed when training is redone)", finished=False),
     File("adapter/adapter_config.json", ("train",), "the LoRA adapter's peft config"),
     File("adapter/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
-    File("eval_base.parquet", ("evaluate",), "`model` (base), `question_id, output, answer, gold, is_correct`",
-         cleared_with="generate"),  # depends on model and test set only: kept across filter/train changes
     File("eval.parquet", ("evaluate",), "`model` (base/trained), `question_id, output, answer, gold, is_correct`"),
     File("metrics.json", ("pipeline",), "`method, k, dataset, model, num_questions, num_candidates, num_majority, "
          "num_kept, num_kept_questions, valid_loss_mean, sigma_k, threshold, accuracy {base, trained}, timings`",
@@ -91,13 +91,16 @@ FILES = (
     File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
          "kept across reruns", finished=False),
 )
-STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
+# The base model's evaluation depends on the generate settings only: right after generate, no later
+# change (scoring, judges, filter, training) redoes it. Everything before filter is independent of the
+# method's cut and training, which is what an ablation shares (iwsi/ablate.py).
+STAGES = ("generate", "evaluate-base", "vote", "score", "embed", "judge", "filter", "train", "evaluate")
 
 # The finished files each stage writes (fingerprinted in its marker; a damaged one redoes its first writer).
 STAGE_OUTPUTS = {s: tuple(f.name for f in FILES if f.finished and s in f.written_by) for s in STAGES}
-# What a stage's redo after a config change deletes, so it never mixes old chunks or checkpoints in.
-STAGE_ARTEFACTS = {s: tuple(f.name.replace("NNNNN", "*").rstrip("/") for f in FILES if (f.cleared_with or f.stage) == s)
-                   for s in STAGES}
+# What a stage's redo after a config change deletes (the files it writes first), so it never mixes old
+# chunks or checkpoints in.
+STAGE_ARTEFACTS = {s: tuple(f.name.replace("NNNNN", "*").rstrip("/") for f in FILES if f.stage == s) for s in STAGES}
 WRITTEN_BY = {f.name: " then ".join(f.written_by) for f in FILES}
 
 

@@ -56,8 +56,8 @@ def vllm_device_type() -> str:
 def pick_engine(engine: str, device_type: str) -> str:
     """The concrete engine for `engine` on `device_type`, or a ConfigError naming the one to use.
 
-    auto: vLLM where it is installed and a GPU is present; else the native engine on the CPU and
-    hf (transformers) on a GPU without vLLM, since the native engine is CPU-only."""
+    auto: vLLM where it is installed and a GPU is present; else the iwsi engine on the CPU and
+    hf (transformers) on a GPU without vLLM, since the iwsi engine is CPU-only."""
     if engine == "auto":
         if device_type == "cuda":
             return "vllm" if vllm_installed() else "hf"

@@ -1,4 +1,4 @@
-"""Scale-out: generate / score / evaluate over Ray workers (`workers=N`), training over
+"""Scale-out: generate / evaluate-base / score / evaluate over Ray workers (`workers=N`), training over
 `accelerate launch` processes (`train_processes=N`). Design and measurements: docs/scale.md.
 
 Generate, score, evaluate: the unit of work is the generate stage's chunk (`IWSI_CHUNK` questions,
@@ -6,7 +6,7 @@ sampled with the seed `seed * 100003 + chunk index`). Each Ray actor loads the m
 model, or one vLLM instance with `vllm_tensor_parallel` GPUs) and runs whole chunks through the same
 functions the one-process path uses (`generate_chunk`, `score_chunk`), writing the same chunk files
 into the same run directory. So the candidates do not depend on the number of workers (token-
-identical with the native engine at the same dtype and threads per worker), and resume works
+identical with the iwsi engine at the same dtype and threads per worker), and resume works
 unchanged: a chunk whose file is missing is (re)done. A killed worker is restarted by Ray and its
 chunk retried (`max_restarts`, `max_task_retries`); if the driver dies too, a rerun redoes only
 the missing chunks. Several machines: start a Ray cluster (`ray start --head` / `ray start
@@ -70,7 +70,8 @@ class Worker:
             from iwsi import vllm_engine
 
             # Evaluation needs LoRA; scoring cannot run on a LoRA instance (see iwsi/vllm_engine.py).
-            llm = vllm_engine.load(cfg, self.threads, lora=self.adapter is not None, first_core=self.rank * self.threads)
+            llm = vllm_engine.load(cfg, self.threads, lora=self.adapter is not None,
+                                   first_core=self.rank * self.threads)
             return llm.with_adapter(self.adapter) if trained else llm
         if trained:
             from iwsi.evaluate import merged_model
@@ -188,7 +189,8 @@ def generate_chunks(cfg: RunConfig, run: RunDir, questions: list) -> None:
 
 def score_chunks(cfg: RunConfig, run: RunDir, valid: list, samples: pd.DataFrame) -> None:
     """Write every missing score chunk file (and the valid losses) through the workers."""
-    from iwsi.score import _matches, is_scored, score_chunks as parts
+    from iwsi.score import _matches, is_scored
+    from iwsi.score import score_chunks as parts
 
     tasks = [("score", (str(run.path), part, str(path))) for _, part, path in parts(samples, cfg, run)
              if not is_scored(path, part)]
@@ -207,8 +209,9 @@ def greedy_eval(cfg: RunConfig, run: RunDir, test: list, label: str, adapter: Pa
 
     parts = chunks(test, chunk_size(run))
     bar = Progress(run, f"evaluate-{label}", len(test), unit="q")
+    # the base model on the same kind of engine instance as generate (under vLLM one without LoRA)
     outs = run_on_workers(cfg, [("greedy", (c, adapter is not None)) for _, c in parts],
-                          adapter=str(adapter) if adapter else (str(run / "adapter") if cfg.engine == "vllm" else None))
+                          adapter=str(adapter) if adapter else None)
     bar(len(test))
     bar.close()
     return eval_frame(test, [o for chunk_outs in outs for o in chunk_outs], label)
@@ -263,8 +266,8 @@ def _train_main(run_path: str) -> None:
     examples = [encode_example(tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                       kept["weight"])]
     device = torch_device(cfg.device)
-    model = load_model(cfg.model, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code,
-                       device=None if device.type == "cpu" else torch.device("cuda", PartialState().local_process_index))
+    gpu = None if device.type == "cpu" else torch.device("cuda", PartialState().local_process_index)
+    model = load_model(cfg.model, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, device=gpu)
     metrics = train(model, tokenizer, examples, cfg, run / "adapter", run / "train_ckpt")
     if PartialState().is_main_process:
         (run / "chunks" / "train-metrics.json").write_text(json.dumps(metrics))

@@ -1,4 +1,4 @@
-"""Fast engine (`engine: fast`): batched CoT sampling and NLL scoring for Llama-family models on CPU.
+"""The iwsi engine (`engine: iwsi`): batched CoT sampling and NLL scoring for Llama-family models on CPU.
 
 Same API as the reference `iwsi.hf_engine`:
 
@@ -29,7 +29,7 @@ tokens for sampling and `token_budget` tokens per scoring batch, not by dataset 
 Weights are read afresh on every call (fused q/k/v and gate/up copies), so a model fine-tuned
 between calls is always sampled as it is now. Unsupported architectures fall back to hf_engine.
 
-Benchmark: `PYTHONPATH=. .venv/bin/python -m iwsi.bench generate`; tests: `pytest tests/test_engine.py`.
+Benchmark: `iwsi bench generate` (benchmarks/bench.py, source checkout); tests: `pytest tests/test_engine.py`.
 """
 from __future__ import annotations
 
@@ -197,8 +197,14 @@ def causal_attention(net: Net, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 def forward_logits(net: Net, ids: Tensor) -> Tensor:
     """Plain causal forward of ids [n, t] through the engine's own layers (for tests): logits [n, t, V]."""
     n, t = ids.shape
-    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
-    return final_logits(net, run_layers(net, ids, torch.arange(t).expand(n, t), attend))
+    return final_logits(net, run_layers(net, ids, torch.arange(t).expand(n, t), causal_attend(net)))
+
+
+def causal_attend(net: Net) -> Attend:
+    """run_layers' `attend` for a plain causal forward (no shared prefix; the layer index is unused)."""
+    def attend(i, q, k, v):
+        return causal_attention(net, q, k, v)
+    return attend
 
 
 # ----------------------------------------------------------------------------------------------
@@ -631,9 +637,7 @@ def _score_batch(net: Net, items: list[tuple[list[int], int]]) -> list[tuple[flo
     width = max(len(ids) for ids, _ in items)
     ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in items])
     n = len(items)
-
-    attend = lambda i, q, k, v: causal_attention(net, q, k, v)
-    hidden = run_layers(net, ids, torch.arange(width).expand(n, width), attend)
+    hidden = run_layers(net, ids, torch.arange(width).expand(n, width), causal_attend(net))
     rows = torch.cat([torch.full((len(t) - f,), r) for r, (t, f) in enumerate(items)])
     cols = torch.cat([torch.arange(f - 1, len(t) - 1) for t, f in items])
     nll = _token_nll(net, hidden[rows, cols], ids[rows, cols + 1])

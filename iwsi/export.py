@@ -1,9 +1,9 @@
 """Export the kept set of a run for a chosen k as SFT JSONL (pure pandas, no torch).
 
 Reads RUN_DIR/samples.parquet (+ config.yaml); the kept set is the run's own method's at k
-(`--method` for another rule), computed by `filtering.select` like the filter stage. Writes OUT (one `{"prompt", "completion"}` object per
-line, the prompt/completion format TRL's SFTTrainer reads) and OUT.manifest.json (config, k, σ_k%,
-counts). The dashboard offers the same files as downloads.
+(`--method` for another rule), computed by `filtering.select` like the filter stage. Writes OUT (one
+`{"prompt", "completion"}` object per line, the prompt/completion format TRL's SFTTrainer reads) and
+OUT.manifest.json (config, k, σ_k%, counts). The dashboard offers the same files as downloads.
 
     python -m iwsi.export RUN_DIR --k 80 --out kept.jsonl      # or: iwsi export RUN_DIR --k 80 --out kept.jsonl
 """

@@ -2,8 +2,9 @@
 
 `self_scores` asks the base model for a 0–10 rating of each majority sample with a few-shot rating
 prompt (written for this project) and parses the first integer (unparseable → 0). `rm_scores` runs
-any Hugging Face sequence-classification model over question + rationale. The filter stage stores
-them as `self_score` / `rm_score` in samples.parquet and keeps the top k %.
+any Hugging Face sequence-classification model over question + rationale. `scores` picks one by
+name; the judge stage stores them as `self_score` / `rm_score` in samples.parquet (the probe scores
+its variants the same way) and the filter stage keeps the top k %.
 """
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def parse_rating(text: str) -> float:
     """
     found = re.search(r"\d+", text)
     return float(min(int(found.group()), 10)) if found else 0.0
+
+
+def scores(judge: str, model, tokenizer, questions: list[str], rationales: list[str], cfg,
+           progress=None) -> list[float]:
+    """The `judge`'s score of each (question, rationale): "self" rates with `model` (the base model on
+    the run's engine), "rm" with `cfg.reward_model`."""
+    if judge == "self":
+        return self_scores(model, tokenizer, questions, rationales, engine=cfg.engine, seed=cfg.seed,
+                           progress=progress)
+    rm, rm_tok = load_reward_model(cfg.reward_model, cfg.trust_remote_code)
+    return rm_scores(rm, rm_tok, questions, rationales, progress=progress)
 
 
 def self_scores(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, seed: int,
@@ -73,7 +85,8 @@ def rm_scores(model, tokenizer, questions: list[str], rationales: list[str], bat
                         return_tensors="pt", padding=True, truncation=True, max_length=512)
         with torch.inference_mode():
             logits = model(**enc).logits.float()
-        reward = logits[:, 0] if logits.shape[1] == 1 else logits.log_softmax(-1)[:, -1] - logits.log_softmax(-1)[:, :-1].logsumexp(-1)
+        logp = logits.log_softmax(-1)
+        reward = logits[:, 0] if logits.shape[1] == 1 else logp[:, -1] - logp[:, :-1].logsumexp(-1)
         out += reward.tolist()
         if progress:
             progress(len(reward))

@@ -68,7 +68,8 @@ def resolve_model_path(name: str) -> str:
         return str(embedded_dir())
     if os.path.isdir(name):
         if not (Path(name) / "config.json").exists():
-            raise ModelError(f"model directory {name!r} has no config.json: give a Hugging Face model directory or 'embedded'")
+            raise ModelError(f"model directory {name!r} has no config.json: "
+                             "give a Hugging Face model directory or 'embedded'")
         return name
     if name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
         raise ModelError(f"model path {name!r} does not exist: give an existing directory or 'embedded'")

@@ -1,4 +1,5 @@
-"""Chains the stages generate → vote → score → embed → filter → train → evaluate in one run directory.
+"""Chains the stages generate → evaluate-base → vote → score → embed → judge → filter → train → evaluate
+in one run directory (the order: iwsi/contract.py: STAGES).
 
 Each stage is skipped when its marker `stages/<stage>.json` exists (resume), records its wall time,
 and leaves complete artefacts (see docs/run-directory.md). `metrics.json` is rebuilt from the
@@ -20,21 +21,34 @@ import yaml
 
 from iwsi import filtering
 from iwsi.answers import is_correct
-from iwsi.config import STAGES, ConfigError, RunConfig, load_config
+from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
 from iwsi.dsweight import valid_loss_mean
 from iwsi.records import Splits
-from iwsi.rundir import (RunDir, RunDirError, StageFailed, atomic_write_text, check_out_dir, claim_dir, fingerprint,
-                         read_json, runs_root, write_json, write_parquet)
+from iwsi.rundir import (
+    RunDir,
+    RunDirError,
+    StageFailed,
+    atomic_write_text,
+    check_out_dir,
+    claim_dir,
+    fingerprint,
+    read_json,
+    runs_root,
+    write_json,
+    write_parquet,
+)
 
 # The config keys each stage's output depends on: changing one invalidates that stage and the rest.
 STAGE_KEYS = {
     "generate": ("dataset", "data_dir", "fields", "num_questions", "model", "trust_remote_code", "num_samples",
                  "temperature", "top_p", "top_k", "max_new_tokens", "seed", "valid_size", "test_size", "engine"),
+    "evaluate-base": (),
     "vote": (),
     "score": ("loss_span",),
     "embed": ("embed",),
-    "filter": ("method", "k", "entropy_threshold", "weight_clip", "reward_model"),
+    "judge": ("method", "judges", "reward_model"),  # the method says which judge's score it needs
+    "filter": ("method", "k", "entropy_threshold", "weight_clip"),
     "train": ("epochs", "learning_rate", "lora_r", "lora_alpha", "lora_dropout", "batch_size", "grad_accum"),
     "evaluate": ("rounds",),
 }
@@ -58,9 +72,8 @@ class Context:
     @property
     def model(self):
         if self._model is None:
-            from iwsi.models import load_model
-
             from iwsi.device import torch_device
+            from iwsi.models import load_model
 
             self._model = load_model(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code,
                                      device=torch_device(self.cfg.device))
@@ -124,46 +137,44 @@ def stage_embed(ctx: Context) -> None:
     if not ctx.cfg.embed:
         return
     from iwsi.embed import embed_texts, fit_umap
+    from iwsi.rundir import Progress
     from iwsi.taxonomy import suggest_labels
 
-    from iwsi.rundir import Progress
-
     df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
-    texts = lambda t: [f"Q: {q}\nA: {r}" for q, r in zip(t["question"], t["rationale"])]  # noqa: E731
     bar = Progress(ctx.run, "embed", len(valid) + len(df), unit="seq")
-    v_emb = embed_texts(ctx.model, ctx.tokenizer, texts(valid), progress=bar)
-    s_emb = embed_texts(ctx.model, ctx.tokenizer, texts(df), progress=bar)
+    v_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(valid), progress=bar)
+    s_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(df), progress=bar)
     bar.close()
     write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
 
 
-def add_judge_scores(ctx: Context, df: pd.DataFrame, method: str) -> pd.DataFrame:
-    """self/rm baselines: score the majority samples once (kept in samples.parquet for reuse)."""
+def _qa_texts(table: pd.DataFrame) -> list[str]:
+    """What is embedded per row, the same for valid and self-generated samples: question and rationale."""
+    return [f"Q: {q}\nA: {r}" for q, r in zip(table["question"], table["rationale"])]
+
+
+def stage_judge(ctx: Context) -> None:
+    """Scores of the majority samples by the judges the run needs (the method's own, e.g. `self` →
+    self_score, plus `judges`); other judges' columns are dropped, so the file follows the config."""
     from iwsi import judges
     from iwsi.rundir import Progress
 
-    column = filtering.METHODS[method].score_column
-    if column is None or (column in df and df.loc[df["is_majority"], column].notna().all()):
-        return df
+    df = ctx.samples().drop(columns=[filtering.METHODS[j].score_column for j in JUDGES], errors="ignore")
     maj = df[df["is_majority"]]
-    bar = Progress(ctx.run, f"filter-{method}", len(maj), unit="seq")
-    args = (maj["question"].tolist(), maj["rationale"].tolist())
-    if method == "self":
-        scores = judges.self_scores(ctx.engine_model(), ctx.tokenizer, *args, engine=ctx.cfg.engine, seed=ctx.cfg.seed,
-                                    progress=bar)
-    else:
-        rm, rm_tok = judges.load_reward_model(ctx.cfg.reward_model, ctx.cfg.trust_remote_code)
-        scores = judges.rm_scores(rm, rm_tok, *args, progress=bar)
-    bar.close()
-    df = df.copy()
-    df[column] = pd.Series(scores, index=maj.index, dtype=float)
-    return df
+    for judge in ctx.cfg.judge_names():
+        bar = Progress(ctx.run, f"judge-{judge}", len(maj), unit="seq")
+        model = ctx.engine_model() if judge == "self" else None
+        scores = judges.scores(judge, model, ctx.tokenizer, maj["question"].tolist(), maj["rationale"].tolist(),
+                               ctx.cfg, progress=bar)
+        bar.close()
+        df[filtering.METHODS[judge].score_column] = pd.Series(scores, index=maj.index, dtype=float)
+    write_parquet(ctx.run / "samples.parquet", df)
 
 
 def stage_filter(ctx: Context) -> None:
     cfg = ctx.cfg
-    df = add_judge_scores(ctx, ctx.samples(), cfg.method)
+    df = ctx.samples()
     kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold, cfg.seed)
     df["kept"] = kept
     weighted = filtering.METHODS[cfg.method].weighted
@@ -210,35 +221,43 @@ def stage_train(ctx: Context) -> None:
     write_json(ctx.run / "train.json", metrics)
 
 
-def stage_evaluate(ctx: Context) -> None:
-    from iwsi.evaluate import greedy_eval, merged_model
-
-    base_path = ctx.run / "eval_base.parquet"
+def stage_evaluate_base(ctx: Context) -> None:
+    """The base model's greedy test answers (on the generate stage's engine instance)."""
     if ctx.cfg.workers > 1:  # sharded by chunk over Ray workers
         from iwsi.distributed import greedy_eval as sharded
 
-        if not base_path.exists():
-            write_parquet(base_path, sharded(ctx.cfg, ctx.run, ctx.splits.test, "base", None))
-        trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / "adapter")
-        write_parquet(ctx.run / "eval.parquet", pd.concat([pd.read_parquet(base_path), trained], ignore_index=True))
-        return
-    if not base_path.exists():  # the base evaluation does not depend on filter or training: keep it
-        write_parquet(base_path, greedy_eval(ctx.engine_model(lora=True), ctx.tokenizer, ctx.splits.test, ctx.cfg,
-                                             ctx.run, "base"))
-    if ctx.cfg.engine == "vllm":  # the adapter through vLLM's LoRA support, same instance as the base
-        trained = ctx.engine_model(lora=True).with_adapter(ctx.run / "adapter")
+        df = sharded(ctx.cfg, ctx.run, ctx.splits.test, "base", None)
     else:
-        from iwsi.device import torch_device
+        from iwsi.evaluate import greedy_eval
 
-        trained = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code,
-                               torch_device(ctx.cfg.device))
-    frames = [pd.read_parquet(base_path), greedy_eval(trained, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run,
-                                                      "trained")]
+        df = greedy_eval(ctx.engine_model(), ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "base")
+    write_parquet(ctx.run / "eval_base.parquet", df)
+
+
+def stage_evaluate(ctx: Context) -> None:
+    """The trained adapter's greedy test answers, beside the base model's (eval_base.parquet)."""
+    from iwsi.evaluate import greedy_eval, merged_model
+
+    if ctx.cfg.workers > 1:  # sharded by chunk over Ray workers
+        from iwsi.distributed import greedy_eval as sharded
+
+        trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / "adapter")
+    else:
+        if ctx.cfg.engine == "vllm":  # the adapter through vLLM's LoRA support, no merged copy
+            model = ctx.engine_model(lora=True).with_adapter(ctx.run / "adapter")
+        else:
+            from iwsi.device import torch_device
+
+            model = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code,
+                                 torch_device(ctx.cfg.device))
+        trained = greedy_eval(model, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "trained")
+    frames = [pd.read_parquet(ctx.run / "eval_base.parquet"), trained]
     write_parquet(ctx.run / "eval.parquet", pd.concat(frames, ignore_index=True))
 
 
-STAGE_FUNCS = {"generate": stage_generate, "vote": stage_vote, "score": stage_score, "embed": stage_embed,
-               "filter": stage_filter, "train": stage_train, "evaluate": stage_evaluate}
+STAGE_FUNCS = {"generate": stage_generate, "evaluate-base": stage_evaluate_base, "vote": stage_vote,
+               "score": stage_score, "embed": stage_embed, "judge": stage_judge, "filter": stage_filter,
+               "train": stage_train, "evaluate": stage_evaluate}
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -315,7 +334,7 @@ def check_lengths(cfg: RunConfig, splits: Splits) -> None:
 
 def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     """Stages to redo because the config changed (refused without --force)."""
-    changed = _changed_keys(run, cfg)
+    changed = changed_keys(run, cfg)
     if changed is None:  # config.yaml damaged: which stages match the new config is unknown
         if not force:
             raise RunDirError(f"{run / 'config.yaml'} was changed or damaged since iwsi wrote it: restore it, use "
@@ -330,7 +349,7 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     return list(STAGES[min(hit, default=0):])  # default: an unlisted change redoes everything
 
 
-def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
+def changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
     """Config keys that differ from the run directory's config.yaml ([] for a new directory, None
     when config.yaml is not the file iwsi wrote: deleted, truncated, edited)."""
     path = run / "config.yaml"
@@ -339,9 +358,8 @@ def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
         return None
     if not path.exists():
         return []
-    try:
-        old = load_config(overrides=yaml.safe_load(path.read_text()))
-    except (ConfigError, yaml.YAMLError, TypeError, AttributeError):
+    old = previous_config(run)
+    if old is None:
         return ["config.yaml (unreadable)"]
     changed = [k for k in STAGE_KEYS_FLAT if getattr(old, k) != getattr(cfg, k)]
     if not changed and old.hash() != cfg.hash():  # a key missing from STAGE_KEYS: play safe
@@ -349,7 +367,15 @@ def _changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
     return changed
 
 
-STAGE_KEYS_FLAT = tuple(k for keys in STAGE_KEYS.values() for k in keys)
+def previous_config(run: RunDir) -> RunConfig | None:
+    """The config the run directory was made with, or None (a new directory, or config.yaml unreadable)."""
+    try:
+        return load_config(overrides=yaml.safe_load((run / "config.yaml").read_text()))
+    except (OSError, ConfigError, yaml.YAMLError, TypeError, AttributeError):
+        return None
+
+
+STAGE_KEYS_FLAT = tuple(dict.fromkeys(k for keys in STAGE_KEYS.values() for k in keys))
 
 
 def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | None = None,

@@ -19,7 +19,8 @@ Writes cache/probes/<name>/ (the dashboard's Probe page reads it):
   valid.parquet     question_id, question, rationale: D_v (variants mode)
   scores.parquet    setting, pair, kind, loss, num_tokens, w_prime, ds_weight, valid_mean [, self_score, rm_score]
   auroc.parquet     setting, kind, signal, auroc, ci_low, ci_high, n_defective, n_clean
-  cut.parquet       setting, kind, signal, k, n, kept, dropped, base_rate, defective_in_dropped, defective_in_kept, threshold
+  cut.parquet       setting, kind, signal, k, n, kept, dropped, base_rate, defective_in_dropped,
+                    defective_in_kept, threshold
   auroc.md          the AUROC table as Markdown
 """
 from __future__ import annotations
@@ -126,13 +127,13 @@ def score_texts(model, tokenizer, variants: pd.DataFrame, valid: list[Question],
     from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
     from iwsi.score import losses
 
-    valid_mean = valid_loss_mean([l for l, _ in losses(model, tokenizer, [q.question for q in valid],
-                                                       [q.rationale for q in valid], engine=cfg.engine,
-                                                       span=cfg.loss_span)])
+    scored = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid], engine=cfg.engine,
+                    span=cfg.loss_span)
+    valid_mean = valid_loss_mean([loss for loss, _ in scored])
     out = losses(model, tokenizer, variants["question"].tolist(), variants["rationale"].tolist(),
                  engine=cfg.engine, span=cfg.loss_span)
     df = variants[["pair", "kind"]].copy()
-    df["loss"] = [l for l, _ in out]
+    df["loss"] = [loss for loss, _ in out]
     df["num_tokens"] = [t for _, t in out]
     df["w_prime"] = importance_weight(df["loss"], valid_mean)
     df["ds_weight"] = ds_weight(df["w_prime"])
@@ -141,17 +142,12 @@ def score_texts(model, tokenizer, variants: pd.DataFrame, valid: list[Question],
 
 
 def judge_scores(model, tokenizer, variants: pd.DataFrame, cfg: RunConfig, self_eval: bool) -> dict[str, list[float]]:
-    """self_score (with --self-eval) and rm_score (when reward_model is set), as the filter stage has them."""
-    from iwsi import judges
+    """self_score (with --self-eval) and rm_score (when reward_model is set), as the judge stage has them."""
+    from iwsi import filtering, judges
 
-    args = (variants["question"].tolist(), variants["rationale"].tolist())
-    out = {}
-    if self_eval:
-        out["self_score"] = judges.self_scores(model, tokenizer, *args, engine=cfg.engine, seed=cfg.seed)
-    if cfg.reward_model:
-        rm, rm_tok = judges.load_reward_model(cfg.reward_model, cfg.trust_remote_code)
-        out["rm_score"] = judges.rm_scores(rm, rm_tok, *args)
-    return out
+    wanted = (["self"] if self_eval else []) + (["rm"] if cfg.reward_model else [])
+    texts = (variants["question"].tolist(), variants["rationale"].tolist())
+    return {filtering.METHODS[j].score_column: judges.scores(j, model, tokenizer, *texts, cfg) for j in wanted}
 
 
 def analyse(scores: pd.DataFrame, k: float, paired: bool, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -160,12 +156,16 @@ def analyse(scores: pd.DataFrame, k: float, paired: bool, n_boot: int, seed: int
     for label, part in scores.groupby("setting", sort=False):
         aurocs.append(probe_stats.auroc_table(part, paired, n_boot, seed).assign(setting=label))
         cuts.append(probe_stats.cut_table(part, k).assign(setting=label))
-    first = lambda df: df[["setting"] + [c for c in df.columns if c != "setting"]]  # noqa: E731
-    return first(pd.concat(aurocs, ignore_index=True)), first(pd.concat(cuts, ignore_index=True))
+    return _setting_first(pd.concat(aurocs, ignore_index=True)), _setting_first(pd.concat(cuts, ignore_index=True))
+
+
+def _setting_first(df: pd.DataFrame) -> pd.DataFrame:
+    return df[["setting"] + [c for c in df.columns if c != "setting"]]
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")), "")
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                if line.startswith("model name")), "")
     return {"cpu": cpu, "cpus": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -274,7 +274,8 @@ def run_scores(samples: pd.DataFrame, labels: pd.DataFrame | None, suggestions: 
             flagged |= hit
             groups.append(maj[hit].assign(kind=f"{label} ({source})"))
     groups.append(maj[~flagged.to_numpy()].assign(kind=probe_stats.CLEAN))
-    columns = ["pair", "kind", *keys, "loss", "w_prime", "ds_weight"] + [c for c in ("self_score", "rm_score") if c in maj]
+    judged = [c for c in ("self_score", "rm_score") if c in maj]
+    columns = ["pair", "kind", *keys, "loss", "w_prime", "ds_weight", *judged]
     return pd.concat(groups, ignore_index=True)[columns]
 
 
@@ -287,7 +288,8 @@ def probe_run(args) -> Path:
     try:
         samples = pd.read_parquet(path)
     except (OSError, ValueError):
-        raise RunDirError(f"--run {run}: no readable samples.parquet: give a run directory scored by `iwsi run`") from None
+        raise RunDirError(f"--run {run}: no readable samples.parquet: "
+                          "give a run directory scored by `iwsi run`") from None
     if not set(need) <= set(samples.columns):
         raise RunDirError(f"--run {run}: samples.parquet has no DS weights yet: resume it with `iwsi run --out {run}`")
     labels = read_labels(run)
@@ -297,15 +299,16 @@ def probe_run(args) -> Path:
         suggestions = None
     scores = run_scores(samples, labels if len(labels) else None, suggestions)
     if (scores["kind"] == probe_stats.CLEAN).all():
-        raise RunDirError(f"--run {run}: no majority sample is labelled redundant, jumping or spurious: label some on the "
-                          "Rationales page or run the embed stage (embed=true) for suggestions")
+        raise RunDirError(f"--run {run}: no majority sample is labelled redundant, jumping or spurious: "
+                          "label some on the Rationales page or run the embed stage (embed=true) for suggestions")
     k = float(args.k if args.k is not None else (read_json(run / "filter.json", {}, quiet=True) or {}).get("k", 80))
     out = out_dir(args, f"run-{run.resolve().name}"[:80])
     check_out(out)
     started, load_before = time.time(), machine()
     scores = scores.assign(setting="run labels")
     auroc, cut = analyse(scores, k, paired=False, n_boot=args.boot, seed=0)
-    info = {"kind": "probe", "mode": "run", "title": f"run {run.resolve().name} (labels vs unlabelled majority samples)",
+    info = {"kind": "probe", "mode": "run",
+            "title": f"run {run.resolve().name} (labels vs unlabelled majority samples)",
             "run": str(run.resolve()), "k": k, "boot": args.boot,
             "counts": scores["kind"].value_counts().to_dict(), "seconds": round(time.time() - started, 1),
             "machine_before": load_before, "machine_after": machine(),
@@ -323,8 +326,8 @@ def main(args) -> int:
         raise ConfigError(f"--k {args.k:g} is out of range: give a percentage in (0, 100]")
     if args.run:
         if args.sweep or args.set or args.config or args.self_eval:
-            raise ConfigError("--run reads the run's own scores: --config, --set, --sweep and --self-eval do not apply; "
-                              "drop them (or drop --run to probe known-defect variants)")
+            raise ConfigError("--run reads the run's own scores: --config, --set, --sweep and --self-eval do not "
+                              "apply; drop them (or drop --run to probe known-defect variants)")
         out = probe_run(args)
     else:
         from iwsi.cli import DEMO_CONFIG
@@ -363,7 +366,8 @@ def make_probe_dir(path: str | Path, n: int = 40, seed: int = 0) -> Path:
         parts.append(df.assign(setting=label))
     scores = pd.concat(parts, ignore_index=True)
     auroc, cut = analyse(scores, 80.0, paired=True, n_boot=200, seed=seed)
-    info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}", "dataset": "synthetic-arith",
+    info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}",
+            "dataset": "synthetic-arith",
             "model": "fixture", "n": n, "valid_size": 5, "kinds": list(KINDS), "k": 80.0, "boot": 200, "seed": seed,
             "settings": [{"setting": s, "seconds": 0.0} for s in scores["setting"].unique()], "skipped": {}}
     valid_df = pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],

@@ -14,7 +14,8 @@ from plotly.subplots import make_subplots
 from iwsi.charts import COLORS, DS_LABEL, _empty, _layout
 from iwsi.probe_stats import CLEAN, SIGNALS, available, roc_points
 
-KIND_COLORS = {CLEAN: "#7f7f7f", "redundant": "#1f77b4", "jumping": "#ff7f0e", "spurious": "#d62728", "style": "#2ca02c"}
+KIND_COLORS = {CLEAN: "#7f7f7f", "redundant": "#1f77b4", "jumping": "#ff7f0e", "spurious": "#d62728",
+               "style": "#2ca02c"}
 SIGNAL_COLORS = {"w_DS": "#9467bd", "loss": "#d62728", "w′ high": "#1f77b4", "w′ low": "#17becf",
                  "self-eval low": "#8c564b", "RM low": "#e377c2"}
 _EXTRA = ["#8c564b", "#e377c2", "#bcbd22", "#17becf", "#9467bd"]
@@ -47,10 +48,11 @@ def roc_figure(scores: pd.DataFrame, kind: str, auroc: pd.DataFrame | None = Non
             row = auroc[(auroc["kind"] == kind) & (auroc["signal"] == name)]
             if len(row):
                 label = f"{name} ({row['auroc'].iloc[0]:.2f})"
-        fig.add_scatter(x=pts["fpr"], y=pts["tpr"], mode="lines", name=label, line=dict(color=SIGNAL_COLORS.get(name), width=2),
-                        line_shape="hv")
+        fig.add_scatter(x=pts["fpr"], y=pts["tpr"], mode="lines", name=label,
+                        line=dict(color=SIGNAL_COLORS.get(name), width=2), line_shape="hv")
     fig.update_xaxes(range=[0, 1]).update_yaxes(range=[0, 1.02])
-    return _layout(fig, title, "false positive rate (clean flagged)", "true positive rate (defective flagged)", height=380)
+    return _layout(fig, title, "false positive rate (clean flagged)", "true positive rate (defective flagged)",
+                   height=380)
 
 
 def auroc_bars(auroc: pd.DataFrame) -> go.Figure:
@@ -66,8 +68,8 @@ def auroc_bars(auroc: pd.DataFrame) -> go.Figure:
     fig.add_hline(y=0.5, line=dict(color=COLORS["cut"], dash="dash", width=1), annotation_text="chance",
                   annotation_position="top right")
     fig.update_yaxes(range=[0, 1.05])
-    return _layout(fig, "AUROC per defect kind and signal (95 % bootstrap CI)", "defect kind", "AUROC (defective vs clean)",
-                   barmode="group")
+    return _layout(fig, "AUROC per defect kind and signal (95 % bootstrap CI)", "defect kind",
+                   "AUROC (defective vs clean)", barmode="group")
 
 
 def ds_histograms(scores: pd.DataFrame, sigma: float | None, bins: int = 30) -> go.Figure:

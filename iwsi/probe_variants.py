@@ -102,7 +102,8 @@ def redundant(p: Parsed, rng: random.Random) -> tuple[str | None, str]:
     j = rng.randrange(len(steps) + 1)  # insert position, 0 … after the last step
     steps.insert(j, filler)
     seps.insert(min(j, len(seps)), " ")
-    return render(steps, seps, p.answer, p.before_answer), f"repeated step {i + 1}; inserted {filler!r} at position {j + 1}"
+    note = f"repeated step {i + 1}; inserted {filler!r} at position {j + 1}"
+    return render(steps, seps, p.answer, p.before_answer), note
 
 
 def jumping(p: Parsed, rng: random.Random) -> tuple[str | None, str]:
@@ -175,5 +176,6 @@ def make_variant(kind: str, rationale: str, task: str, seed: int, key: str, dono
     return Variant(kind, text, note)
 
 
-def make_variants(rationale: str, task: str, seed: int, key: str, kinds=KINDS, donors: tuple[str, ...] = ()) -> list[Variant]:
+def make_variants(rationale: str, task: str, seed: int, key: str, kinds=KINDS,
+                  donors: tuple[str, ...] = ()) -> list[Variant]:
     return [make_variant(kind, rationale, task, seed, key, donors) for kind in kinds]

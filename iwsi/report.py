@@ -2,8 +2,9 @@
 
 Reads the `results.parquet` rows of `iwsi ablate` and the shared samples; writes
 `results.md / .csv / .tex` (methods × datasets, accuracy mean ± 95 % CI over seeds, base model on
-top, methods needing outside supervision at the bottom, as in the paper's Table 1),
-`accuracy_vs_k.csv`, `sigma_vs_k.csv` and a paired-bootstrap significance note.
+top, methods needing outside supervision at the bottom, as in the paper's Table 1), `summary.csv`
+and a paired-bootstrap significance note (`significance.csv`). Accuracy and σ_k% against k are drawn by
+the pages from results.parquet and the runs' samples (iwsi/charts.py), so no table of them is written.
 """
 from __future__ import annotations
 
@@ -94,19 +95,6 @@ def to_latex(table: pd.DataFrame, k: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def accuracy_vs_k(results: pd.DataFrame) -> pd.DataFrame:
-    groups = results.groupby(["dataset", "method", "k"])["accuracy"]
-    out = groups.apply(lambda s: pd.Series(mean_ci(s), index=["mean", "ci95"])).unstack().reset_index()
-    return out.assign(n_seeds=groups.size().to_numpy())
-
-
-def sigma_vs_k(samples: dict[tuple[str, int], pd.DataFrame], ks=range(5, 101, 5)) -> pd.DataFrame:
-    """σ_k% (DS-weight cut of the majority samples) against k, per dataset and seed (paper Fig. 3)."""
-    rows = [{"dataset": d, "seed": s, "k": k, "sigma_k": filtering.iwsi(df, k)[1]}
-            for (d, s), df in samples.items() for k in ks]
-    return pd.DataFrame(rows)
-
-
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
     """Paired comparison of mean(a) − mean(b) over items (per-question correctness, 0/1): the 95 %
     percentile bootstrap interval (`scipy.stats.bootstrap`, paired) and a two-sided sign-flip
@@ -185,7 +173,7 @@ def kept_correct_markdown(results: pd.DataFrame, k: float, n_seeds: int) -> str:
     return "\n### Training-set precision\n\n" + to_markdown(table, k, n_seeds, what)
 
 
-def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -> None:
+def write_all(results: pd.DataFrame, out: Path, table_k: float) -> None:
     from iwsi.rundir import atomic_write_bytes, write_parquet
 
     write_parquet(out / "results.parquet", results)
@@ -197,7 +185,5 @@ def write_all(results: pd.DataFrame, out: Path, samples: dict, table_k: float) -
     atomic_write_bytes(out / "results.tex", to_latex(table, table_k).encode())
     atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
     atomic_write_bytes(out / "summary.csv", table.to_csv().encode())
-    atomic_write_bytes(out / "accuracy_vs_k.csv", accuracy_vs_k(results).to_csv(index=False).encode())
-    atomic_write_bytes(out / "sigma_vs_k.csv", sigma_vs_k(samples).to_csv(index=False).encode())
     if not sig.empty:
         atomic_write_bytes(out / "significance.csv", sig.to_csv(index=False).encode())

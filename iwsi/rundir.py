@@ -2,7 +2,8 @@
 
 Layout and column names are documented in docs/run-directory.md. Every file is written to a
 temporary name and renamed, so a reader (the dashboard, a resumed run) sees it complete or not at all.
-A stage is done when `stages/<stage>.json` exists (written last, holding its wall time).
+A stage is done when `stages/<stage>.json` exists (written last, holding its wall time and its files'
+fingerprints), whether it ran here or was adopted from another run directory (`RunDir.adopt`).
 """
 from __future__ import annotations
 
@@ -168,15 +169,26 @@ class RunDir:
         write_json(self.marker(stage), {"stage": stage, "seconds": round(seconds, 3), "finished": now_iso(),
                                         "files": files, **extra})
 
-    def rewrote(self, name: str) -> None:
-        """Record a file rewritten outside its stage (the ablation runner's judge scores), in the
-        marker of the last finished stage that lists it, so verify() does not take it for damage."""
-        for stage in reversed(list(STAGE_OUTPUTS)):
-            marker = self.read_marker(stage)
-            if marker and name in marker.get("files", {}):
-                marker["files"][name] = fingerprint(self.path / name)
-                write_json(self.marker(stage), marker)
-                return
+    def adopt(self, src: RunDir, stages: tuple[str, ...]) -> None:
+        """Take over stages that `src` finished with the same settings (the ablation's shared stages):
+        their files, checked against src's markers, are hard-linked here (copied across filesystems;
+        every iwsi write replaces a file, so neither directory ever changes the other's), then each
+        stage is recorded done as if it had run here, its marker naming `src`. Stages already done
+        here are kept: a resumed cell keeps its own later files."""
+        todo = [s for s in stages if not self.is_done(s)]
+        markers = {s: src.read_marker(s) if src.is_done(s) else None for s in todo}
+        files: dict[str, dict] = {}
+        for stage, marker in markers.items():
+            if marker is None:
+                raise RunDirError(f"{src.path} has not finished stage {stage}: run it there first")
+            files.update(marker.get("files", {}))  # a later stage's record of a rewritten file wins
+        for name, record in files.items():
+            if not (src / name).is_file() or fingerprint(src / name) != record:
+                raise RunDirError(f"{src / name} changed since its stage wrote it: rerun {src.path} to repair it")
+        for name in files:
+            _link(src / name, self / name)
+        for stage, marker in markers.items():
+            self.mark_done(stage, marker.get("seconds", 0.0), adopted_from=str(src.path))
 
     def verify(self) -> tuple[str, str | None, str] | None:
         """(stage to redo from, damaged file, why) for the first damaged artefact of the finished stages, or None.
@@ -196,7 +208,8 @@ class RunDir:
             found = fingerprint(self.path / name) if (self.path / name).is_file() else None
             if found != record:
                 first = next(s for s, names in STAGE_OUTPUTS.items() if name in names)
-                why = "is missing" if found is None else f"changed since stage {stage} wrote it ({_describe(found, record)})"
+                why = ("is missing" if found is None
+                       else f"changed since stage {stage} wrote it ({_describe(found, record)})")
                 return first, name, f"{name} {why}"
         return None
 
@@ -253,7 +266,8 @@ class RunDir:
                                                "started": old.get("started", now_iso()), "updated": now_iso()})
 
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
-        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2), "time": now_iso()})
+        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2),
+                           "time": now_iso()})
         with open(self.path / "progress.jsonl", "a") as fh:
             fh.write(line + "\n")
 
@@ -277,7 +291,8 @@ class RunDir:
             holder = _holder(path)
             who = f"process {holder}" if holder else "another process"
             fix = f"stop it (kill {holder})" if holder else "stop it"
-            raise RunDirError(f"run directory {self.path} is in use by {who}: wait for it, or {fix} and retry") from None
+            raise RunDirError(f"run directory {self.path} is in use by {who}: "
+                              f"wait for it, or {fix} and retry") from None
         try:
             path.write_text(str(os.getpid()))
             yield
@@ -321,6 +336,16 @@ def read_checkpoint(path: Path) -> pd.DataFrame | None:
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         path.unlink(missing_ok=True)
         return None
+
+
+def _link(src: Path, dst: Path) -> None:
+    """`dst` gets `src`'s content: a hard link, or a copy where linking fails (another filesystem)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 def _remove(path: Path) -> None:

@@ -86,7 +86,7 @@ def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir,
 
 def _save(path, ids: dict, out: list[tuple[float, int]]) -> None:
     path.parent.mkdir(exist_ok=True)
-    write_parquet(path, pd.DataFrame({**ids, "loss": [l for l, _ in out], "num_tokens": [n for _, n in out]}))
+    write_parquet(path, pd.DataFrame({**ids, "loss": [loss for loss, _ in out], "num_tokens": [n for _, n in out]}))
 
 
 def _matches(path, ids: dict) -> bool:

@@ -9,10 +9,11 @@ The first rule that fires wins (a wrong step is the most specific finding). The 
 """
 from __future__ import annotations
 
-import ast
 import re
 
 import pandas as pd
+
+from iwsi.arith import evaluate
 
 NUM = r"-?\d[\d,]*(?:\.\d+)?"
 OP = r"[+\-*/×÷x]"
@@ -40,27 +41,12 @@ def _number(s: str) -> float:
     return float(s.replace(",", ""))
 
 
-def _evaluate(node: ast.AST) -> float:
-    """Arithmetic only: numbers, + - * / and unary minus (no names, no calls)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_evaluate(node.operand)
-    if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
-        return BINOPS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    raise ValueError("not arithmetic")
-
-
-BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-          ast.Div: lambda a, b: a / b}
-
-
 def wrong_equation(text: str) -> str | None:
     """First `a op b (op c ...) = d` whose value is off by more than rounding, e.g. '3 + 4 = 8'."""
     for expr, result in EQUATION_RE.findall(text or ""):
         source = expr.replace(",", "").replace("×", "*").replace("÷", "/").replace("x", "*")
         try:
-            value = _evaluate(ast.parse(source, mode="eval").body)
+            value = evaluate(source)
         except (ValueError, SyntaxError, ZeroDivisionError):
             continue
         if abs(value - _number(result)) > max(0.01, 0.005 * abs(value)):
@@ -100,7 +86,8 @@ def suggest(text: str, valid_median_steps: float) -> tuple[str | None, str]:
 
 
 def suggest_labels(samples: pd.DataFrame, valid: pd.DataFrame) -> pd.DataFrame:
-    """samples(question_id, sample_id, rationale) + valid(rationale) → question_id, sample_id, suggested_label, reason."""
+    """samples(question_id, sample_id, rationale) + valid(rationale) → question_id, sample_id,
+    suggested_label, reason."""
     median = float(pd.Series([count_steps(t) for t in valid["rationale"]]).median()) if len(valid) else 0.0
     found = [suggest(t, median) for t in samples["rationale"]]
     return pd.DataFrame({"question_id": samples["question_id"].to_numpy(), "sample_id": samples["sample_id"].to_numpy(),

@@ -33,11 +33,14 @@ def encode_example(tokenizer, question: str, rationale: str, weight: float = 1.0
 
 def collate(batch: list[dict], pad_id: int) -> dict:
     width = max(len(b["input_ids"]) for b in batch)
-    pad = lambda xs, v: [x + [v] * (width - len(x)) for x in xs]  # noqa: E731
-    return {"input_ids": torch.tensor(pad([b["input_ids"] for b in batch], pad_id)),
-            "attention_mask": torch.tensor(pad([[1] * len(b["input_ids"]) for b in batch], 0)),
-            "labels": torch.tensor(pad([b["labels"] for b in batch], -100)),
+    return {"input_ids": torch.tensor(_pad([b["input_ids"] for b in batch], pad_id, width)),
+            "attention_mask": torch.tensor(_pad([[1] * len(b["input_ids"]) for b in batch], 0, width)),
+            "labels": torch.tensor(_pad([b["labels"] for b in batch], -100, width)),
             "weight": torch.tensor([b["weight"] for b in batch], dtype=torch.float32)}
+
+
+def _pad(rows: list[list[int]], value: int, width: int) -> list[list[int]]:
+    return [row + [value] * (width - len(row)) for row in rows]
 
 
 class WeightedTrainer(Trainer):

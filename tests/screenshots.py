@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python tests/screenshots.py [OUT_DIR] [--cache CACHE_DIR] [--pages probe,...]
 
 With --cache the pages show that cache's real runs (docs/screenshots use a real demo run);
-without it they show synthetic fixture runs (iwsi.fixtures), named fixture-* so they are never
+without it they show synthetic fixture runs (benchmarks/fixtures.py), named fixture-* so they are never
 mistaken for results.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ def test_one_row_per_cell_and_tables(ablation):
     assert res["accuracy"].between(0, 1).all() and res["base_accuracy"].nunique() == 1
     md = (ablation / "results.md").read_text()
     assert "Base model" in md and "IWSI" in md and md.index("needs outside supervision") < md.index("RM-filter")
-    for name in ("results.csv", "results.tex", "accuracy_vs_k.csv", "sigma_vs_k.csv"):
+    for name in ("results.csv", "results.tex", "summary.csv"):
         assert (ablation / name).stat().st_size > 0
 
 
@@ -40,9 +40,12 @@ def test_shared_stages_ran_once(ablation):
     assert samples.loc[samples.is_majority, ["self_score", "rm_score"]].notna().all().all()
     gen_marker = json.loads((shared / "stages" / "generate.json").read_text())
     for cell in (ablation / "cells" / "synthetic-arith").iterdir():
-        # the cell's generate marker is the shared one, copied: generation never ran in the cell
-        assert json.loads((cell / "stages" / "generate.json").read_text()) == gen_marker
+        # the cell adopted the shared stages: generation never ran in the cell, its files are the shared ones
+        marker = json.loads((cell / "stages" / "generate.json").read_text())
+        assert marker["adopted_from"] == str(shared) and marker["files"] == gen_marker["files"]
+        assert marker["seconds"] == gen_marker["seconds"]
         assert pd.read_parquet(cell / "candidates.parquet").equals(pd.read_parquet(shared / "candidates.parquet"))
+        assert (cell / "eval_base.parquet").stat().st_ino == (shared / "eval_base.parquet").stat().st_ino
 
 
 def test_selection_rules_hold_in_cells(ablation):

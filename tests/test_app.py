@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from iwsi.fixtures import make_ablation_dir, make_run_dir
+from benchmarks.fixtures import make_ablation_dir, make_run_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
@@ -131,7 +131,8 @@ def test_rationales_search(full_cache):
 
 def test_failed_run_shows_error_and_log_tail(cache):
     run = make_run_dir(cache / "runs" / "broken", num_questions=10, num_samples=2)
-    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", "error": "CUDA out of memory"}')
+    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", '
+                                     '"error": "CUDA out of memory"}')
     (run / "log.txt").write_text("stage train started\nTraceback: boom\n")
     at = open_page("views/runs.py")
     assert any("out of memory" in e.value for e in at.error)

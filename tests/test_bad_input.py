@@ -53,7 +53,8 @@ def own_jsonl(tmp: Path, rationale: bool = True, answers=None) -> Path:
 def not_a_causal_lm(tmp: Path) -> Path:
     folder = tmp / "bert"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}))
+    config = {"model_type": "bert", "architectures": ["BertForSequenceClassification"]}
+    (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
@@ -63,7 +64,8 @@ def model_copy(tmp: Path, tokenizer: bool = True, weights: bool = True) -> Path:
 
     src, folder = embedded_dir(), tmp / f"model-t{int(tokenizer)}-w{int(weights)}"
     folder.mkdir()
-    names = ["config.json"] + (["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] if tokenizer else [])
+    tokenizer_files = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    names = ["config.json"] + (tokenizer_files if tokenizer else [])
     for name in names:
         if (src / name).exists():
             (folder / name).write_bytes((src / name).read_bytes())
@@ -118,7 +120,8 @@ CASES = [
     ("unparseable-gold", lambda t: gsm8k(t, train=[gsm8k_row(i) for i in range(2)] + [gsm8k_row(2, "lots")]
                                          + [gsm8k_row(i) for i in range(9)]),
      ["train.jsonl line 3: cannot parse the final answer 'lots'"]),
-    ("unparseable-gold-jsonl", lambda t: ["dataset=jsonl", f"data_dir={own_jsonl(t, answers=['1', 'banana'] + ['2'] * 10)}",
+    ("unparseable-gold-jsonl", lambda t: ["dataset=jsonl",
+                                          f"data_dir={own_jsonl(t, answers=['1', 'banana'] + ['2'] * 10)}",
                                           "fields=task:number", *SMALL],
      ["own.jsonl line 2: cannot parse answer 'banana' as a number answer"]),
     ("empty-valid-set", lambda t: ["dataset=jsonl", f"data_dir={own_jsonl(t, rationale=False)}", *SMALL],
@@ -158,7 +161,8 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
     """Every file's bytes (and every directory) under `folder`; None when it does not exist."""
     if not folder.exists():
         return None
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>")
+            for p in sorted(folder.rglob("*"))}
 
 
 def run_cli(args: list[str], real: bool, capsys) -> tuple[int, str]:

@@ -1,7 +1,7 @@
 """Benchmark helpers (the benchmarks themselves are run by hand: `iwsi bench ...`, see docs/benchmarks.md)."""
 from __future__ import annotations
 
-from iwsi import bench
+from benchmarks import bench
 from iwsi.models import load_tokenizer
 
 
@@ -21,9 +21,28 @@ def test_train_examples_mask_the_prompt():
 
 
 def test_plot_sweep_falls_back_to_a_table(tmp_path, monkeypatch):
-    rows = [{"engine": "engine", "batch_size": 16, "tok_s": 100.0}, {"engine": "hf", "batch_size": 16, "tok_s": 9.5}]
+    rows = [{"engine": "iwsi", "batch_size": 16, "tok_s": 100.0}, {"engine": "hf", "batch_size": 16, "tok_s": 9.5}]
     import plotly.graph_objects as go
 
     monkeypatch.setattr(go.Figure, "write_image", lambda self, path: (_ for _ in ()).throw(RuntimeError("no kaleido")))
     out = bench.plot_sweep(rows, str(tmp_path / "t.png"))
     assert out.endswith(".md") and "| hf | 16 | 9.5 |" in (tmp_path / "t.md").read_text()
+
+
+def test_iwsi_bench_finds_the_checkouts_benchmarks_and_refuses_without_one(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from iwsi import cli
+
+    main, rest = cli._benchmark(["app", "--questions", "3"])
+    assert main.__module__ == "benchmarks.bench_app" and rest == ["--questions", "3"]
+    assert cli._benchmark(["generate"])[0].__module__ == "benchmarks.bench"
+    # an installed package (no benchmarks/ beside it): one line, exit 2
+    shutil.copytree(Path(cli.__file__).parent, tmp_path / "site" / "iwsi",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "iwsi.cli", "bench", "generate"], cwd=tmp_path, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "source checkout" in done.stderr

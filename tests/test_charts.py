@@ -9,9 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from benchmarks.fixtures import make_ablation_dir, make_run_dir
 from iwsi import charts, report
 from iwsi.filtering import iwsi as iwsi_filter
-from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,9 @@ def samples(run):
 
 
 def test_no_streamlit_or_torch_import():
+    tree = ast.parse(open(charts.__file__).read())
     imported = {n.names[0].name if isinstance(n, ast.Import) else n.module
-                for n in ast.walk(ast.parse(open(charts.__file__).read())) if isinstance(n, (ast.Import, ast.ImportFrom))}
+                for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))}
     assert not {m for m in imported if m and m.split(".")[0] in ("streamlit", "torch", "transformers")}
 
 

@@ -30,12 +30,20 @@ def test_set_coerces_types():
     (["loss_span=half"], "choose one of full, completion"),
     (["num_samples=two"], "not a valid int"),
     (["method=rm"], "set reward_model="),
+    (["judges=self,rm"], "set reward_model="),
+    (["judges=iwsi"], "'iwsi' is not a judge: choose from self, rm"),
     (["dataset=gsm8k"], "needs data_dir"),
     (["k"], "is not KEY=VALUE"),
 ])
 def test_bad_values_name_the_problem(pairs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(overrides=parse_sets(pairs))
+
+
+def test_judge_names_are_the_methods_own_then_the_judges_key():
+    assert load_config(overrides={"method": "iwsi"}).judge_names() == ()
+    assert load_config(overrides={"method": "self", "judges": "rm, self", "reward_model": "x"}).judge_names() == (
+        "self", "rm")
 
 
 def test_yaml_round_trip_and_missing_file(tmp_path):

@@ -15,8 +15,10 @@ def test_doc_table_is_the_contract():
 def test_every_stage_writes_a_finished_file_and_samples_is_rewritten_in_order():
     assert all(contract.STAGE_OUTPUTS[s] for s in contract.STAGES)
     writers = [s for s in contract.STAGES if "samples.parquet" in contract.STAGE_OUTPUTS[s]]
-    assert writers == ["vote", "score", "filter"]
-    assert "eval_base.parquet" in contract.STAGE_ARTEFACTS["generate"]  # kept across filter/train changes
+    assert writers == ["vote", "score", "judge", "filter"]
+    # the base evaluation is kept across filter/train changes: its stage comes before them
+    assert "eval_base.parquet" in contract.STAGE_ARTEFACTS["evaluate-base"]
+    assert contract.STAGES.index("evaluate-base") < contract.STAGES.index("filter")
 
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):

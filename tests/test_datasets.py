@@ -197,7 +197,8 @@ def test_openbookqa(tmp_path):
 
 def aqua_rows(n: int) -> list[dict]:
     return [{"question": f"What is {i} + 2?", "options": ["A)1", "B)2", "C) 3", "D)4", "E)5"],
-             "rationale": f"{i} + 2 = {i + 2}\n\nAnswer: {'ABCDE'[i % 5]}", "correct": "ABCDE"[i % 5]} for i in range(n)]
+             "rationale": f"{i} + 2 = {i + 2}\n\nAnswer: {'ABCDE'[i % 5]}", "correct": "ABCDE"[i % 5]}
+            for i in range(n)]
 
 
 def test_aqua_json_named_jsonl(tmp_path):
@@ -212,7 +213,7 @@ def test_aqua_json_named_jsonl(tmp_path):
 def test_commonsenseqa_uses_dev_as_test_when_test_has_no_answers(tmp_path):
     def rows(n, key=True):
         return [{"id": str(i), "answerKey": "ABCDE"[i % 5] if key else "",
-                 "question": {"stem": f"Where {i}?", "choices": [{"label": l, "text": l.lower()} for l in "ABCDE"]}}
+                 "question": {"stem": f"Where {i}?", "choices": [{"label": c, "text": c.lower()} for c in "ABCDE"]}}
                 for i in range(n)]
     write_jsonl(tmp_path / "train_rand_split.jsonl", rows(6))
     write_jsonl(tmp_path / "dev_rand_split.jsonl", rows(4))

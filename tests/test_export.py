@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
+from benchmarks.fixtures import make_run_dir
 from iwsi import runs
 from iwsi.export import export_kept, kept_frame, main
 from iwsi.filtering import iwsi as iwsi_filter
-from iwsi.fixtures import make_run_dir
 
 
 @pytest.fixture()

@@ -200,7 +200,7 @@ def test_every_fault_is_detected(finished, name, mode, tmp_path):
     elif name.startswith("chunks/"):
         assert rundir.verify() is None and read_checkpoint(run / name) is None
     elif name == "config.yaml":
-        assert pipeline._changed_keys(rundir, pipeline.load_config(overrides=TINY)) is None
+        assert pipeline.changed_keys(rundir, pipeline.load_config(overrides=TINY)) is None
     else:
         assert name in ("status.json", "metrics.json", "iwsi.json") and rundir.verify() is None
 
@@ -219,7 +219,7 @@ def sentinel_folder(root: Path) -> Path:
 
 def test_no_command_touches_files_it_did_not_write(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("IWSI_CACHE", str(tmp_path / "cache"))
-    from iwsi.fixtures import make_run_dir
+    from benchmarks.fixtures import make_run_dir
 
     run = make_run_dir(tmp_path / "cache" / "runs" / "r", num_questions=10)
     folder = sentinel_folder(tmp_path)

@@ -55,7 +55,8 @@ def test_metrics_accuracy_matches_eval_and_timings(run_dir):
     ev = pd.read_parquet(run_dir / "eval.parquet")
     for label in ("base", "trained"):
         assert m["accuracy"][label] == pytest.approx(ev.loc[ev.model == label, "is_correct"].fillna(False).mean())
-    assert set(m["timings"]) == {"generate", "vote", "score", "embed", "filter", "train", "evaluate"}
+    assert set(m["timings"]) == {"generate", "evaluate-base", "vote", "score", "embed", "judge", "filter", "train",
+                                 "evaluate"}
     assert json.loads((run_dir / "status.json").read_text())["state"] == "done"
 
 

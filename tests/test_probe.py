@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.fixtures import make_run_dir
 from iwsi import cli, probe_stats
-from iwsi.fixtures import make_run_dir
 from iwsi.probe import make_probe_dir, run_scores
 
 
@@ -37,7 +37,7 @@ def test_auroc_ci_brackets_the_estimate():
 def scores_table() -> pd.DataFrame:
     # 4 questions: jumping always has a higher loss than its clean original; w_DS = max(w', 1/w') with L̄_v = 1
     loss = {"clean": [1.0, 1.1, 0.9, 1.05], "jumping": [1.5, 1.6, 1.4, 0.95]}
-    rows = [{"pair": f"q{i}", "kind": kind, "loss": l} for kind, ls in loss.items() for i, l in enumerate(ls)]
+    rows = [{"pair": f"q{i}", "kind": kind, "loss": x} for kind, xs in loss.items() for i, x in enumerate(xs)]
     df = pd.DataFrame(rows)
     df["w_prime"] = 1.0 / df["loss"]
     df["ds_weight"] = np.maximum(df["w_prime"], 1 / df["w_prime"])
@@ -128,7 +128,7 @@ def test_real_probe_on_embedded_model(tmp_path):
     again = losses(load_model("embedded"), load_tokenizer("embedded"), clean["question"].tolist(),
                    clean["rationale"].tolist(), engine="iwsi", span="completion")
     got = scores[(scores["setting"] == "loss_span=completion") & (scores["kind"] == "clean")].iloc[:2]
-    assert got["loss"].to_numpy() == pytest.approx([l for l, _ in again], rel=1e-5)
+    assert got["loss"].to_numpy() == pytest.approx([x for x, _ in again], rel=1e-5)
     auroc = pd.read_parquet(out / "auroc.parquet")
     assert set(auroc["kind"]) == {"jumping", "spurious"} and auroc["auroc"].between(0, 1).all()
 

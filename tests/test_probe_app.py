@@ -57,8 +57,8 @@ def test_unreadable_table_is_named_not_a_traceback(cache):
 
 
 def test_run_label_probe_renders(cache, tmp_path):
+    from benchmarks.fixtures import make_run_dir
     from iwsi import cli
-    from iwsi.fixtures import make_run_dir
 
     run = make_run_dir(tmp_path / "run", num_questions=30)
     assert cli.main(["probe", "--run", str(run), "--boot", "200", "--out", str(cache / "probes" / "run-labels")]) == 0

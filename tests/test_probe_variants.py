@@ -28,15 +28,16 @@ def test_redundant_repeats_a_step_and_adds_an_irrelevant_sentence():
 
 
 def test_jumping_keeps_only_the_last_step_or_the_bare_answer():
-    assert make_variant("jumping", TWO_STEPS, "number", 0, "q1").text == "Then she found 4 more, so 9 + 4 = 13. The answer is 13."
+    last = "Then she found 4 more, so 9 + 4 = 13. The answer is 13."
+    assert make_variant("jumping", TWO_STEPS, "number", 0, "q1").text == last
     one = "Tom has 16 stamps and gives away 6, so 16 - 6 = 10. The answer is 10."
     assert make_variant("jumping", one, "number", 0, "q").text == "The answer is 10."
 
 
 def test_spurious_number_task_changes_one_number_in_the_steps():
     v = make_variant("spurious", TWO_STEPS, "number", 0, "q1")
-    assert v == Variant("spurious", "Sara gave away 6 of her 15 shells, so 15 - 6 = 6.\nThen she found 4 more, so 9 + 4 = 13. "
-                                    "The answer is 13.", "step 1: 9 → 6")
+    assert v == Variant("spurious", "Sara gave away 6 of her 15 shells, so 15 - 6 = 6.\n"
+                                    "Then she found 4 more, so 9 + 4 = 13. The answer is 13.", "step 1: 9 → 6")
 
 
 def test_spurious_other_tasks_borrow_an_unrelated_justification():
@@ -55,7 +56,8 @@ def test_style_numbers_the_same_steps():
 def test_too_short_is_reported_not_skipped(kind):
     v = make_variant(kind, "The answer is 7.", "number", 0, "q3")
     assert v.kind == kind and v.text is None and v.note
-    assert make_variant("spurious", "Add them up. The answer is 7.", "number", 0, "q3").text is None  # no number, no donor
+    # no number, no donor
+    assert make_variant("spurious", "Add them up. The answer is 7.", "number", 0, "q3").text is None
     assert make_variant(kind, "seven", "number", 0, "q3").text is None
 
 

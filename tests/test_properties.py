@@ -80,7 +80,8 @@ def test_agreement_and_entropy_are_shares(answers):
 
 @given(groups=st.lists(st.lists(ANSWER, min_size=1, max_size=6), min_size=1, max_size=6))
 def test_vote_table_marks_exactly_the_majority_rows(groups):
-    rows = [{"question_id": f"q{i}", "sample_id": j, "answer": a} for i, g in enumerate(groups) for j, a in enumerate(g)]
+    rows = [{"question_id": f"q{i}", "sample_id": j, "answer": a}
+            for i, g in enumerate(groups) for j, a in enumerate(g)]
     df = vote_table(pd.DataFrame(rows))
     assert len(df) == len(rows)
     assert not df.loc[df["is_majority"], "answer"].isna().any()

@@ -9,12 +9,12 @@ import time
 import pandas as pd
 import pytest
 
+from benchmarks.fixtures import make_run_dir
 from iwsi import runs
 from iwsi.datasets import load_splits
 from iwsi.datasets.aqua import clean_rationale
 from iwsi.export import main as export_main
-from iwsi.fixtures import make_run_dir
-from iwsi.rundir import RunDir, owner
+from iwsi.rundir import RunDir, RunDirError, owner, write_parquet
 from iwsi.train import whole_run_loss
 from iwsi.vote import answer_entropy
 from tests.test_bad_input import snapshot
@@ -101,14 +101,27 @@ def test_verify_names_the_damaged_file_and_the_first_stage_writing_it(tmp_path):
     assert run.verify()[0] == "generate"
 
 
-def test_rewrote_keeps_a_file_changed_outside_its_stage_valid(tmp_path):
-    run = RunDir(tmp_path)
-    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "samples.parquet")
-    run.mark_done("score", 1.0)
-    pd.DataFrame({"a": [1], "self_score": [5.0]}).to_parquet(tmp_path / "samples.parquet")
-    assert run.verify() is not None
-    run.rewrote("samples.parquet")
-    assert run.verify() is None
+def test_adopt_links_checked_files_and_records_the_stages(tmp_path):
+    shared, cell = RunDir(tmp_path / "shared"), RunDir(tmp_path / "cell")
+    shared.path.mkdir()
+    for stage, name in (("generate", "candidates.parquet"), ("vote", "samples.parquet"), ("judge", "samples.parquet")):
+        pd.DataFrame({"a": [stage]}).to_parquet(shared / name)
+        shared.mark_done(stage, 2.0)
+    with pytest.raises(RunDirError, match="has not finished stage score"):
+        cell.adopt(shared, ("generate", "score"))
+    cell.adopt(shared, ("generate", "vote", "judge"))
+    assert (cell / "samples.parquet").stat().st_ino == (shared / "samples.parquet").stat().st_ino  # linked
+    assert pd.read_parquet(cell / "samples.parquet")["a"].tolist() == ["judge"] and cell.verify() is None
+    marker = cell.read_marker("vote")
+    assert marker["adopted_from"] == str(shared.path) and marker["seconds"] == 2.0
+    # the cell's own later write replaces its link, never the shared file; a second adopt keeps it
+    write_parquet(cell / "samples.parquet", pd.DataFrame({"a": ["filter"]}))
+    cell.adopt(shared, ("generate", "vote", "judge"))
+    assert pd.read_parquet(cell / "samples.parquet")["a"].tolist() == ["filter"]
+    assert pd.read_parquet(shared / "samples.parquet")["a"].tolist() == ["judge"]
+    (shared / "candidates.parquet").write_bytes(b"PAR1")  # a damaged source is refused, not spread
+    with pytest.raises(RunDirError, match="candidates.parquet changed"):
+        RunDir(tmp_path / "cell2").adopt(shared, ("generate",))
 
 
 # -- launch (#10) -----------------------------------------------------------------------------------

@@ -40,12 +40,6 @@ def test_summary_table_order_and_values():
     assert tex.count("\\midrule") == 2 and "$\\pm$" in tex
 
 
-def test_accuracy_vs_k_groups_seeds():
-    acc = report.accuracy_vs_k(results())
-    row = acc[(acc.method == "iwsi") & (acc.k == 60)].iloc[0]
-    assert row["mean"] == pytest.approx(0.32) and row["n_seeds"] == 3
-
-
 def test_paired_bootstrap_detects_a_clear_gain_and_not_a_null():
     a = np.array([1] * 60 + [0] * 40)
     b = np.array([1] * 40 + [0] * 60)
@@ -53,14 +47,6 @@ def test_paired_bootstrap_detects_a_clear_gain_and_not_a_null():
     assert out["delta"] == pytest.approx(0.2) and out["lo"] > 0 and out["p"] < 0.01
     same = report.paired_bootstrap(a, a.copy())
     assert same["delta"] == 0 and same["p"] == 1.0
-
-
-def test_sigma_vs_k_is_monotone():
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"is_majority": True, "ds_weight": 1 + rng.exponential(0.3, 200)})
-    sig = report.sigma_vs_k({("d1", 0): df})
-    assert sig["sigma_k"].is_monotonic_increasing
-    assert sig["sigma_k"].iloc[-1] == pytest.approx(df["ds_weight"].max())
 
 
 def test_plan_cells_runs_k_free_methods_once():

@@ -79,7 +79,8 @@ def assert_same_results(out: Path, reference: Path) -> None:
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(reference / name), obj=name)
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (out, reference)]
     for m in metrics:
-        assert set(m.pop("timings")) == {"generate", "vote", "score", "embed", "filter", "train", "evaluate"}
+        assert set(m.pop("timings")) == {"generate", "evaluate-base", "vote", "score", "embed", "judge", "filter",
+                                         "train", "evaluate"}
     assert metrics[0] == metrics[1]
     assert adapter_tensors(out) == adapter_tensors(reference)
     assert json.loads((out / "status.json").read_text())["state"] == "done"
@@ -89,6 +90,10 @@ def adapter_tensors(out: Path) -> dict:
     from safetensors.torch import load_file
 
     return {k: v.tolist() for k, v in load_file(out / "adapter" / "adapter_model.safetensors").items()}
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[1])
 
 
 def done(out: Path, stage: str) -> bool:
@@ -141,9 +146,8 @@ def test_kill_during_train_resumes_from_checkpoint(reference, tmp_path):
     ckpt = out / "train_ckpt"
     kill_when(proc, lambda: any(_is_complete(c) for c in ckpt.glob("checkpoint-*")))
     assert not done(out, "train") and not (out / "adapter").exists()
-    step = lambda c: int(c.name.split("-")[1])  # noqa: E731
-    killed_at = max(step(c) for c in ckpt.glob("checkpoint-*") if _is_complete(c))
-    assert killed_at < max(step(c) for c in (reference / "train_ckpt").glob("checkpoint-*"))  # mid-training
+    killed_at = max(_step(c) for c in ckpt.glob("checkpoint-*") if _is_complete(c))
+    assert killed_at < max(_step(c) for c in (reference / "train_ckpt").glob("checkpoint-*"))  # mid-training
     finish(out)
     assert_same_results(out, reference)
 

@@ -54,7 +54,8 @@ def require_dir(data_dir: object, dataset: str) -> Path:
         raise DatasetError(f"{dataset}: no data_dir given; set data_dir to the folder holding the dataset files")
     path = Path(str(data_dir)).expanduser()
     if not path.exists():
-        raise DatasetError(f"{dataset}: data_dir {path} does not exist; check the path (relative paths start at the working directory)")
+        raise DatasetError(f"{dataset}: data_dir {path} does not exist; check the path (relative paths start at "
+                           "the working directory)")
     return path
 
 
@@ -75,7 +76,8 @@ def _parse_line(path: Path, number: int, line: str) -> Row:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as err:
-        raise DatasetError(f"{path} line {number}: not valid JSON ({err.msg}); each line must be one JSON object") from None
+        raise DatasetError(f"{path} line {number}: not valid JSON ({err.msg}); "
+                           "each line must be one JSON object") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path} line {number}: expected a JSON object, got {type(data).__name__}")
     _check_encodable(data, f"{path} line {number}")
@@ -127,7 +129,8 @@ def require_file(folder: Path, split: str, dataset: str) -> Path:
     path = find_split_file(folder, split)
     if path is None:
         names = ", ".join(f"{s}.jsonl" for s in SPLIT_NAMES[split])
-        raise DatasetError(f"{dataset}: no {split} file in {folder} (looked for {names}); put the file there or fix data_dir")
+        raise DatasetError(f"{dataset}: no {split} file in {folder} (looked for {names}); "
+                           "put the file there or fix data_dir")
     return path
 
 

@@ -28,7 +28,8 @@ def check_sizes(dataset: str, sizes: Sizes) -> None:
     if sizes.num_questions < 1:
         raise DatasetError(f"{dataset}: num_questions must be at least 1, got {sizes.num_questions}")
     if sizes.valid_size < 1:
-        raise DatasetError(f"{dataset}: valid_size must be at least 1 (the valid set is needed to score losses), got {sizes.valid_size}")
+        raise DatasetError(f"{dataset}: valid_size must be at least 1 (the valid set is needed to score losses), "
+                           f"got {sizes.valid_size}")
     if sizes.test_size < 0:
         raise DatasetError(f"{dataset}: test_size must be 0 or more, got {sizes.test_size}")
 

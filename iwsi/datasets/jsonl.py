@@ -103,7 +103,8 @@ def _read_folder(folder: Path) -> tuple[list[Row], list[Row], list[str]]:
         return read_rows(train_file), read_rows(test_file), []
     files = sorted(folder.glob("*.jsonl"))
     if not files:
-        raise DatasetError(f"jsonl: no .jsonl files in {folder}; give a .jsonl file or a folder with train.jsonl and test.jsonl")
+        raise DatasetError(f"jsonl: no .jsonl files in {folder}; "
+                           "give a .jsonl file or a folder with train.jsonl and test.jsonl")
     rows = [row for path in files for row in read_rows(path)]
     return rows, [], [f"jsonl: read {len(files)} file(s) from {folder} as one table"]
 

@@ -30,7 +30,8 @@ def options(row: Row, choices: object) -> list[tuple[str, str]]:
 def choice_gold(row: Row, opts: list[tuple[str, str]], key: str = "answerKey") -> str:
     gold = normalize_gold(row.get(key), "choice")
     if gold is None or gold not in dict(opts):
-        raise DatasetError(f"{row.where()}: {key} {row.get(key)!r} is not one of the option labels {[l for l, _ in opts]}")
+        labels = [label for label, _ in opts]
+        raise DatasetError(f"{row.where()}: {key} {row.get(key)!r} is not one of the option labels {labels}")
     return gold
 
 
@@ -55,5 +56,6 @@ def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) 
     train = read_rows(train_file)
     test = read_rows(require_file(folder, "test", NAME)) if sizes.test_size else []
     if not any("fact1" in row.data for row in train):
-        notes.append("openbookqa has no human rationales (main schema): valid rationales only restate the correct option")
+        notes.append("openbookqa has no human rationales (main schema): "
+                     "valid rationales only restate the correct option")
     return make_splits(NAME, train, test, sizes, to_question, train_split=split, notes=notes)

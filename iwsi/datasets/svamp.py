@@ -6,18 +6,14 @@ operation becomes a step, e.g. "( 290.0 / 2.0 )" -> "290 / 2 = 145. The answer i
 """
 from __future__ import annotations
 
-import ast
-import operator
-
 from iwsi.answers import normalize_number
+from iwsi.arith import evaluate
 from iwsi.datasets._io import DatasetError, Row, clean_text, read_rows, require_dir, require_file
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.prompts import rationale_text
 from iwsi.records import Question, Splits
 
 NAME = "svamp"
-_OPS = {ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
-        ast.Div: ("/", operator.truediv)}
 
 
 def _number(value: float) -> str:
@@ -32,22 +28,10 @@ def equation_steps(equation: str) -> tuple[list[str], float]:
     """
     steps: list[str] = []
 
-    def walk(node: ast.AST) -> float:
-        # A tiny evaluator: numbers and + - * / only, never eval().
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return float(node.value)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -walk(node.operand)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = walk(node.left), walk(node.right)
-            symbol, fn = _OPS[type(node.op)]
-            value = fn(left, right)
-            steps.append(f"{_number(left)} {symbol} {_number(right)} = {_number(value)}")
-            return value
-        raise ValueError(f"unsupported expression part {ast.dump(node)[:40]}")
+    def step(left: float, symbol: str, right: float, value: float) -> None:
+        steps.append(f"{_number(left)} {symbol} {_number(right)} = {_number(value)}")
 
-    value = walk(ast.parse(equation.strip(), mode="eval").body)
-    return steps, value
+    return steps, evaluate(equation, step)
 
 
 def to_question(row: Row, question_id: str, with_rationale: bool) -> Question:

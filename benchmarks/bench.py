@@ -1,10 +1,11 @@
-"""Benchmark the fast engine (`iwsi.engine`) against the reference (`iwsi.hf_engine`) on the IWSI workload.
+"""Benchmark the iwsi engine (`engine: iwsi`, iwsi/engine.py) against the reference (`engine: hf`,
+iwsi/hf_engine.py) on the IWSI workload.
 
     iwsi bench generate [--json] [--questions 64 --samples 8 --max-new-tokens 96 --batch-size 256]
     iwsi bench score [--json]
     iwsi bench sweep [--batch-sizes 16,32,64,128,256,512] [--plot docs/engine_throughput.png]
     iwsi bench train [--json] [--examples 256 --epochs 1]
-    PYTHONPATH=. .venv/bin/python -m iwsi.bench generate --json
+    PYTHONPATH=. .venv/bin/python -m benchmarks.bench generate --json
 
 Workload: the embedded model (SmolLM2-135M-Instruct), the synthetic-arith few-shot prefix
 (`iwsi.prompts.few_shot_prefix("number")`, ~290 tokens) and synthetic-arith pool questions;
@@ -27,40 +28,18 @@ from typing import Callable
 
 import torch
 
-FALLBACK_PREFIX = "".join(
-    f"Q: {q}\nA: {a}\n\n" for q, a in [
-        ("Mia has 6 pencils. Her friend gives her 5 more. How many pencils does Mia have now?",
-         "Mia starts with 6 pencils and gets 5 more, so 6 + 5 = 11. The answer is 11."),
-        ("A shop sells 4 boxes with 3 cakes in each. How many cakes is that?",
-         "There are 4 boxes of 3 cakes, so 4 * 3 = 12. The answer is 12."),
-        ("Tom had 15 marbles and lost 7 of them. How many marbles does Tom have left?",
-         "Tom loses 7 of his 15 marbles, so 15 - 7 = 8. The answer is 8."),
-        ("Sara shares 20 stickers equally among 4 friends. How many stickers does each friend get?",
-         "20 stickers split among 4 friends is 20 / 4 = 5 each. The answer is 5.")])
-FALLBACK_STOP = ("\n\n", "\nQ:")
-
-
 # ----------------------------------------------------------------------------------------------
 # Workload
 
 
 def workload(num_questions: int, seed: int = 0) -> tuple[str, list[str], list[str], list[str]]:
     """(prefix, question suffixes, gold answers, stop strings) of the synthetic-arith sampling stage."""
-    try:
-        from iwsi.datasets import load_splits
-        from iwsi.prompts import STOP, few_shot_prefix, question_suffix
-    except ImportError:  # the project's prompt/dataset modules are optional for this benchmark
-        return _fallback_workload(num_questions, seed)
+    from iwsi.datasets import load_splits
+    from iwsi.prompts import STOP, few_shot_prefix, question_suffix
+
     pool = load_splits("synthetic-arith", None, num_questions, 1, 1, seed=seed).pool[:num_questions]
     return (few_shot_prefix("number"), [question_suffix(q.question) for q in pool],
             [q.gold or "" for q in pool], list(STOP))
-
-
-def _fallback_workload(num_questions: int, seed: int) -> tuple[str, list[str], list[str], list[str]]:
-    rng = random.Random(seed)
-    pairs = [(rng.randint(2, 30), rng.randint(2, 30)) for _ in range(num_questions)]
-    questions = [f"Q: Ann has {a} apples and buys {b} more. How many apples does she have?\nA:" for a, b in pairs]
-    return FALLBACK_PREFIX, questions, [str(a + b) for a, b in pairs], list(FALLBACK_STOP)
 
 
 def load(model_name: str = "embedded"):
@@ -107,7 +86,7 @@ def count_tokens(tokenizer, texts: list[str]) -> int:
 def _engines() -> dict[str, object]:
     from iwsi import engine, hf_engine
 
-    return {"engine": engine, "hf": hf_engine}
+    return {"iwsi": engine, "hf": hf_engine}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,14 +95,14 @@ def _engines() -> dict[str, object]:
 
 def bench_generate(questions: int = 64, samples: int = 8, max_new_tokens: int = 96, batch_size: int = 256,
                    hf_batch_size: int = 64, temperature: float = 0.8, rounds: int = 1, greedy: bool = True,
-                   seed: int = 0, model=None, tokenizer=None, engines: tuple[str, ...] = ("hf", "engine")) -> dict:
+                   seed: int = 0, model=None, tokenizer=None, engines: tuple[str, ...] = ("hf", "iwsi")) -> dict:
     """Tokens/s of each engine on the same sampling workload (alternating rounds), their ratio,
     peak RSS, and the share of rows with identical greedy output."""
     if model is None:
         model, tokenizer = load()
     prefix, suffixes, _, stop = workload(questions, seed)
     mods = _engines()
-    sizes = {"engine": batch_size, "hf": hf_batch_size}
+    sizes = {"iwsi": batch_size, "hf": hf_batch_size}
     totals = {name: [0, 0.0, 0.0] for name in engines}  # tokens, seconds, peak RSS MB
     loads = []
     for r in range(rounds):
@@ -139,7 +118,7 @@ def bench_generate(questions: int = 64, samples: int = 8, max_new_tokens: int = 
                                             batch_size=batch_size, hf_batch_size=hf_batch_size,
                                             temperature=temperature, rounds=rounds))
     result["load_average_1m"] = round(max(loads), 2)
-    if greedy and set(engines) == {"hf", "engine"}:
+    if greedy and set(engines) == {"hf", "iwsi"}:
         result.update(greedy_agreement(model, tokenizer, prefix, suffixes, stop, max_new_tokens,
                                        batch_size, hf_batch_size))
     return result
@@ -152,8 +131,8 @@ def _generate_summary(totals: dict[str, list], settings: dict) -> dict:
         out[f"{name}_seconds"] = round(seconds, 2)
         out[f"{name}_tok_s"] = round(tokens / seconds, 1) if seconds else 0.0
         out[f"{name}_peak_rss_mb"] = round(rss, 1)
-    if "hf" in totals and "engine" in totals and out["hf_tok_s"]:
-        out["ratio"] = round(out["engine_tok_s"] / out["hf_tok_s"], 2)
+    if "hf" in totals and "iwsi" in totals and out["hf_tok_s"]:
+        out["ratio"] = round(out["iwsi_tok_s"] / out["hf_tok_s"], 2)
     return out
 
 
@@ -168,14 +147,14 @@ def greedy_agreement(model, tokenizer, prefix: str, suffixes: list[str], stop: l
 
     out = {"greedy_rows": len(suffixes)}
     ref = _greedy("hf", model, tokenizer, prefix, suffixes, stop, max_new_tokens, hf_batch_size)
-    mine = _greedy("engine", model, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size)
+    mine = _greedy("iwsi", model, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size)
     out["greedy_match"] = _share_same(ref, mine)
     out["hf_self_match"] = _share_same(ref, _greedy("hf", model, tokenizer, prefix, suffixes, stop, max_new_tokens, 8))
     if model.dtype != torch.float32:
         fp32 = load_model("embedded", dtype=torch.float32)
         out["greedy_match_fp32"] = _share_same(
             _greedy("hf", fp32, tokenizer, prefix, suffixes, stop, max_new_tokens, hf_batch_size),
-            _greedy("engine", fp32, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size))
+            _greedy("iwsi", fp32, tokenizer, prefix, suffixes, stop, max_new_tokens, batch_size))
     return out
 
 
@@ -210,7 +189,7 @@ def score_items(questions: int, per_question: int, seed: int = 0) -> tuple[list[
 
 def bench_score(questions: int = 64, per_question: int = 8, span: str = "completion", token_budget: int = 8192,
                 rounds: int = 2, with_hf: bool = True, model=None, tokenizer=None) -> dict:
-    """Scoring tokens/s of the engine against a plain unpadded forward over the same tokens."""
+    """Scoring tokens/s of the iwsi engine against a plain unpadded forward over the same tokens."""
     from iwsi import engine, hf_engine
     from iwsi.hf_engine import encode_pair
 
@@ -219,21 +198,21 @@ def bench_score(questions: int = 64, per_question: int = 8, span: str = "complet
     contexts, completions = score_items(questions, per_question)
     ids = [encode_pair(tokenizer, c, x, "full")[0] for c, x in zip(contexts, completions)]
     tokens = sum(len(i) for i in ids)
-    best = {"engine": float("inf"), "forward": float("inf")}
-    rss = {"engine": 0.0, "forward": 0.0}
+    best = {"iwsi": float("inf"), "forward": float("inf")}
+    rss = {"iwsi": 0.0, "forward": 0.0}
     loads = []
     for _ in range(rounds):  # alternate; keep the best time of each
         loads.append(load_average())
         _, t, m = timed(lambda: engine.score(model, tokenizer, contexts, completions, span=span,
                                              token_budget=token_budget))
-        best["engine"], rss["engine"] = min(best["engine"], t), max(rss["engine"], m)
+        best["iwsi"], rss["iwsi"] = min(best["iwsi"], t), max(rss["iwsi"], m)
         _, t, m = timed(lambda: plain_forward(model, ids, token_budget))
         best["forward"], rss["forward"] = min(best["forward"], t), max(rss["forward"], m)
     out = {"items": len(ids), "tokens": tokens, "span": span, "token_budget": token_budget,
-           "engine_tok_s": round(tokens / best["engine"], 1), "forward_tok_s": round(tokens / best["forward"], 1),
-           "engine_peak_rss_mb": round(rss["engine"], 1), "forward_peak_rss_mb": round(rss["forward"], 1),
+           "iwsi_tok_s": round(tokens / best["iwsi"], 1), "forward_tok_s": round(tokens / best["forward"], 1),
+           "iwsi_peak_rss_mb": round(rss["iwsi"], 1), "forward_peak_rss_mb": round(rss["forward"], 1),
            "load_average_1m": round(max(loads), 2)}
-    out["ratio_to_forward"] = round(out["engine_tok_s"] / out["forward_tok_s"], 3)
+    out["ratio_to_forward"] = round(out["iwsi_tok_s"] / out["forward_tok_s"], 3)
     if with_hf:
         _, t, _ = timed(lambda: hf_engine.score(model, tokenizer, contexts, completions, span=span))
         out["hf_tok_s"] = round(tokens / t, 1)
@@ -280,7 +259,7 @@ def bench_train(examples: int = 256, epochs: int = 1, batch_size: int | None = N
 
     from iwsi.config import RunConfig
     from iwsi.models import load_model, load_tokenizer
-    from iwsi.train import WeightedTrainer, collate, lora_model, training_args, _LengthDataset
+    from iwsi.train import WeightedTrainer, _LengthDataset, collate, lora_model, training_args
 
     tokenizer = load_tokenizer("embedded")
     data = train_examples(tokenizer, examples)
@@ -316,7 +295,7 @@ def bench_sweep(batch_sizes: list[int], hf_batch_sizes: list[int], questions: in
     """Generation tokens/s of each engine at several batch sizes (one model load)."""
     model, tokenizer = load()
     rows = []
-    for name, sizes in (("engine", batch_sizes), ("hf", hf_batch_sizes)):
+    for name, sizes in (("iwsi", batch_sizes), ("hf", hf_batch_sizes)):
         for size in sizes:
             res = bench_generate(questions, samples, max_new_tokens, batch_size=size, hf_batch_size=size,
                                  greedy=False, model=model, tokenizer=tokenizer, engines=(name,))
@@ -335,7 +314,7 @@ def plot_sweep(rows: list[dict], path: str) -> str:
         for name in dict.fromkeys(r["engine"] for r in rows):
             pts = [r for r in rows if r["engine"] == name]
             fig.add_scatter(x=[r["batch_size"] for r in pts], y=[r["tok_s"] for r in pts], mode="lines+markers",
-                            name={"engine": "fast engine", "hf": "engine: hf"}.get(name, name))
+                            name=f"engine: {name}")
         sizes = sorted({r["batch_size"] for r in rows})
         fig.update_layout(title="Generation throughput, SmolLM2-135M bf16, 2 CPU cores",
                           xaxis=dict(title="batch size (rows generated together)", type="log", tickvals=sizes,
@@ -358,9 +337,9 @@ def plot_sweep(rows: list[dict], path: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="iwsi bench", description="Benchmark the fast engine against engine: hf.")
+    p = argparse.ArgumentParser(prog="iwsi bench", description="Benchmark the iwsi engine against engine: hf.")
     sub = p.add_subparsers(dest="what", required=True)
-    g = sub.add_parser("generate", help="sampling tokens/s, fast engine vs engine: hf")
+    g = sub.add_parser("generate", help="sampling tokens/s, engine: iwsi vs engine: hf")
     g.add_argument("--questions", type=int, default=64)
     g.add_argument("--samples", type=int, default=8)
     g.add_argument("--max-new-tokens", type=int, default=96)
@@ -369,7 +348,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.8)
     g.add_argument("--rounds", type=int, default=1)
     g.add_argument("--no-greedy", action="store_true", help="skip the greedy-agreement check")
-    g.add_argument("--engine-only", action="store_true", help="measure only the fast engine")
+    g.add_argument("--iwsi-only", action="store_true", help="measure only the iwsi engine")
     s = sub.add_parser("score", help="scoring tokens/s vs a plain unpadded forward")
     s.add_argument("--questions", type=int, default=64)
     s.add_argument("--per-question", type=int, default=8)
@@ -390,8 +369,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
     for q in (g, s, w, t):
         q.add_argument("--json", action="store_true", help="print one JSON object")
-    for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (iwsi/bench_engines.py)
-        q.add_argument("--engines", help="comma-separated: native, vllm, hf (e.g. native,vllm,hf)")
+    for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (benchmarks/bench_engines.py)
+        q.add_argument("--engines", help="comma-separated: iwsi, vllm, hf (e.g. iwsi,vllm,hf)")
         q.add_argument("--threads", type=int, default=2, help="with --engines: threads (cores) per engine")
         q.add_argument("--model", default="embedded", help="with --engines: model (a local HF dir on a GPU machine)")
     return p
@@ -400,7 +379,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "engines", None):
-        from iwsi.bench_engines import bench_engines, human
+        from benchmarks.bench_engines import bench_engines, human
 
         per_q = args.samples if args.what == "generate" else args.per_question
         res = bench_engines(args.what, args.engines.split(","), args.threads, args.questions, per_q,
@@ -410,25 +389,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "generate":
         res = bench_generate(args.questions, args.samples, args.max_new_tokens, args.batch_size, args.hf_batch_size,
                              args.temperature, args.rounds, greedy=not args.no_greedy,
-                             engines=("engine",) if args.engine_only else ("hf", "engine"))
+                             engines=("iwsi",) if args.iwsi_only else ("hf", "iwsi"))
     elif args.what == "score":
         res = bench_score(args.questions, args.per_question, args.span, args.token_budget, args.rounds,
                           with_hf=not args.no_hf)
     elif args.what == "train":
         res = bench_train(args.examples, args.epochs, args.batch_size)
     else:
-        sizes = lambda text: [int(x) for x in text.split(",") if x]
-        rows = bench_sweep(sizes(args.batch_sizes), sizes(args.hf_batch_sizes), args.questions, args.samples,
+        rows = bench_sweep(_ints(args.batch_sizes), _ints(args.hf_batch_sizes), args.questions, args.samples,
                            args.max_new_tokens)
         res = {"rows": rows, "plot": plot_sweep(rows, args.plot)}
     print(json.dumps(res) if args.json else _human(res))
     return 0
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
 def _human(res: dict) -> str:
     lines = [f"{k}: {v}" for k, v in res.items() if k != "rows"]
-    if "engine_tok_s" in res and "hf_tok_s" in res and "ratio" in res:
-        lines.append(f"=> fast engine {res['engine_tok_s']} tok/s vs engine: hf {res['hf_tok_s']} tok/s "
+    if "iwsi_tok_s" in res and "hf_tok_s" in res and "ratio" in res:
+        lines.append(f"=> engine: iwsi {res['iwsi_tok_s']} tok/s vs engine: hf {res['hf_tok_s']} tok/s "
                      f"({res['ratio']}x)")
     return "\n".join(lines)
 

@@ -1,6 +1,6 @@
 """Dashboard benchmark: warm page render times and k-slider response on a GSM8K-scale run.
 
-Writes a synthetic run (iwsi.fixtures, 7,099 questions × 15 samples ≈ 106k candidates) into a
+Writes a synthetic run (benchmarks/fixtures.py, 7,099 questions × 15 samples ≈ 106k candidates) into a
 temporary cache unless --cache is given, then measures
 - AppTest: server-side script time per page (warm = median of reruns after a first run) and the
   rerun time after moving the k slider to a new value;
@@ -8,7 +8,7 @@ temporary cache unless --cache is given, then measures
   title rendered, charts drawn, script idle) and the slider (arrow key → metric updated).
 Prints a Markdown table (paste into docs/benchmarks.md, section "## Dashboard").
 
-    PYTHONPATH=. python -m iwsi.bench_app [--questions 7099 --samples 15] [--browser]   # or: iwsi bench app
+    PYTHONPATH=. python -m benchmarks.bench_app [--questions 7099 --samples 15] [--browser]   # or: iwsi bench app
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ CHARTS = {"runs": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distr
 
 
 def make_cache(root: Path, questions: int, samples: int) -> Path:
-    from iwsi.fixtures import make_ablation_dir, make_run_dir
+    from benchmarks.fixtures import make_ablation_dir, make_run_dir
 
     t = time.perf_counter()
     make_run_dir(root / "runs" / "bench-gsm8k", questions, samples, seed=0)
@@ -135,9 +135,10 @@ def report(pages: dict, slider: list[float], browser: tuple | None, n: int) -> s
     for page, (first, warm) in pages.items():
         nav, reload = (f"{browser[0][page][1]:.2f}", f"{browser[0][page][0]:.2f}") if browser else ("—", "—")
         lines.append(f"| {page} | {first:.3f} | {warm:.3f} | {nav} | {reload} |")
-    lines += ["", f"k slider (DS weights page, new k each time): AppTest rerun median {statistics.median(slider):.3f} s, "
-              f"max {max(slider):.3f} s" + (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
-                                               f"max {max(browser[1]):.2f} s" if browser else "")]
+    in_browser = (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
+                  f"max {max(browser[1]):.2f} s" if browser else "")
+    lines += ["", "k slider (DS weights page, new k each time): AppTest rerun median "
+              f"{statistics.median(slider):.3f} s, max {max(slider):.3f} s" + in_browser]
     return "\n".join(lines)
 
 

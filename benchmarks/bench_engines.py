@@ -1,11 +1,12 @@
-"""The engines side by side: native (`iwsi`), `vllm` and `hf` on the same sampling or scoring
-workload in one process, reporting tokens per second and tokens per CPU-second.
+"""The engines side by side: `iwsi` (the native engine), `vllm` and `hf` on the same sampling or
+scoring workload in one process, reporting tokens per second and tokens per CPU-second. The names
+are the config's `engine` values (iwsi/config.py: ENGINES).
 
-    iwsi bench generate --engines native,vllm,hf [--threads 2] [--questions 64 --samples 8 --max-new-tokens 96]
-    iwsi bench score --engines native,vllm [--threads 2]
+    iwsi bench generate --engines iwsi,vllm,hf [--threads 2] [--questions 64 --samples 8 --max-new-tokens 96]
+    iwsi bench score --engines iwsi,vllm [--threads 2]
     iwsi bench generate --engines vllm,hf --model /models/Meta-Llama-3-8B      # on a GPU machine
 
-Same workload and token counting as `iwsi bench generate|score` (iwsi/bench.py). CPU-seconds are the
+Same workload and token counting as `iwsi bench generate|score` (benchmarks/bench.py). CPU-seconds are the
 user + system time of this process and all its children (vLLM's engine-core and worker processes)
 over the measured call, so an engine that burns a second core for its scheduler pays for it.
 vLLM's start-up is reported apart (`vllm_startup_s`). Engines alternate each round. Prints JSON
@@ -21,10 +22,10 @@ from pathlib import Path
 import psutil
 import torch
 
-from iwsi.bench import count_tokens, load_average, score_items, workload
+from benchmarks.bench import count_tokens, load_average, score_items, workload
 from iwsi.hf_engine import encode_pair
 
-NAMES = {"native": "iwsi", "iwsi": "iwsi", "vllm": "vllm", "hf": "hf"}
+ENGINES = ("iwsi", "vllm", "hf")  # the config's concrete engines ("auto" picks one of them)
 
 
 def cpu_seconds() -> float:
@@ -49,20 +50,20 @@ def cpu_model() -> str:
 
 def handles(engines: list[str], threads: int, model_name: str = "embedded") -> tuple[dict, object, dict]:
     """(engine name → model handle, tokenizer, extra facts) with one load per kind, on the GPU
-    when one is visible (hf, vLLM) — the native engine is CPU-only and refuses there."""
+    when one is visible (hf, vLLM) — the iwsi engine is CPU-only and refuses there."""
     from iwsi import generate
     from iwsi.device import torch_device
     from iwsi.models import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
     device = torch_device("auto")
-    if device.type != "cpu" and any(NAMES[e] == "iwsi" for e in engines):
-        raise SystemExit("iwsi bench: the native engine runs on the CPU only and a GPU is visible: "
+    if device.type != "cpu" and "iwsi" in engines:
+        raise SystemExit("iwsi bench: the iwsi engine runs on the CPU only and a GPU is visible: "
                          "bench vllm,hf here, or hide the GPU (CUDA_VISIBLE_DEVICES=)")
     model, tokenizer = load_model(model_name, device=device), load_tokenizer(model_name)
     out, facts = {}, {}
     for name in engines:
-        if NAMES[name] == "vllm":
+        if name == "vllm":
             from iwsi import vllm_engine
             from iwsi.config import RunConfig
 
@@ -71,7 +72,7 @@ def handles(engines: list[str], threads: int, model_name: str = "embedded") -> t
             facts["vllm_startup_s"] = round(time.perf_counter() - start, 1)
         else:
             out[name] = model
-        generate.engine_module(NAMES[name])  # import now, not inside the timed call
+        generate.engine_module(name)  # import now, not inside the timed call
     return out, tokenizer, facts
 
 
@@ -85,9 +86,9 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
                   max_new_tokens: int = 96, rounds: int = 1, temperature: float = 0.8, model: str = "embedded") -> dict:
     from iwsi.generate import engine_module
 
-    unknown = [e for e in engines if e not in NAMES]
+    unknown = [e for e in engines if e not in ENGINES]
     if unknown:
-        raise SystemExit(f"iwsi bench: unknown engine(s) {', '.join(unknown)}: choose from native, vllm, hf")
+        raise SystemExit(f"iwsi bench: unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
     load_before = os.getloadavg()
     models, tokenizer, facts = handles(engines, threads, model)
     totals = {name: [0, 0.0, 0.0] for name in engines}  # tokens, wall s, CPU s
@@ -97,7 +98,7 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
         contexts, completions = score_items(questions, samples)
         tokens = sum(len(encode_pair(tokenizer, c, x, "full")[0]) for c, x in zip(contexts, completions))
     for name in engines:  # warm-up, untimed: first-call caches (token pieces, vLLM's compiled shapes)
-        mod = engine_module(NAMES[name])
+        mod = engine_module(name)
         if what == "generate":
             mod.sample(models[name], tokenizer, prefix, suffixes[:2], 2, temperature=temperature, max_new_tokens=8,
                        stop=stop, seed=0)
@@ -105,7 +106,7 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
             mod.score(models[name], tokenizer, contexts[:4], completions[:4], span="full")
     for r in range(rounds):
         for name in engines:
-            mod = engine_module(NAMES[name])
+            mod = engine_module(name)
             if what == "generate":
                 out, wall, cpu = measure(lambda: mod.sample(models[name], tokenizer, prefix, suffixes, samples,
                                                             temperature=temperature, max_new_tokens=max_new_tokens,
@@ -118,7 +119,8 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
     shape = (dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens) if what == "generate"
              else dict(questions=questions, per_question=samples, tokens=tokens))
     res = {"what": what, "workload": {**shape, "rounds": rounds}, "threads": threads, "cpu": cpu_model(),
-           "cores": len(os.sched_getaffinity(0)), "model": model, "load_before": [round(x, 2) for x in load_before], **facts}
+           "cores": len(os.sched_getaffinity(0)), "model": model, "load_before": [round(x, 2) for x in load_before],
+           **facts}
     for name, (n, wall, cpu) in totals.items():
         res[name] = {"tokens": n, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
                      "tok_s": round(n / wall, 1), "tok_per_cpu_s": round(n / cpu, 1) if cpu else None}

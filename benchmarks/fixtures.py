@@ -1,12 +1,14 @@
 """Synthetic but contract-complete run directories for tests and the dashboard benchmark.
 
-`make_run_dir(path, num_questions, num_samples, seed)` writes every file of docs/run-directory.md
+`make_run_dir(path, num_questions, num_samples, seed)` writes the files of docs/run-directory.md that
+the dashboard reads
 (config.yaml, status.json, progress.jsonl, log.txt, samples/valid/eval/umap/suggestions parquet,
 metrics.json) with realistic shapes: log-normal losses, wrong answers further from the valid loss
 than right ones, gold known for most questions, some redundant / jumping / spurious rationales.
-No model is involved. GSM8K scale for the benchmark:
+Vote, DS weights and the kept set come from the pipeline's own functions. No model is involved.
+GSM8K scale for the benchmark:
 
-    python -m iwsi.fixtures cache/runs/bench-gsm8k --questions 7099 --samples 15
+    PYTHONPATH=. python -m benchmarks.fixtures cache/runs/bench-gsm8k --questions 7099 --samples 15
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ import pandas as pd
 import yaml
 
 from iwsi import filtering
+from iwsi.contract import STAGES
+from iwsi.dsweight import ds_weight, importance_weight
 from iwsi.rundir import claim_dir
 from iwsi.taxonomy import suggest_labels
 from iwsi.vote import agreement, answer_entropy, majority
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")
-STAGES = ("generate", "vote", "score", "embed", "filter", "train", "evaluate")
 
 
 def _rationale(rng: np.random.Generator, a: int, b: int, answer: str, kind: str) -> str:
@@ -71,15 +74,16 @@ def make_samples(rng: np.random.Generator, num_questions: int, num_samples: int,
     loss = valid_mean * np.exp(rng.normal(-0.05, 1.0, size=(q, m)) * spread)
     df = pd.DataFrame({"question_id": np.repeat(qids, m), "sample_id": np.tile(np.arange(m), q),
                        "answer": values.ravel(), "loss": loss.ravel().astype(float)})
-    df["question"] = np.repeat([f"{NAMES[i % 8]} has {i % 50 + 3} apples and buys more. How many now?" for i in range(q)], m)
+    questions = [f"{NAMES[i % 8]} has {i % 50 + 3} apples and buys more. How many now?" for i in range(q)]
+    df["question"] = np.repeat(questions, m)
     df["gold"] = np.repeat(np.where(has_gold, gold.astype(str), None), m)
     df["answer"] = df["answer"].map(lambda v: None if v is None else str(v))
     df["is_correct"] = pd.array(np.where(df["gold"].isna(), None, df["answer"] == df["gold"]), dtype="boolean")
     maj = np.repeat(np.array([None if v is None else str(v) for v in majority], dtype=object), m)
     df["is_majority"] = (df["answer"].to_numpy() == maj) & pd.notna(maj)
     df["agreement"], df["entropy"] = np.repeat(agreement, m), np.repeat(entropy, m)
-    df["w_prime"] = valid_mean / df["loss"]
-    df["ds_weight"] = np.maximum(df["w_prime"], 1 / df["w_prime"])
+    df["w_prime"] = importance_weight(df["loss"], valid_mean)
+    df["ds_weight"] = ds_weight(df["w_prime"])
     df["num_tokens"] = rng.integers(20, 120, size=len(df))
     df["rationale"] = _rationales(rng, df, gold, m)
     return df
@@ -100,8 +104,10 @@ def make_valid(rng: np.random.Generator, n: int, valid_mean: float) -> pd.DataFr
     loss *= valid_mean / loss.mean()  # so valid_loss_mean is exact
     a, b = rng.integers(2, 40, size=n), rng.integers(1, 30, size=n)
     return pd.DataFrame({"question_id": [f"v{i:04d}" for i in range(n)],
-                         "question": [f"Valid question {i}: {x} apples plus {y}, doubled?" for i, x, y in zip(range(n), a, b)],
-                         "rationale": [_rationale(rng, int(x), int(y), str(2 * (x + y)), "plain") for x, y in zip(a, b)],
+                         "question": [f"Valid question {i}: {x} apples plus {y}, doubled?"
+                                      for i, x, y in zip(range(n), a, b)],
+                         "rationale": [_rationale(rng, int(x), int(y), str(2 * (x + y)), "plain")
+                                       for x, y in zip(a, b)],
                          "gold": [str(2 * (x + y)) for x, y in zip(a, b)], "loss": loss})
 
 
@@ -115,7 +121,8 @@ def make_umap(rng: np.random.Generator, samples: pd.DataFrame, valid: pd.DataFra
     return pd.DataFrame({"source": ["valid"] * len(valid) + ["self"] * n,
                          "question_id": np.concatenate([valid["question_id"], samples["question_id"]]),
                          "sample_id": np.concatenate([np.full(len(valid), -1), samples["sample_id"]]).astype(int),
-                         "x": np.concatenate([vx, sx]).astype(np.float32), "y": np.concatenate([vy, sy]).astype(np.float32)})
+                         "x": np.concatenate([vx, sx]).astype(np.float32),
+                         "y": np.concatenate([vy, sy]).astype(np.float32)})
 
 
 def make_eval(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -139,7 +146,8 @@ def _write_text_files(path: Path, config: dict, metrics: dict) -> None:
     lines = [json.dumps({"stage": s, "done": t, "total": 10, "elapsed": 3.0 * (i + 1) * t / 10,
                          "time": "2024-08-19T10:00:00+00:00"}) for i, s in enumerate(STAGES) for t in (5, 10)]
     (path / "progress.jsonl").write_text("\n".join(lines) + "\n")
-    (path / "log.txt").write_text("".join(f"2024-08-19T10:0{i}:00+00:00 stage {s} done\n" for i, s in enumerate(STAGES)))
+    log = [f"2024-08-19T10:0{i}:00+00:00 stage {s} done\n" for i, s in enumerate(STAGES)]
+    (path / "log.txt").write_text("".join(log))
 
 
 def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4, seed: int = 0,
@@ -175,7 +183,8 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
 
 
 def make_ablation_dir(path: str | Path, seed: int = 0) -> Path:
-    """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept, threshold) + .csv/.md."""
+    """cache/ablations/<name>/ with results.parquet (dataset, method, k, seed, accuracy, num_kept,
+    threshold) + .csv/.md."""
     path = Path(path)
     claim_dir(path, "ablation")
     rng = np.random.default_rng(seed)
