@@ -336,3 +336,40 @@ def test_explorer_searches_rationales_filters_and_drills_down(full_cache):
     table_ = at.dataframe[0].value
     assert table_["majority"].all() and table_["question"].str.contains("apples", case=False).all()
     assert any("Pick a row" in i.value for i in at.info)
+
+
+# -- issue 13 #9: compare two runs ------------------------------------------------------------------------
+def test_compare_two_runs_of_one_generation(cache):
+    """Same generation, two methods: the config diff is the method, overlap and Jaccard come from each
+    run's own kept column, accuracy is paired over the shared test questions."""
+    a = make_run_dir(cache / "runs" / "iwsi-run", num_questions=40, num_samples=4, seed=5, method="iwsi", k=50)
+    b = make_run_dir(cache / "runs" / "entropy-run", num_questions=40, num_samples=4, seed=5, method="entropy", k=50)
+    at = open_page("views/compare.py")
+    at.selectbox(key="compare_a").set_value("iwsi-run").run()
+    at.selectbox(key="compare_b").set_value("entropy-run").run()
+    assert not at.exception and not at.error
+    diff = at.dataframe[0].value
+    assert diff["key"].tolist() == ["method"] and diff["iwsi-run"].tolist() == ["iwsi"]
+    ka, kb = (pd.read_parquet(r / "samples.parquet")["kept"].to_numpy(bool) for r in (a, b))
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["kept by both"] == f"{(ka & kb).sum():,}"
+    assert metric["Jaccard"] == f"{(ka & kb).sum() / (ka | kb).sum():.3f}"
+    label_a = next(label for label in metric if label.startswith("kept by A"))
+    assert label_a.endswith("k = 50)") and metric[label_a] == f"{ka.sum():,} / {len(ka):,}"
+    assert metric["Δ A − B (points)"] == "+0.0"  # same fixture seed: same evaluations
+    assert any("n = 200 test questions" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_compare_runs_that_share_no_candidates(full_cache):
+    at = open_page("views/compare.py")
+    assert not at.exception
+    assert any("do not share candidates" in i.value for i in at.info)
+    assert "Jaccard" not in [m.label for m in at.metric]
+    assert at.dataframe[0].value["key"].tolist() == ["dataset", "num_questions", "num_samples", "seed"]
+
+
+def test_compare_needs_two_runs(cache):
+    make_run_dir(cache / "runs" / "only", num_questions=10, num_samples=2)
+    at = open_page("views/compare.py")
+    assert any("needs two" in i.value for i in at.info)
