@@ -373,3 +373,47 @@ def test_compare_needs_two_runs(cache):
     make_run_dir(cache / "runs" / "only", num_questions=10, num_samples=2)
     at = open_page("views/compare.py")
     assert any("needs two" in i.value for i in at.info)
+
+
+# -- issue 13 #8: a chart selection opens the Samples explorer filtered to it ------------------------------
+def _explorer_rows(at) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if "rationale" in d.value.columns)
+
+
+def test_a_histogram_bar_opens_its_samples_in_the_explorer(full_cache):
+    from iwsi import charts
+
+    at = open_page("views/ds_weights.py")
+    run = at.sidebar.selectbox[0].value
+    df = pd.read_parquet(full_cache / "runs" / run / "samples.parquet")
+    maj = df[df["is_majority"]]
+    edges = charts.histogram_edges(maj["ds_weight"].to_numpy(float))
+    bar = charts.bar_index(maj["ds_weight"].to_numpy(float), edges)
+    right = maj["is_correct"].eq(True).fillna(False).to_numpy(bool)
+    first = int(bar[right].min())  # a non-empty bar of the "correct" trace
+    expected = maj[(bar == first) & right]
+    at.session_state["hist_ds_weight"] = {"selection": {"points": [{"curve_number": 0, "customdata": first}],
+                                                        "point_indices": [first], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Samples explorer"
+    assert any("picked on 1 bar(s) of the w_DS histogram" in i.value and "correct" in i.value for i in at.info)
+    shown = _explorer_rows(at)
+    assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
+        zip(expected["question_id"], expected["sample_id"]))
+    at.switch_page("views/explorer.py")  # AppTest would rerun the page it was told last; a browser stays here
+    [b for b in at.button if b.label == "Show all candidates"][0].click().run()
+    assert len(_explorer_rows(at)) == min(len(df), 5000)
+
+
+def test_a_umap_selection_opens_in_the_explorer(full_cache):
+    at = open_page("views/distributions.py")
+    at.session_state["umap"] = {"selection": {"points": [{"customdata": 20}, {"customdata": 21}, {"customdata": 22}],
+                                              "point_indices": [], "box": [], "lasso": []}}
+    at.run()
+    listed = at.dataframe[-1].value
+    [b for b in at.button if b.label == "Open in Samples explorer"][0].click().run()
+    assert not at.exception and at.title[0].value == "Samples explorer"
+    shown = _explorer_rows(at)
+    assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
+        zip(listed["question_id"], listed["sample_id"]))

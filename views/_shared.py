@@ -146,7 +146,8 @@ def sidebar() -> None:
             st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
         st.slider("k — % of majority samples kept", 1, 100, key="k",
                   help="the selected run's method keeps its k % of D_c; shared by every page")
-    state = {"k": str(st.session_state["k"])} | ({"run": st.session_state["run"]} if st.session_state.get("run") else {})
+    run = st.session_state.get("run")
+    state = {"k": str(st.session_state["k"])} | ({"run": run} if run else {})
     if dict(st.query_params) != state:
         st.query_params.from_dict(state)
 
@@ -190,7 +191,8 @@ def require_samples() -> tuple[Path, pd.DataFrame]:
     if not set(NUMERIC) <= set(samples.columns):
         absent = ", ".join(c for c in NUMERIC if c not in samples.columns)
         st.info(f"Run **{run.name}** has no DS weights yet (`samples.parquet` lacks {absent}): they are "
-                f"written by the **score** stage. A run stopped with `--until vote` resumes with `iwsi run --out {run}`.",
+                f"written by the **score** stage. A run stopped with `--until vote` resumes with "
+                f"`iwsi run --out {run}`.",
                 icon=":material/hourglass_top:")
         st.stop()
     return run, samples
@@ -217,3 +219,13 @@ def pick_ablation(key: str = "ablation") -> tuple[str, pd.DataFrame]:
         st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the same "
                  "`iwsi ablate` command to rebuild it.", icon=":material/error:")
         st.stop()
+
+
+EXPLORER_HANDOFF = "explorer_samples"  # session key: samples a chart selection hands to the Samples explorer
+
+
+def open_in_explorer(run: Path, picked: pd.DataFrame, what: str) -> None:
+    """Show `picked` (rows with question_id, sample_id) in the Samples explorer, filtered to them."""
+    st.session_state[EXPLORER_HANDOFF] = {"run": run.name, "what": what,
+                                          "keys": list(zip(picked["question_id"], picked["sample_id"]))}
+    st.switch_page("views/explorer.py")

@@ -6,7 +6,17 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+from views._shared import (
+    TEXT,
+    header,
+    kept_for_k,
+    missing,
+    mtime,
+    open_in_explorer,
+    require_samples,
+    selected_k,
+    table,
+)
 
 header("Distributions & embeddings", "Loss of the human valid rationales, all self-generated samples and the kept "
                                      "ones (paper Fig. 4), then a UMAP of base-model embeddings — one fitted map, "
@@ -61,6 +71,9 @@ sel = rows[np.array(picked)]
 texts = table(run, "samples.parquet", TEXT, shared=True)
 chosen = texts.iloc[sel[sel >= 0]].assign(ds_weight=samples["ds_weight"].to_numpy()[sel[sel >= 0]],
                                           kept=mask[sel[sel >= 0]])
-st.markdown(f"**{len(chosen):,} self-generated samples selected** ({(sel < 0).sum()} valid points)")
+c1, c2 = st.columns([3, 1])
+c1.markdown(f"**{len(chosen):,} self-generated samples selected** ({(sel < 0).sum()} valid points)")
+if len(chosen) and c2.button("Open in Samples explorer", icon=":material/manage_search:"):
+    open_in_explorer(run, chosen, f"the UMAP ({len(chosen):,} self-generated points)")
 st.dataframe(chosen.sort_values("ds_weight", ascending=False), hide_index=True,
              column_config={"rationale": st.column_config.TextColumn(width="large")})
