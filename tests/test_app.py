@@ -417,3 +417,35 @@ def test_a_umap_selection_opens_in_the_explorer(full_cache):
     shown = _explorer_rows(at)
     assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
         zip(listed["question_id"], listed["sample_id"]))
+
+
+# -- issue 13 #12: keyboard labelling on the Rationales page ---------------------------------------------
+def _focus(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("Sample **"))
+
+
+def test_keyboard_labels_are_human_and_move_on(full_cache):
+    at = open_page("views/rationales.py")
+    buttons = {b.label: b for b in at.button}
+    assert {buttons[n].proto.shortcut for n in ("Next", "Previous", "Redundant", "Jumping", "Spurious", "Clear")} \
+        == {"n", "p", "1", "2", "3", "0"}  # streamlit normalises keys to lower case
+    run = full_cache / "runs" / at.sidebar.selectbox[0].value
+    first = _focus(at)
+    assert first.startswith("Sample **1 of ")
+    qid, sample = first.split("of question ")[1].split(" · sample ")
+    sample = int(sample.split(" ")[0])
+    buttons["Jumping"].click().run()  # saved as the person's label, and on to sample 2
+    labels = pd.read_parquet(run / "labels.parquet")
+    assert labels[["question_id", "sample_id", "label", "source"]].values.tolist() == [[qid, sample, "jumping", "human"]]
+    assert _focus(at).startswith("Sample **2 of ")
+    [b for b in at.button if b.label == "Previous"][0].click().run()
+    assert _focus(at).startswith("Sample **1 of ") and "label: **jumping** (human)" in _focus(at)
+    [b for b in at.button if b.label == "Clear"][0].click().run()
+    assert pd.read_parquet(run / "labels.parquet").empty and _focus(at).startswith("Sample **1 of ")
+    n = int(_focus(at).split(" of ")[1].split("**")[0])
+    for _ in range(n):  # past the last sample: the next question of the table
+        [b for b in at.button if b.label == "Next"][0].click().run()
+    assert not at.exception
+    assert _focus(at).startswith("Sample **1 of ") and f"of question {qid} " not in _focus(at)
+    [b for b in at.button if b.label == "Previous"][0].click().run()  # back: the last sample of the first question
+    assert _focus(at).startswith(f"Sample **{n} of {n}** of question {qid} ")
