@@ -20,6 +20,7 @@ COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
+DEFAULT_THRESHOLDS = (0.2, 0.4, 0.6, 1.0)  # u* of the DS-density chart (paper Fig. 5)
 MIN_DENSITY_N = 20  # fewer samples than this: no density curve is drawn (shown in the legend only)
 
 

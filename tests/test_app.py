@@ -131,7 +131,8 @@ def test_rationales_search(full_cache):
 
 def test_failed_run_shows_error_and_log_tail(cache):
     run = make_run_dir(cache / "runs" / "broken", num_questions=10, num_samples=2)
-    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", "error": "CUDA out of memory"}')
+    (run / "status.json").write_text(
+        '{"state": "failed", "pid": null, "stage": "train", "error": "CUDA out of memory"}')
     (run / "log.txt").write_text("stage train started\nTraceback: boom\n")
     at = open_page("views/runs.py")
     assert any("out of memory" in e.value for e in at.error)
@@ -436,7 +437,8 @@ def test_keyboard_labels_are_human_and_move_on(full_cache):
     sample = int(sample.split(" ")[0])
     buttons["Jumping"].click().run()  # saved as the person's label, and on to sample 2
     labels = pd.read_parquet(run / "labels.parquet")
-    assert labels[["question_id", "sample_id", "label", "source"]].values.tolist() == [[qid, sample, "jumping", "human"]]
+    saved = labels[["question_id", "sample_id", "label", "source"]].values.tolist()
+    assert saved == [[qid, sample, "jumping", "human"]]
     assert _focus(at).startswith("Sample **2 of ")
     [b for b in at.button if b.label == "Previous"][0].click().run()
     assert _focus(at).startswith("Sample **1 of ") and "label: **jumping** (human)" in _focus(at)
@@ -449,3 +451,18 @@ def test_keyboard_labels_are_human_and_move_on(full_cache):
     assert _focus(at).startswith("Sample **1 of ") and f"of question {qid} " not in _focus(at)
     [b for b in at.button if b.label == "Previous"][0].click().run()  # back: the last sample of the first question
     assert _focus(at).startswith(f"Sample **{n} of {n}** of question {qid} ")
+
+
+# -- issue 13 #11: figures and tables for a paper, built only on click ------------------------------------
+def test_figure_downloads_are_offered_and_built_lazily(full_cache, monkeypatch):
+    from iwsi import present
+
+    built = []
+    monkeypatch.setattr(present, "run_bundle", lambda *a: built.append(a) or b"")
+    monkeypatch.setattr(present, "ablation_bundle", lambda *a: built.append(a) or b"")
+    at = open_page("views/runs.py")
+    names = [d.proto.label for d in at.get("download_button")]
+    assert "Figures & tables for the paper (zip)" in names
+    at.switch_page("views/ablations.py").run()
+    assert "Figures & tables for the paper (zip)" in [d.proto.label for d in at.get("download_button")]
+    assert not built  # rendering a page renders no figure

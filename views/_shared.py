@@ -5,7 +5,6 @@ Tables are cached by (path, mtime, columns), so a rewritten file is picked up on
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import streamlit as st
 
 from iwsi import filtering
 from iwsi.export import run_method as export_run_method
+from iwsi.present import kept_mask
 from iwsi.runs import (
     WRITTEN_BY,
     RunNameError,
@@ -94,11 +94,7 @@ def has_columns(path: Path, columns: list[str]) -> bool:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None, seed: int,
           run_k: float | None) -> tuple[np.ndarray, float]:
-    df = _read_parquet(path, stamp, tuple(NUMERIC + SELECTION))
-    sigma = filtering.iwsi(df, k)[1]  # the DS-weight percentile at k: IWSI's cut, a reference for every method
-    if "kept" in df and run_k is not None and math.isclose(k, run_k):
-        return df["kept"].fillna(False).to_numpy(bool), sigma  # exactly the set the run trained on
-    return filtering.select(df, method, k, threshold, seed)[0].to_numpy(bool), sigma
+    return kept_mask(_read_parquet(path, stamp, tuple(NUMERIC + SELECTION)), k, method, threshold, seed, run_k)
 
 
 def run_method(run: Path) -> tuple[str, float | None, float | None, int]:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.present import umap_sample_rows
 from views._shared import (
     TEXT,
     header,
@@ -36,11 +37,8 @@ st.plotly_chart(charts.loss_densities(valid_loss, loss, loss[mask]), key="loss")
 @st.cache_data(max_entries=8, show_spinner=False)
 def sample_rows(umap_path: str, umap_stamp: float, samples_path: str, samples_stamp: float) -> np.ndarray:
     """Row of samples.parquet for each umap row (-1 for valid points or unmatched ids)."""
-    um = pd.read_parquet(umap_path, columns=["source", "question_id", "sample_id"])
-    keys = pd.read_parquet(samples_path, columns=["question_id", "sample_id"]).assign(pos=lambda d: np.arange(len(d)))
-    joined = um.merge(keys, on=["question_id", "sample_id"], how="left")
-    pos = joined["pos"].fillna(-1).to_numpy(int)
-    return np.where(um["source"].to_numpy() == "self", pos, -1)
+    return umap_sample_rows(pd.read_parquet(umap_path, columns=["source", "question_id", "sample_id"]),
+                            pd.read_parquet(samples_path, columns=["question_id", "sample_id"]))
 
 
 st.subheader("UMAP of valid vs self-generated samples")
