@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 
 from iwsi.filtering import METHODS, num_to_keep
 
+# the cut line is mid grey: seen on the light and the dark theme
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
-          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#111111"}
+          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#7f7f7f"}
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
@@ -108,7 +109,7 @@ def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight") -> g
         fig.add_shape(type="line", x0=cut, x1=cut, y0=0, y1=1, yref="paper",
                       line=dict(color=COLORS["cut"], dash="dash", width=2))
     fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
-                       xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
+                       xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(127,127,127,0.15)")
     return fig
 
 

@@ -11,9 +11,10 @@ from iwsi.fixtures import make_ablation_dir, make_run_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py"]
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py",
+         "views/compare.py"]
 CHARTS = {"views/ds_weights.py": 2, "views/percentiles.py": 2, "views/correctness.py": 2,
-          "views/distributions.py": 2, "views/ablations.py": 2}
+          "views/distributions.py": 2, "views/ablations.py": 2, "views/compare.py": 1}
 
 
 @pytest.fixture()

@@ -38,6 +38,8 @@ else:
     st.dataframe(diff, hide_index=True)
     st.caption(f"Only the {len(diff)} keys that differ (empty: the run's config does not set it).")
 
+for run in (run_a, run_b):  # a damaged file: one message naming it and the fix (table stops the page)
+    table(run, "samples.parquet", ["question_id"])
 unscored = [n for n, r in ((name_a, run_a), (name_b, run_b)) if not has_columns(r / "samples.parquet", NUMERIC)]
 if unscored:
     st.info(f"No DS weights yet in {' and '.join(f'**{n}**' for n in unscored)} (`samples.parquet` is written and "
