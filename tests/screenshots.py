@@ -25,6 +25,8 @@ if __name__ == "__main__":
     args = ap.parse_args()
     if args.cache and not list(Path(args.cache).glob("probes/*/scores.parquet")):
         test_browser.PAGES.update(probe=0)  # the empty state has no chart
+    if args.cache and len(list(Path(args.cache).glob("runs/*/samples.parquet"))) < 2:
+        test_browser.PAGES.update(compare=0)  # one run: the page says it needs two
     if args.cache and not list(Path(args.cache).glob("ablations/*/results.parquet")):
         # without an ablation, Percentiles has only the σ_k chart and Ablations its empty state
         test_browser.PAGES.update(percentiles=1, ablations=0)
