@@ -98,7 +98,8 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
         running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-                   if "Running" in w.text or "Stop" in w.text] or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
+                   if "Running" in w.text or "Stop" in w.text]
+        running = running or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
         if titled and not running and driver.execute_script(drawn_js) >= int(charts):
             time.sleep(settle)
             return
@@ -123,12 +124,14 @@ def visit_all(driver, url: str, shots: Path | None) -> dict[str, str]:
         driver.get(f"{url}/{page}")
         wait_rendered(driver, charts)
         if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
-            problems[page] = "exception: " + driver.find_element(By.CSS_SELECTOR, '[data-testid="stException"]').text[:300]
+            error = driver.find_element(By.CSS_SELECTOR, '[data-testid="stException"]')
+            problems[page] = "exception: " + error.text[:300]
         if charts and not driver.find_elements(By.CSS_SELECTOR, '.js-plotly-plot, [data-testid="stPlotlyChart"]'):
             problems[page] = "no chart"
         if shots is not None:
             shots.mkdir(parents=True, exist_ok=True)
-            full = driver.execute_script("return document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+            full = driver.execute_script(
+                "return document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
             driver.set_window_size(1400, min(max(1000, int(full) + 120), 3200))
             wait_rendered(driver, charts)
             driver.save_screenshot(str(shots / f"{page or 'runs'}.png"))
@@ -153,12 +156,14 @@ def move_k_and_navigate(driver, url: str) -> str:
 
     driver.get(f"{url}/ds_weights")
     wait_rendered(driver, 2)
-    driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input').send_keys(Keys.ARROW_LEFT)
+    slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
+    slider.send_keys(Keys.ARROW_LEFT)
     for _ in range(200):
         if "kept at k=79" in driver.find_element(By.CSS_SELECTOR, "body").text:
             break
         time.sleep(0.05)
-    link = [a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a') if a.text.endswith("Correctness vs DSE")]
+    link = [a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
+            if a.text.endswith("Correctness vs DSE")]
     link[0].click()
     for _ in range(200):
         if driver.find_elements(By.XPATH, "//h1[contains(., 'Correctness vs DSE')]"):
@@ -202,7 +207,8 @@ def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
 
         driver.get(f"{url}/ds_weights")
         wait_rendered(driver, 2, settle=1.0)
-        bars = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .barlayer .point path')
+        chart = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]  # the w_DS one
+        bars = chart.find_elements(By.CSS_SELECTOR, ".barlayer .point path")
         tallest = max(bars, key=lambda b: b.size["height"])
         ActionChains(driver).move_to_element(tallest).click().perform()
         assert wait_for_text(driver, "samples picked on 1 bar(s) of the w_DS histogram"), driver.current_url
