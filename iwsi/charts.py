@@ -30,6 +30,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), xaxis_title=x, yaxis_title=y,
                       template="plotly_white", height=kw.pop("height", 420), showlegend=True,
                       legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      modebar=dict(orientation="v"),  # on the right edge: it never covers the title
                       margin=dict(l=60, r=20, t=50, b=40), **kw)
     return fig
 
@@ -94,8 +95,8 @@ def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int |
     fig.update_layout(barmode="stack", bargap=0)
     folded = int((values > hi).sum())
     if folded:  # the last bar also holds the top 0.5 %: say so on it
-        fig.add_annotation(x=edges[-2], y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g} ({folded:,} above "
-                           f"{hi:.3g})", showarrow=False, xanchor="right", yanchor="top", font=dict(size=11))
+        fig.add_annotation(x=1, xref="paper", y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g} ({folded:,} "
+                           f"above {hi:.3g})", showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
     xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
     return _layout(fig, title, xlabel, "samples")
 
@@ -113,13 +114,11 @@ def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight") -> g
     return fig
 
 
-def ds_weight_overlay(samples: pd.DataFrame, majority_only: bool = True) -> go.Figure:
-    """Overlaid DS-weight histograms of several runs (Compare page): samples has `run`, `ds_weight`,
-    `is_majority`; shared bins, bar heights as a share of each run's samples (runs differ in size)."""
-    which = "majority samples" if majority_only else "all samples"
-    title = f"DS weight of {which}, runs overlaid"
-    if majority_only and len(samples):
-        samples = samples[samples["is_majority"].astype(bool)]
+def ds_weight_overlay(samples: pd.DataFrame, which: str = "kept samples") -> go.Figure:
+    """Overlaid DS-weight histograms of several runs (Compare page): samples has `run` and `ds_weight` (the
+    rows to draw, e.g. each run's kept set: `which` names them); shared bins, bar heights as a share of each
+    run's rows (runs differ in size)."""
+    title = f"DS weight of the {which}, runs overlaid"
     values = samples["ds_weight"].to_numpy(float) if len(samples) else np.array([])
     if not len(values):
         return _empty(title, "no samples")
@@ -133,8 +132,8 @@ def ds_weight_overlay(samples: pd.DataFrame, majority_only: bool = True) -> go.F
                     hovertemplate="%{x:.3f}: %{y:.1f} %<extra>" + str(run) + "</extra>")
     fig.update_layout(barmode="overlay", bargap=0)
     if (values > edges[-1]).any():
-        fig.add_annotation(x=edges[-2], y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g}", showarrow=False,
-                           xanchor="right", yanchor="top", font=dict(size=11))
+        fig.add_annotation(x=1, xref="paper", y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g}",
+                           showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
     return _layout(fig, title, DS_LABEL, f"share of the run's {which} (%)")
 
 

@@ -1,6 +1,6 @@
 """Save a screenshot of every dashboard page to docs/screenshots/<page>.png (headless Chromium).
 
-    PYTHONPATH=. .venv/bin/python tests/screenshots.py [OUT_DIR] [--cache CACHE_DIR] [--pages probe,...]
+    PYTHONPATH=. .venv/bin/python tests/screenshots.py [OUT_DIR] [--cache CACHE_DIR] [--run NAME] [--pages probe,...]
 
 With --cache the pages show that cache's real runs (docs/screenshots use a real demo run);
 without it they show synthetic fixture runs (iwsi.fixtures), named fixture-* so they are never
@@ -21,6 +21,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("out", nargs="?", default=str(REPO / "docs" / "screenshots"))
     ap.add_argument("--cache", help="cache dir with runs/ (and ablations/) to show instead of fixtures")
+    ap.add_argument("--run", help="run to show (the sidebar's ?run= link); default: the newest")
     ap.add_argument("--pages", help="comma-separated url paths to shoot, e.g. probe (default: every page)")
     args = ap.parse_args()
     if args.cache and not list(Path(args.cache).glob("probes/*/scores.parquet")):
@@ -37,5 +38,5 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.cache) if args.cache else make_cache(Path(tmp) / "cache")
         with streamlit_server(cache) as url, chromium(Path(tmp) / "profile") as driver:
-            problems = visit_all(driver, url, Path(args.out))
+            problems = visit_all(driver, url, Path(args.out), f"?run={args.run}" if args.run else "")
     print(f"screenshots in {args.out}; problems: {problems or 'none'}")

@@ -360,7 +360,8 @@ def test_compare_two_runs_of_one_generation(cache):
     assert label_a.endswith("k = 50)") and metric[label_a] == f"{ka.sum():,} / {len(ka):,}"
     assert metric["Δ A − B (points)"] == "+0.0"  # same fixture seed: same evaluations
     assert any("n = 200 test questions" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    spec = at.get("plotly_chart")[0].proto.spec  # by default each run's kept set, overlaid
+    assert f"A: iwsi-run (n={ka.sum():,})" in spec and f"B: entropy-run (n={kb.sum():,})" in spec
 
 
 def test_compare_runs_that_share_no_candidates(full_cache):

@@ -100,6 +100,8 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
         running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
                    if "Running" in w.text or "Stop" in w.text]
         running = running or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
+        # a widget whose code is still loading is drawn as a grey skeleton
+        running = running or driver.find_elements(By.CSS_SELECTOR, '[data-testid^="stSkeleton"]')
         if titled and not running and driver.execute_script(drawn_js) >= int(charts):
             time.sleep(settle)
             return
@@ -115,13 +117,13 @@ def make_cache(root: Path) -> Path:
     return root
 
 
-def visit_all(driver, url: str, shots: Path | None) -> dict[str, str]:
-    """Open every page; return page → problem (empty when all are fine)."""
+def visit_all(driver, url: str, shots: Path | None, query: str = "") -> dict[str, str]:
+    """Open every page (with `query`, e.g. "?run=NAME"); return page → problem (empty when all are fine)."""
     from selenium.webdriver.common.by import By
 
     problems = {}
     for page, charts in PAGES.items():
-        driver.get(f"{url}/{page}")
+        driver.get(f"{url}/{page}{query}")
         wait_rendered(driver, charts)
         if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
             error = driver.find_element(By.CSS_SELECTOR, '[data-testid="stException"]')

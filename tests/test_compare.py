@@ -51,8 +51,8 @@ def test_paired_accuracy_uses_only_shared_test_questions():
 
 def test_overlay_shares_bins_and_normalises_each_run():
     rng = np.random.default_rng(0)
-    df = pd.concat([pd.DataFrame({"run": "a", "ds_weight": 1 + rng.exponential(0.2, 400), "is_majority": True}),
-                    pd.DataFrame({"run": "b", "ds_weight": 1 + rng.exponential(0.5, 100), "is_majority": True})])
+    df = pd.concat([pd.DataFrame({"run": "a", "ds_weight": 1 + rng.exponential(0.2, 400)}),
+                    pd.DataFrame({"run": "b", "ds_weight": 1 + rng.exponential(0.5, 100)})])
     fig = charts.ds_weight_overlay(df)
     assert [t.name for t in fig.data] == ["a (n=400)", "b (n=100)"]
     assert list(fig.data[0].x) == list(fig.data[1].x)

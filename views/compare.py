@@ -36,7 +36,8 @@ if diff.empty:
     st.caption("The two configs are identical.")
 else:
     st.dataframe(diff, hide_index=True)
-    st.caption(f"Only the {len(diff)} keys that differ (empty: the run's config does not set it).")
+    st.caption(f"Only the {'key that differs' if len(diff) == 1 else f'{len(diff)} keys that differ'} "
+               "(empty: the run's config does not set it).")
 
 for run in (run_a, run_b):  # a damaged file: one message naming it and the fix (table stops the page)
     table(run, "samples.parquet", ["question_id"])
@@ -79,9 +80,15 @@ else:
             "another dataset, model, seed or sampling), so their kept sets cannot overlap. The counts and the "
             "weights below still compare.", icon=":material/info:")
 
-only_majority = st.toggle("majority samples only (D_c)", value=True, key="compare_majority")
-both = pd.concat([samples_a[NUMERIC].assign(run=f"A: {name_a}"), samples_b[NUMERIC].assign(run=f"B: {name_b}")])
-st.plotly_chart(charts.ds_weight_overlay(both, only_majority), key="compare_hist")
+which = st.segmented_control("DS weights of", ["kept samples", "majority samples", "all samples"],
+                             default="kept samples", required=True, key="compare_which")
+rows = {"kept samples": (kept_a, kept_b), "all samples": (slice(None), slice(None)),
+        "majority samples": (samples_a["is_majority"].to_numpy(bool), samples_b["is_majority"].to_numpy(bool))}[which]
+both = pd.concat([samples_a.loc[rows[0], NUMERIC].assign(run=f"A: {name_a}"),
+                  samples_b.loc[rows[1], NUMERIC].assign(run=f"B: {name_b}")])
+st.plotly_chart(charts.ds_weight_overlay(both, which), key="compare_hist")
+if o["shared"] == o["candidates_a"] == o["candidates_b"]:
+    st.caption("Both runs have the same candidates, so the same DS weights: only their kept sets differ.")
 
 st.subheader("Test accuracy")
 acc = compare.paired_accuracy(table(run_a, "eval.parquet", stop_if_broken=False),

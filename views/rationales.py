@@ -137,13 +137,13 @@ with st.container(border=True):
     st.markdown(f"Sample **{pos + 1} of {len(one)}** of question {qid} · sample {focus['sample_id']} · "
                 f"w_DS **{focus['ds_weight']:.3f}** · answer `{shown(focus['answer'])}` · label: {current}")
     st.text(focus["rationale"])
-cols = st.columns(7)
 args = (qid, focus["sample_id"])
-cols[0].button("Previous", shortcut="P", on_click=move, args=(-1, qid, len(one)), icon=":material/arrow_back:")
-cols[1].button("Next", shortcut="N", on_click=move, args=(1, qid, len(one)), icon=":material/arrow_forward:")
-for col, (name, (text, key)) in zip(cols[2:], KEYS.items()):
-    col.button(text, shortcut=key, on_click=set_label, args=(*args, name, len(one)))
-cols[6].button("Clear", shortcut="0", on_click=set_label, args=(*args, None, len(one)), icon=":material/backspace:")
+with st.container(horizontal=True):  # buttons as wide as their label and key hint, wrapped when narrow
+    st.button("Previous", shortcut="P", on_click=move, args=(-1, qid, len(one)), icon=":material/arrow_back:")
+    st.button("Next", shortcut="N", on_click=move, args=(1, qid, len(one)), icon=":material/arrow_forward:")
+    for name, (text, key) in KEYS.items():
+        st.button(text, shortcut=key, on_click=set_label, args=(*args, name, len(one)))
+    st.button("Clear", shortcut="0", on_click=set_label, args=(*args, None, len(one)), icon=":material/backspace:")
 st.caption("Keys: **N** next · **P** previous (past the last sample: the next question) · **1** redundant · "
            "**2** jumping · **3** spurious · **4** none (checked, no problem) · **0** clear. A key saves the label at "
            "once as **human** and moves to the next sample.")
