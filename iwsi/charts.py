@@ -31,7 +31,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
                       template="plotly_white", height=kw.pop("height", 420), showlegend=True,
                       legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
                       modebar=dict(orientation="v"),  # on the right edge: it never covers the title
-                      margin=dict(l=60, r=20, t=50, b=40), **kw)
+                      margin=dict(l=60, r=45, t=50, b=40), **kw)  # r: room for the modebar
     return fig
 
 

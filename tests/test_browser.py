@@ -94,6 +94,8 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
 
     drawn_js = ("return [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
                 ".filter(e => e.querySelector('.main-svg')).length")
+    tables_js = ("return [...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
+                 ".every(e => e.querySelector('canvas'))")
     end = time.time() + timeout
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
@@ -102,6 +104,7 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
         running = running or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
         # a widget whose code is still loading is drawn as a grey skeleton
         running = running or driver.find_elements(By.CSS_SELECTOR, '[data-testid^="stSkeleton"]')
+        running = running or not driver.execute_script(tables_js)  # a table is drawn once its code is loaded
         if titled and not running and driver.execute_script(drawn_js) >= int(charts):
             time.sleep(settle)
             return
