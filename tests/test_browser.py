@@ -95,7 +95,7 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
     drawn_js = ("return [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
                 ".filter(e => e.querySelector('.main-svg')).length")
     tables_js = ("return [...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
-                 ".every(e => e.querySelector('canvas'))")
+                 ".every(e => !e.checkVisibility() || e.querySelector('canvas'))")  # hidden: a closed expander
     end = time.time() + timeout
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
