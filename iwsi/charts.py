@@ -15,20 +15,23 @@ import plotly.graph_objects as go
 
 from iwsi.filtering import METHODS, num_to_keep
 
+# the cut line is mid grey: seen on the light and the dark theme
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
-          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#111111"}
+          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#7f7f7f"}
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
+DEFAULT_THRESHOLDS = (0.2, 0.4, 0.6, 1.0)  # u* of the DS-density chart (paper Fig. 5)
 MIN_DENSITY_N = 20  # fewer samples than this: no density curve is drawn (shown in the legend only)
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
     # Legend below the x-axis title: it never hides the title, the data or the σ_k% label.
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), xaxis_title=x, yaxis_title=y, template="plotly_white",
-                      height=kw.pop("height", 420), showlegend=True,
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), xaxis_title=x, yaxis_title=y,
+                      template="plotly_white", height=kw.pop("height", 420), showlegend=True,
                       legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
-                      margin=dict(l=60, r=20, t=50, b=40), **kw)
+                      modebar=dict(orientation="v"),  # on the right edge: it never covers the title
+                      margin=dict(l=60, r=45, t=50, b=40), **kw)  # r: room for the modebar
     return fig
 
 
@@ -52,6 +55,21 @@ def _upper(values: np.ndarray, q: float = 99.5) -> float:
     return float(np.percentile(values, q)) if len(values) else 1.0
 
 
+def histogram_edges(values: np.ndarray, bins: int | None = None) -> np.ndarray:
+    """Bin edges of a DS-weight histogram: min to the 99.5th percentile (the top 0.5 % is folded into
+    the last bin so one outlier does not squash the plot); few samples → few, wider bins."""
+    lo = float(values.min())
+    hi = max(_upper(values), lo + 1e-6)
+    return np.linspace(lo, hi, (bins or int(np.clip(2 * np.sqrt(len(values)), 8, 60))) + 1)
+
+
+def bar_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bar of each value, as np.histogram counts it ([a, b) bins, the last one closed), values beyond
+    either end folded into the first / last bar."""
+    idx = np.searchsorted(edges, np.clip(values, edges[0], edges[-1]), side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
 def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int | None = None,
                    majority_only: bool = True) -> go.Figure:
     """Stacked histogram (precomputed bins) of `column` by correctness, without the k-dependent cut.
@@ -59,23 +77,26 @@ def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int |
     Independent of k, so the dashboard caches it and only redraws the cut when the slider moves.
     The top 0.5 % is folded into the last bin so one outlier does not squash the plot."""
     which = "majority samples" if majority_only else "all samples"
-    title = {"ds_weight": f"DS weight of {which}", "w_prime": f"Importance weight w′ = L̄_v / L of {which}"}.get(column, column)
+    title = {"ds_weight": f"DS weight of {which}",
+             "w_prime": f"Importance weight w′ = L̄_v / L of {which}"}.get(column, column)
     values = samples[column].to_numpy(float)
     if not len(values):
         return _empty(title, "no samples")
-    lo, hi = float(values.min()), max(_upper(values), float(values.min()) + 1e-6)
-    bins = bins or int(np.clip(2 * np.sqrt(len(values)), 8, 60))  # few samples → few, wider bins
-    edges = np.linspace(lo, hi, bins + 1)
+    edges = histogram_edges(values, bins)
+    hi = edges[-1]
     fig = go.Figure()
     for name, group in correctness_groups(samples).items():
-        counts, _ = np.histogram(np.clip(group[column].to_numpy(float), lo, hi), bins=edges)
+        counts = np.bincount(bar_index(group[column].to_numpy(float), edges), minlength=len(edges) - 1)
+        # customdata: the bar's index, so a click on it can list its samples (bar_index)
         fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name,
-                    marker_color=COLORS.get(name, COLORS["unknown"]), marker_line_width=0)
+                    marker_color=COLORS.get(name, COLORS["unknown"]), marker_line_width=0,
+                    customdata=np.arange(len(counts)),
+                    hovertemplate="%{x:.3f}: %{y} samples<extra>" + name + "</extra>")
     fig.update_layout(barmode="stack", bargap=0)
     folded = int((values > hi).sum())
     if folded:  # the last bar also holds the top 0.5 %: say so on it
-        fig.add_annotation(x=edges[-2], y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g} ({folded:,} above "
-                           f"{hi:.3g})", showarrow=False, xanchor="right", yanchor="top", font=dict(size=11))
+        fig.add_annotation(x=1, xref="paper", y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g} ({folded:,} "
+                           f"above {hi:.3g})", showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
     xlabel = DS_LABEL if column == "ds_weight" else "w′ = L̄_v / L (kept band: 1/σ ≤ w′ ≤ σ)"
     return _layout(fig, title, xlabel, "samples")
 
@@ -89,8 +110,31 @@ def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight") -> g
         fig.add_shape(type="line", x0=cut, x1=cut, y0=0, y1=1, yref="paper",
                       line=dict(color=COLORS["cut"], dash="dash", width=2))
     fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
-                       xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
+                       xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(127,127,127,0.15)")
     return fig
+
+
+def ds_weight_overlay(samples: pd.DataFrame, which: str = "kept samples") -> go.Figure:
+    """Overlaid DS-weight histograms of several runs (Compare page): samples has `run` and `ds_weight` (the
+    rows to draw, e.g. each run's kept set: `which` names them); shared bins, bar heights as a share of each
+    run's rows (runs differ in size)."""
+    title = f"DS weight of the {which}, runs overlaid"
+    values = samples["ds_weight"].to_numpy(float) if len(samples) else np.array([])
+    if not len(values):
+        return _empty(title, "no samples")
+    edges = histogram_edges(values)
+    fig = go.Figure()
+    for i, (run, part) in enumerate(samples.groupby("run", sort=False)):
+        counts = np.bincount(bar_index(part["ds_weight"].to_numpy(float), edges), minlength=len(edges) - 1)
+        fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=100 * counts / len(part), width=np.diff(edges),
+                    name=f"{run} (n={len(part):,})", marker_color=METHOD_COLORS[i % len(METHOD_COLORS)],
+                    opacity=0.55, marker_line_width=0,
+                    hovertemplate="%{x:.3f}: %{y:.1f} %<extra>" + str(run) + "</extra>")
+    fig.update_layout(barmode="overlay", bargap=0)
+    if (values > edges[-1]).any():
+        fig.add_annotation(x=1, xref="paper", y=1.0, yref="paper", text=f"last bar: ≥ {edges[-2]:.3g}",
+                           showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
+    return _layout(fig, title, DS_LABEL, f"share of the run's {which} (%)")
 
 
 # -- percentiles and accuracy against k (Percentiles page, paper Figs. 2-3) -------------------------
@@ -168,7 +212,8 @@ def ablation_bars(results: pd.DataFrame, k: float) -> go.Figure:
         control = method in METHODS and METHODS[method].control  # controls hatched: references, not methods
         fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method) + (" (control)" if control else ""),
                     marker_color=METHOD_COLORS[i % len(METHOD_COLORS)], marker_pattern_shape="/" if control else "",
-                    customdata=part["k"], hovertemplate="%{x} · k=%{customdata}: %{y:.3f}<extra>" + str(method) + "</extra>",
+                    customdata=part["k"],
+                    hovertemplate="%{x} · k=%{customdata}: %{y:.3f}<extra>" + str(method) + "</extra>",
                     error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
                                  arrayminus=part["mean"] - part["ci_low"]))
     fig.update_layout(barmode="group")
@@ -296,12 +341,14 @@ def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, in
 
     points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections.
     totals: each layer's count in the whole run (umap_totals), shown in the legend beside what is drawn."""
-    title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before" else "after filtering (current k)")
+    title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before"
+                                                 else "after filtering (current k)")
     if points.empty:
         return _empty(title, "no embeddings")
     src = points["source"].to_numpy()
-    layers = [("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.45)] if view == "after" else []
+    layers = []
     if view == "after":
+        layers.append(("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.45))
         layers.append(("kept", (src == "self") & points["kept"].to_numpy(), COLORS["self"], 5, 0.6))
     else:
         layers.append(("self-generated", src == "self", COLORS["self"], 5, 0.5))

@@ -1,7 +1,7 @@
 """Chart builders for the Probe page: pure functions DataFrame → plotly Figure (no streamlit).
 
 Input is a probe directory's scores.parquet (one setting) and auroc.parquet (iwsi/probe.py). Colours
-are fixed per defect kind; clean rationales are grey, the σ_k% cut black and dashed as on the DS
+are fixed per defect kind; clean rationales are grey, the σ_k% cut grey and dashed as on the DS
 weights page. Tested in tests/test_probe_app.py.
 """
 from __future__ import annotations

@@ -11,9 +11,10 @@ from benchmarks.fixtures import make_ablation_dir, make_run_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py"]
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py",
+         "views/compare.py"]
 CHARTS = {"views/ds_weights.py": 2, "views/percentiles.py": 2, "views/correctness.py": 2,
-          "views/distributions.py": 2, "views/ablations.py": 2}
+          "views/distributions.py": 2, "views/ablations.py": 2, "views/compare.py": 1}
 
 
 @pytest.fixture()
@@ -131,8 +132,8 @@ def test_rationales_search(full_cache):
 
 def test_failed_run_shows_error_and_log_tail(cache):
     run = make_run_dir(cache / "runs" / "broken", num_questions=10, num_samples=2)
-    (run / "status.json").write_text('{"state": "failed", "pid": null, "stage": "train", '
-                                     '"error": "CUDA out of memory"}')
+    (run / "status.json").write_text(
+        '{"state": "failed", "pid": null, "stage": "train", "error": "CUDA out of memory"}')
     (run / "log.txt").write_text("stage train started\nTraceback: boom\n")
     at = open_page("views/runs.py")
     assert any("out of memory" in e.value for e in at.error)
@@ -337,3 +338,133 @@ def test_explorer_searches_rationales_filters_and_drills_down(full_cache):
     table_ = at.dataframe[0].value
     assert table_["majority"].all() and table_["question"].str.contains("apples", case=False).all()
     assert any("Pick a row" in i.value for i in at.info)
+
+
+# -- issue 13 #9: compare two runs ------------------------------------------------------------------------
+def test_compare_two_runs_of_one_generation(cache):
+    """Same generation, two methods: the config diff is the method, overlap and Jaccard come from each
+    run's own kept column, accuracy is paired over the shared test questions."""
+    a = make_run_dir(cache / "runs" / "iwsi-run", num_questions=40, num_samples=4, seed=5, method="iwsi", k=50)
+    b = make_run_dir(cache / "runs" / "entropy-run", num_questions=40, num_samples=4, seed=5, method="entropy", k=50)
+    at = open_page("views/compare.py")
+    at.selectbox(key="compare_a").set_value("iwsi-run").run()
+    at.selectbox(key="compare_b").set_value("entropy-run").run()
+    assert not at.exception and not at.error
+    diff = at.dataframe[0].value
+    assert diff["key"].tolist() == ["method"] and diff["iwsi-run"].tolist() == ["iwsi"]
+    ka, kb = (pd.read_parquet(r / "samples.parquet")["kept"].to_numpy(bool) for r in (a, b))
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["kept by both"] == f"{(ka & kb).sum():,}"
+    assert metric["Jaccard"] == f"{(ka & kb).sum() / (ka | kb).sum():.3f}"
+    label_a = next(label for label in metric if label.startswith("kept by A"))
+    assert label_a.endswith("k = 50)") and metric[label_a] == f"{ka.sum():,} / {len(ka):,}"
+    assert metric["Δ A − B (points)"] == "+0.0"  # same fixture seed: same evaluations
+    assert any("n = 200 test questions" in c.value for c in at.caption)
+    spec = at.get("plotly_chart")[0].proto.spec  # by default each run's kept set, overlaid
+    assert f"A: iwsi-run (n={ka.sum():,})" in spec and f"B: entropy-run (n={kb.sum():,})" in spec
+
+
+def test_compare_runs_that_share_no_candidates(full_cache):
+    at = open_page("views/compare.py")
+    assert not at.exception
+    assert any("do not share candidates" in i.value for i in at.info)
+    assert "Jaccard" not in [m.label for m in at.metric]
+    assert at.dataframe[0].value["key"].tolist() == ["dataset", "num_questions", "num_samples", "seed"]
+
+
+def test_compare_needs_two_runs(cache):
+    make_run_dir(cache / "runs" / "only", num_questions=10, num_samples=2)
+    at = open_page("views/compare.py")
+    assert any("needs two" in i.value for i in at.info)
+
+
+# -- issue 13 #8: a chart selection opens the Samples explorer filtered to it ------------------------------
+def _explorer_rows(at) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if "rationale" in d.value.columns)
+
+
+def test_a_histogram_bar_opens_its_samples_in_the_explorer(full_cache):
+    from iwsi import charts
+
+    at = open_page("views/ds_weights.py")
+    run = at.sidebar.selectbox[0].value
+    df = pd.read_parquet(full_cache / "runs" / run / "samples.parquet")
+    maj = df[df["is_majority"]]
+    edges = charts.histogram_edges(maj["ds_weight"].to_numpy(float))
+    bar = charts.bar_index(maj["ds_weight"].to_numpy(float), edges)
+    right = maj["is_correct"].eq(True).fillna(False).to_numpy(bool)
+    first = int(bar[right].min())  # a non-empty bar of the "correct" trace
+    expected = maj[(bar == first) & right]
+    at.session_state["hist_ds_weight"] = {"selection": {"points": [{"curve_number": 0, "customdata": first}],
+                                                        "point_indices": [first], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Samples explorer"
+    assert any("picked on 1 bar(s) of the w_DS histogram" in i.value and "correct" in i.value for i in at.info)
+    shown = _explorer_rows(at)
+    assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
+        zip(expected["question_id"], expected["sample_id"]))
+    at.switch_page("views/explorer.py")  # AppTest would rerun the page it was told last; a browser stays here
+    [b for b in at.button if b.label == "Show all candidates"][0].click().run()
+    assert len(_explorer_rows(at)) == min(len(df), 5000)
+
+
+def test_a_umap_selection_opens_in_the_explorer(full_cache):
+    at = open_page("views/distributions.py")
+    at.session_state["umap"] = {"selection": {"points": [{"customdata": 20}, {"customdata": 21}, {"customdata": 22}],
+                                              "point_indices": [], "box": [], "lasso": []}}
+    at.run()
+    listed = at.dataframe[-1].value
+    [b for b in at.button if b.label == "Open in Samples explorer"][0].click().run()
+    assert not at.exception and at.title[0].value == "Samples explorer"
+    shown = _explorer_rows(at)
+    assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
+        zip(listed["question_id"], listed["sample_id"]))
+
+
+# -- issue 13 #12: keyboard labelling on the Rationales page ---------------------------------------------
+def _focus(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("Sample **"))
+
+
+def test_keyboard_labels_are_human_and_move_on(full_cache):
+    at = open_page("views/rationales.py")
+    buttons = {b.label: b for b in at.button}
+    assert {buttons[n].proto.shortcut for n in ("Next", "Previous", "Redundant", "Jumping", "Spurious", "Clear")} \
+        == {"n", "p", "1", "2", "3", "0"}  # streamlit normalises keys to lower case
+    run = full_cache / "runs" / at.sidebar.selectbox[0].value
+    first = _focus(at)
+    assert first.startswith("Sample **1 of ")
+    qid, sample = first.split("of question ")[1].split(" · sample ")
+    sample = int(sample.split(" ")[0])
+    buttons["Jumping"].click().run()  # saved as the person's label, and on to sample 2
+    labels = pd.read_parquet(run / "labels.parquet")
+    saved = labels[["question_id", "sample_id", "label", "source"]].values.tolist()
+    assert saved == [[qid, sample, "jumping", "human"]]
+    assert _focus(at).startswith("Sample **2 of ")
+    [b for b in at.button if b.label == "Previous"][0].click().run()
+    assert _focus(at).startswith("Sample **1 of ") and "label: **jumping** (human)" in _focus(at)
+    [b for b in at.button if b.label == "Clear"][0].click().run()
+    assert pd.read_parquet(run / "labels.parquet").empty and _focus(at).startswith("Sample **1 of ")
+    n = int(_focus(at).split(" of ")[1].split("**")[0])
+    for _ in range(n):  # past the last sample: the next question of the table
+        [b for b in at.button if b.label == "Next"][0].click().run()
+    assert not at.exception
+    assert _focus(at).startswith("Sample **1 of ") and f"of question {qid} " not in _focus(at)
+    [b for b in at.button if b.label == "Previous"][0].click().run()  # back: the last sample of the first question
+    assert _focus(at).startswith(f"Sample **{n} of {n}** of question {qid} ")
+
+
+# -- issue 13 #11: figures and tables for a paper, built only on click ------------------------------------
+def test_figure_downloads_are_offered_and_built_lazily(full_cache, monkeypatch):
+    from iwsi import present
+
+    built = []
+    monkeypatch.setattr(present, "run_bundle", lambda *a: built.append(a) or b"")
+    monkeypatch.setattr(present, "ablation_bundle", lambda *a: built.append(a) or b"")
+    at = open_page("views/runs.py")
+    names = [d.proto.label for d in at.get("download_button")]
+    assert "Figures & tables for the paper (zip)" in names
+    at.switch_page("views/ablations.py").run()
+    assert "Figures & tables for the paper (zip)" in [d.proto.label for d in at.get("download_button")]
+    assert not built  # rendering a page renders no figure

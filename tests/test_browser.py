@@ -24,8 +24,8 @@ from iwsi.probe import make_probe_dir
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # url path → number of plotly charts it draws (fixture runs)
-PAGES = {"": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0, "explorer": 0,
-         "ablations": 2, "probe": 6}
+PAGES = {"": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
+         "explorer": 0, "compare": 1, "ablations": 2, "probe": 6}
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 "--window-size=1400,1000"]
@@ -94,12 +94,17 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
 
     drawn_js = ("return [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
                 ".filter(e => e.querySelector('.main-svg')).length")
+    tables_js = ("return [...document.querySelectorAll('[data-testid=\"stDataFrame\"]')]"
+                 ".every(e => !e.checkVisibility() || e.querySelector('canvas'))")  # hidden: a closed expander
     end = time.time() + timeout
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
-        running = ([w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-                    if "Running" in w.text or "Stop" in w.text]
-                   or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]'))
+        running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+                   if "Running" in w.text or "Stop" in w.text]
+        running = running or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
+        # a widget whose code is still loading is drawn as a grey skeleton
+        running = running or driver.find_elements(By.CSS_SELECTOR, '[data-testid^="stSkeleton"]')
+        running = running or not driver.execute_script(tables_js)  # a table is drawn once its code is loaded
         if titled and not running and driver.execute_script(drawn_js) >= int(charts):
             time.sleep(settle)
             return
@@ -115,13 +120,13 @@ def make_cache(root: Path) -> Path:
     return root
 
 
-def visit_all(driver, url: str, shots: Path | None) -> dict[str, str]:
-    """Open every page; return page → problem (empty when all are fine)."""
+def visit_all(driver, url: str, shots: Path | None, query: str = "") -> dict[str, str]:
+    """Open every page (with `query`, e.g. "?run=NAME"); return page → problem (empty when all are fine)."""
     from selenium.webdriver.common.by import By
 
     problems = {}
     for page, charts in PAGES.items():
-        driver.get(f"{url}/{page}")
+        driver.get(f"{url}/{page}{query}")
         wait_rendered(driver, charts)
         if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
             error = driver.find_element(By.CSS_SELECTOR, '[data-testid="stException"]')
@@ -171,6 +176,49 @@ def move_k_and_navigate(driver, url: str) -> str:
         time.sleep(0.05)
     wait_rendered(driver, 2)
     return driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]').text
+
+
+def wait_for_text(driver, text: str, timeout: float = 30) -> bool:
+    from selenium.webdriver.common.by import By
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if text in driver.find_element(By.CSS_SELECTOR, "body").text:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
+    """issue 13 #12 and #8 in a real browser: key 1 labels the focused sample (human) and moves on; a click
+    on a DS-weight bar opens the Samples explorer filtered to that bar."""
+    import pandas as pd
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    cache = tmp_path / "cache"
+    run = make_run_dir(cache / "runs" / "r", num_questions=40, num_samples=4, seed=2)
+    with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
+        driver.get(f"{url}/rationales")
+        wait_rendered(driver, 0)
+        assert wait_for_text(driver, "Sample 1 of 4")
+        time.sleep(2)  # the first URL update can rerun the page once: press after it, not during it
+        wait_rendered(driver, 0)
+        driver.find_element(By.CSS_SELECTOR, "h1").click()  # focus the page, not a widget
+        ActionChains(driver).send_keys("1").perform()
+        assert wait_for_text(driver, "Sample 2 of 4"), driver.find_element(By.CSS_SELECTOR, "body").text[:2000]
+        labels = pd.read_parquet(run / "labels.parquet")
+        assert labels[["label", "source"]].values.tolist() == [["redundant", "human"]]
+
+        driver.get(f"{url}/ds_weights")
+        wait_rendered(driver, 2, settle=1.0)
+        chart = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]  # the w_DS one
+        bars = chart.find_elements(By.CSS_SELECTOR, ".barlayer .point path")
+        tallest = max(bars, key=lambda b: b.size["height"])
+        ActionChains(driver).move_to_element(tallest).click().perform()
+        assert wait_for_text(driver, "samples picked on 1 bar(s) of the w_DS histogram"), driver.current_url
+        assert "/explorer" in driver.current_url
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
 
 
 def test_empty_cache_in_chromium(tmp_path):

@@ -5,7 +5,6 @@ Tables are cached by (path, mtime, columns), so a rewritten file is picked up on
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import streamlit as st
 
 from iwsi import filtering
 from iwsi.export import run_method as export_run_method
+from iwsi.present import kept_mask
 from iwsi.runs import (
     WRITTEN_BY,
     RunNameError,
@@ -94,11 +94,7 @@ def has_columns(path: Path, columns: list[str]) -> bool:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None, seed: int,
           run_k: float | None) -> tuple[np.ndarray, float]:
-    df = _read_parquet(path, stamp, tuple(NUMERIC + SELECTION))
-    sigma = filtering.iwsi(df, k)[1]  # the DS-weight percentile at k: IWSI's cut, a reference for every method
-    if "kept" in df and run_k is not None and math.isclose(k, run_k):
-        return df["kept"].fillna(False).to_numpy(bool), sigma  # exactly the set the run trained on
-    return filtering.select(df, method, k, threshold, seed)[0].to_numpy(bool), sigma
+    return kept_mask(_read_parquet(path, stamp, tuple(NUMERIC + SELECTION)), k, method, threshold, seed, run_k)
 
 
 def run_method(run: Path) -> tuple[str, float | None, float | None, int]:
@@ -146,7 +142,8 @@ def sidebar() -> None:
             st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
         st.slider("k — % of majority samples kept", 1, 100, key="k",
                   help="the selected run's method keeps its k % of D_c; shared by every page")
-    state = {"k": str(st.session_state["k"])} | ({"run": st.session_state["run"]} if st.session_state.get("run") else {})
+    run = st.session_state.get("run")
+    state = {"k": str(st.session_state["k"])} | ({"run": run} if run else {})
     if dict(st.query_params) != state:
         st.query_params.from_dict(state)
 
@@ -190,7 +187,8 @@ def require_samples() -> tuple[Path, pd.DataFrame]:
     if not set(NUMERIC) <= set(samples.columns):
         absent = ", ".join(c for c in NUMERIC if c not in samples.columns)
         st.info(f"Run **{run.name}** has no DS weights yet (`samples.parquet` lacks {absent}): they are "
-                f"written by the **score** stage. A run stopped with `--until vote` resumes with `iwsi run --out {run}`.",
+                f"written by the **score** stage. A run stopped with `--until vote` resumes with "
+                f"`iwsi run --out {run}`.",
                 icon=":material/hourglass_top:")
         st.stop()
     return run, samples
@@ -217,3 +215,13 @@ def pick_ablation(key: str = "ablation") -> tuple[str, pd.DataFrame]:
         st.error(f"`results.parquet` of ablation **{name}** cannot be read ({type(err).__name__}); rerun the same "
                  "`iwsi ablate` command to rebuild it.", icon=":material/error:")
         st.stop()
+
+
+EXPLORER_HANDOFF = "explorer_samples"  # session key: samples a chart selection hands to the Samples explorer
+
+
+def open_in_explorer(run: Path, picked: pd.DataFrame, what: str) -> None:
+    """Show `picked` (rows with question_id, sample_id) in the Samples explorer, filtered to them."""
+    st.session_state[EXPLORER_HANDOFF] = {"run": run.name, "what": what,
+                                          "keys": list(zip(picked["question_id"], picked["sample_id"]))}
+    st.switch_page("views/explorer.py")

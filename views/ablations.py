@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.present import ablation_bundle
 from iwsi.report import controls_table, table_k
 from iwsi.runs import ablations_dir
 from views._shared import header, pick_ablation
@@ -17,7 +18,8 @@ folder = ablations_dir() / name
 summary = charts.ablation_summary(df)
 k = table_k(sorted(df["k"].unique().tolist()))
 if "base_accuracy" in df:  # the base model's accuracy, shared by every cell of a (dataset, seed)
-    base = df.groupby(["dataset", "seed"])["base_accuracy"].first().reset_index().assign(accuracy=lambda d: d.base_accuracy)
+    base = df.groupby(["dataset", "seed"])["base_accuracy"].first().reset_index()
+    base = base.assign(accuracy=base["base_accuracy"])
     base_rows = charts.ablation_summary(base.assign(method="base model", k=0.0))
     summary = pd.concat([base_rows, summary], ignore_index=True)
 columns = {c: st.column_config.NumberColumn(format="%.4f") for c in ("mean", "ci_low", "ci_high")}
@@ -38,6 +40,10 @@ left.plotly_chart(charts.ablation_bars(df, k), key="bars")
 right.plotly_chart(charts.accuracy_vs_k(df), key="acc_k")
 
 st.subheader("Downloads")
+st.download_button("Figures & tables for the paper (zip)", lambda: ablation_bundle(folder),
+                   file_name=f"iwsi-{name}-figures.zip", mime="application/zip", icon=":material/download:",
+                   help=f"both charts as SVG and PDF (iwsi-{name}-accuracy_by_method.pdf, …) plus results.md and "
+                   "results.tex; built on click")
 cols = st.columns(3)
 for col, ext, mime in zip(cols, ("csv", "md", "tex"), ("text/csv", "text/markdown", "application/x-tex")):
     path = folder / f"results.{ext}"
@@ -45,4 +51,5 @@ for col, ext, mime in zip(cols, ("csv", "md", "tex"), ("text/csv", "text/markdow
     if data is None:
         col.caption(f"results.{ext} not written by this ablation")
         continue
-    col.download_button(f"results.{ext}", data, file_name=f"{name}-results.{ext}", mime=mime, icon=":material/download:")
+    col.download_button(f"results.{ext}", data, file_name=f"{name}-results.{ext}", mime=mime,
+                        icon=":material/download:")

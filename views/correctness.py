@@ -32,5 +32,6 @@ if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
 st.plotly_chart(charts.correctness_by_interval(shown, [*edges, math.inf]), key="intervals")
 
 thresholds = st.multiselect("Uncertainty thresholds u*", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
-                            default=[0.2, 0.4, 0.6, 1.0], help="normalised answer entropy (paper Eq. 9), 0 = unanimous")
+                            default=list(charts.DEFAULT_THRESHOLDS),
+                            help="normalised answer entropy (paper Eq. 9), 0 = unanimous")
 st.plotly_chart(charts.ds_density_by_uncertainty(shown, thresholds), key="densities")

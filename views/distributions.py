@@ -6,7 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+from iwsi.present import umap_sample_rows
+from views._shared import (
+    TEXT,
+    header,
+    kept_for_k,
+    missing,
+    mtime,
+    open_in_explorer,
+    require_samples,
+    selected_k,
+    table,
+)
 
 header("Distributions & embeddings", "Loss of the human valid rationales, all self-generated samples and the kept "
                                      "ones (paper Fig. 4), then a UMAP of base-model embeddings — one fitted map, "
@@ -26,11 +37,8 @@ st.plotly_chart(charts.loss_densities(valid_loss, loss, loss[mask]), key="loss")
 @st.cache_data(max_entries=8, show_spinner=False)
 def sample_rows(umap_path: str, umap_stamp: float, samples_path: str, samples_stamp: float) -> np.ndarray:
     """Row of samples.parquet for each umap row (-1 for valid points or unmatched ids)."""
-    um = pd.read_parquet(umap_path, columns=["source", "question_id", "sample_id"])
-    keys = pd.read_parquet(samples_path, columns=["question_id", "sample_id"]).assign(pos=lambda d: np.arange(len(d)))
-    joined = um.merge(keys, on=["question_id", "sample_id"], how="left")
-    pos = joined["pos"].fillna(-1).to_numpy(int)
-    return np.where(um["source"].to_numpy() == "self", pos, -1)
+    return umap_sample_rows(pd.read_parquet(umap_path, columns=["source", "question_id", "sample_id"]),
+                            pd.read_parquet(samples_path, columns=["question_id", "sample_id"]))
 
 
 st.subheader("UMAP of valid vs self-generated samples")
@@ -61,6 +69,9 @@ sel = rows[np.array(picked)]
 texts = table(run, "samples.parquet", TEXT, shared=True)
 chosen = texts.iloc[sel[sel >= 0]].assign(ds_weight=samples["ds_weight"].to_numpy()[sel[sel >= 0]],
                                           kept=mask[sel[sel >= 0]])
-st.markdown(f"**{len(chosen):,} self-generated samples selected** ({(sel < 0).sum()} valid points)")
+c1, c2 = st.columns([3, 1])
+c1.markdown(f"**{len(chosen):,} self-generated samples selected** ({(sel < 0).sum()} valid points)")
+if len(chosen) and c2.button("Open in Samples explorer", icon=":material/manage_search:"):
+    open_in_explorer(run, chosen, f"the UMAP ({len(chosen):,} self-generated points)")
 st.dataframe(chosen.sort_values("ds_weight", ascending=False), hide_index=True,
              column_config={"rationale": st.column_config.TextColumn(width="large")})

@@ -3,14 +3,27 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from iwsi import charts
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.filtering import METHODS
 from iwsi.runs import read_config
-from views._shared import NUMERIC, header, kept_for_k, metrics, mtime, require_samples, run_method, selected_k, table
+from views._shared import (
+    NUMERIC,
+    header,
+    kept_for_k,
+    metrics,
+    mtime,
+    open_in_explorer,
+    require_samples,
+    run_method,
+    selected_k,
+    table,
+)
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "
@@ -39,17 +52,39 @@ only_majority = st.toggle("majority samples only (D_c)", value=True, help="the c
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def histogram(path: str, stamp: float, column: str, majority_only: bool):
-    """The k-independent part of a histogram: moving the slider only redraws the cut."""
+def _histogram(path: str, stamp: float, column: str, majority_only: bool) -> dict:
     df = table(run, "samples.parquet", NUMERIC)
-    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column, majority_only=majority_only)
+    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column,
+                                 majority_only=majority_only).to_dict()
+
+
+def histogram(path: str, stamp: float, column: str, majority_only: bool) -> go.Figure:
+    """The k-independent part of a histogram: moving the slider only redraws the cut. Rebuilt from a dict on
+    a cache miss and hit alike, so its spec (and the chart's widget id, which keeps a click) never changes."""
+    return go.Figure(_histogram(path, stamp, column, majority_only))
 
 
 stamp = mtime(run / "samples.parquet")
 left, right = st.columns(2)
 for col, column in ((left, "ds_weight"), (right, "w_prime")):
     base = histogram(str(run / "samples.parquet"), stamp, column, only_majority)
-    col.plotly_chart(charts.add_cut(base, sigma, column), key=f"hist_{column}")
+    event = col.plotly_chart(charts.add_cut(base, sigma, column), key=f"hist_{column}", on_select="rerun",
+                             selection_mode=("points", "box"))
+    bars = [(p["curve_number"], p["customdata"]) for p in ((event or {}).get("selection") or {}).get("points", [])
+            if "customdata" in p]
+    if bars:  # a click on a bar (or a box over several): open its samples in the explorer
+        shown = samples[majority] if only_majority else samples
+        groups = charts.correctness_groups(shown)
+        names = [trace.name for trace in base.data]
+        edges = charts.histogram_edges(shown[column].to_numpy(float))
+        picked = pd.concat([g[np.isin(charts.bar_index(g[column].to_numpy(float), edges),
+                                      [i for c, i in bars if names[c] == name])]
+                            for name, g in groups.items()])
+        what = {"ds_weight": "w_DS", "w_prime": "w′"}[column]
+        span = f"{edges[min(i for _, i in bars)]:.3f} – {edges[max(i for _, i in bars) + 1]:.3f}"
+        open_in_explorer(run, picked, f"{len(bars)} bar(s) of the {what} histogram ({what} {span}, "
+                                      f"{' + '.join(sorted({names[c] for c, _ in bars}))})")
+st.caption("Click a bar (or box-select several) to open its samples in the Samples explorer.")
 if samples["is_correct"].isna().all():
     st.caption("No gold answers in this run: bars are not split by correctness.")
 

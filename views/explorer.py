@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.runs import LABELS, read_labels
-from views._shared import TEXT, header, kept_for_k, require_samples, selected_k, table
+from views._shared import EXPLORER_HANDOFF, TEXT, header, kept_for_k, require_samples, selected_k, table
 
 header("Samples explorer", "All candidates of the run: search questions and rationales, filter, sort any column; "
                            "pick a row to see every sample of its question and the vote.")
@@ -30,6 +30,17 @@ lo, hi = float(samples["ds_weight"].min()), float(samples["ds_weight"].max())
 ds_range = st.slider("DS-weight range", lo, max(hi, lo + 1e-6), (lo, max(hi, lo + 1e-6)), format="%.3f")
 
 keep = np.ones(len(samples), dtype=bool)
+handoff = st.session_state.get(EXPLORER_HANDOFF)
+if handoff and handoff["run"] != run.name:  # picked in another run: does not apply here
+    handoff = st.session_state.pop(EXPLORER_HANDOFF) and None
+if handoff:  # samples picked on a chart (DS-weight histogram bar, UMAP selection)
+    keys = pd.MultiIndex.from_frame(samples[["question_id", "sample_id"]])
+    keep &= keys.isin(handoff["keys"])
+    c1, c2 = st.columns([4, 1])
+    c1.info(f"Showing the {len(handoff['keys']):,} samples picked on {handoff['what']}; the filters below narrow "
+            "them further.", icon=":material/filter_alt:")
+    c2.button("Show all candidates", icon=":material/filter_alt_off:",
+              on_click=lambda: st.session_state.pop(EXPLORER_HANDOFF, None))
 if needle:
     hit = np.zeros(len(samples), dtype=bool)
     for column in (["question", "rationale"] if column_choice == "question and rationale" else [column_choice]):

@@ -69,7 +69,8 @@ cols = st.columns(5)
 cols[0].metric("clean rationales", f"{(scores['kind'] == probe_stats.CLEAN).sum():,}")
 cols[1].metric("defective", f"{(scores['kind'] != probe_stats.CLEAN).sum():,}")
 cols[2].metric("D_v (valid set)", str(info.get("valid_size", "—")))
-cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}", help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
+cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}",
+               help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
 cols[4].metric("skipped (too short)", f"{0 if skipped is None else len(skipped):,}",
                help="rationales a defect could not be applied to; listed at the bottom")
 st.caption(f"{info.get('title', folder.name)} · model `{info.get('model', '—')}`"
@@ -115,7 +116,8 @@ else:
         for col, side, title in ((left, "clean", "clean original"), (right, "variant", kind)):
             with col.container(border=True):
                 st.markdown(f"**{title}** · loss {row[f'loss_{side}']:.3f} · w′ {row[f'w_prime_{side}']:.3f} · "
-                            f"w_DS **{row[f'ds_weight_{side}']:.3f}**" + (f"  \n_{row['note']}_" if side == "variant" else ""))
+                            f"w_DS **{row[f'ds_weight_{side}']:.3f}**"
+                            + (f"  \n_{row['note']}_" if side == "variant" else ""))
                 st.text(row[f"rationale_{side}"])
 if skipped is not None and len(skipped):
     with st.expander(f"{len(skipped)} rationales too short for a defect"):

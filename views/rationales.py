@@ -34,20 +34,29 @@ c1, c2 = st.columns([3, 2])
 needle = c1.text_input("Search questions", placeholder="words in the question or its id")
 order = c2.selectbox("Sort by", ["highest DS weight", "largest DS spread", "question id"])
 if needle:
-    hit = q["question"].str.contains(needle, case=False, regex=False) | q["question_id"].astype(str).str.contains(needle, regex=False)
-    q = q[hit]
+    hit = q["question"].str.contains(needle, case=False, regex=False)
+    q = q[hit | q["question_id"].astype(str).str.contains(needle, regex=False)]
 key = {"highest DS weight": "max_ds", "largest DS spread": "spread", "question id": "question_id"}[order]
 q = q.sort_values(key, ascending=key == "question_id", kind="stable")
 if q.empty:
     st.info("No question matches the search.")
     st.stop()
-event = st.dataframe(q, hide_index=True, height=250, on_select="rerun", selection_mode="single-row", key="questions",
+# The question shown: a row picked in the table, or where the keyboard's next/previous went. The table's key
+# changes when the keyboard moves on, so no stale row stays highlighted.
+generation = st.session_state.setdefault("questions_gen", 0)
+event = st.dataframe(q, hide_index=True, height=250, on_select="rerun", selection_mode="single-row",
+                     key=f"questions_{generation}",
                      column_config={"max_ds": st.column_config.NumberColumn("max w_DS", format="%.3f"),
                                     "min_ds": st.column_config.NumberColumn("min w_DS", format="%.3f"),
                                     "spread": st.column_config.NumberColumn(format="%.3f"),
                                     "correct": st.column_config.NumberColumn("share correct", format="%.2f")})
+qids = q["question_id"].tolist()
 rows = event.selection.rows if event else []
-qid = q["question_id"].iloc[rows[0] if rows and rows[0] < len(q) else 0]
+if rows and rows[0] < len(q):
+    st.session_state["rationale_qid"] = qids[rows[0]]
+qid = st.session_state.get("rationale_qid")
+if qid not in qids:
+    qid = qids[0]
 
 # All samples of the chosen question with numbers, suggestion and saved label.
 pos = (texts["question_id"] == qid).to_numpy().nonzero()[0]
@@ -71,13 +80,16 @@ st.markdown(f"**{qid}** — {one['question'].iloc[0]}  \ngold: `{shown(one['gold
 
 
 def card(col, title: str, row: pd.Series) -> None:
-    verdict = {True: ":green[correct]", False: ":red[wrong]"}.get(None if pd.isna(row["is_correct"]) else bool(row["is_correct"]), "gold unknown")
+    known = None if pd.isna(row["is_correct"]) else bool(row["is_correct"])
+    verdict = {True: ":green[correct]", False: ":red[wrong]"}.get(known, "gold unknown")
     with col.container(border=True):
-        st.markdown(f"**{title}** · sample {row['sample_id']} · w_DS **{row['ds_weight']:.3f}** · loss {row['loss']:.3f}  \n"
+        st.markdown(f"**{title}** · sample {row['sample_id']} · w_DS **{row['ds_weight']:.3f}** · "
+                    f"loss {row['loss']:.3f}  \n"
                     f"answer `{shown(row['answer'])}` · {verdict} · "
                     f"{'majority' if row['majority'] else 'outside the majority'} · "
                     f"{'kept' if row['kept'] else 'dropped'} at current k"
-                    + (f"  \nsuggested: **{row['suggested_label']}** — {row['reason']}" if pd.notna(row.get("suggested_label")) else ""))
+                    + (f"  \nsuggested: **{row['suggested_label']}** — {row['reason']}"
+                       if pd.notna(row.get("suggested_label")) else ""))
         st.text(row["rationale"])
 
 
@@ -86,6 +98,55 @@ in_majority = one[one["majority"]]
 pool = in_majority if len(in_majority) else one  # the filters choose among D_c: compare its extremes
 card(left, "Highest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[0])
 card(right, "Lowest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[-1])
+
+st.subheader("Label by keyboard")
+KEYS = {"redundant": ("Redundant", "1"), "jumping": ("Jumping", "2"), "spurious": ("Spurious", "3"),
+        "none": ("None of these", "4")}  # label → button, key
+
+
+def move(step: int, at: str, n: int) -> None:
+    """Next / previous sample of the question (highest DSE first); past either end, the next / previous
+    question of the table as it is searched and sorted."""
+    pos = st.session_state.get("label_pos", 0) + step
+    if 0 <= pos < n:
+        st.session_state["label_pos"] = pos
+        return
+    i = qids.index(at) + (1 if step > 0 else -1)
+    if 0 <= i < len(qids):
+        st.session_state.update(rationale_qid=qids[i], label_qid=qids[i], label_pos=0 if step > 0 else -1,
+                                questions_gen=st.session_state["questions_gen"] + 1)
+
+
+def set_label(at: str, sample_id, label: str | None, n: int) -> None:
+    """Save one sample's label as a person's (None clears it); a label moves on to the next sample."""
+    save_labels(run, pd.DataFrame({"question_id": [at], "sample_id": [sample_id], "label": [label],
+                                   "source": ["human"]}))
+    if label is not None:
+        move(1, at, n)
+
+
+if st.session_state.get("label_qid") != qid:  # another question was picked in the table: start at its top
+    st.session_state.update(label_qid=qid, label_pos=0)
+pos = st.session_state["label_pos"]
+pos = min(max(pos + len(one) if pos < 0 else pos, 0), len(one) - 1)
+st.session_state["label_pos"] = pos
+focus = one.iloc[pos]
+saved_as = focus["source"] if pd.notna(focus["source"]) else "suggested, not saved"
+current = f"**{focus['label']}** ({saved_as})" if pd.notna(focus["label"]) else "none yet"
+with st.container(border=True):
+    st.markdown(f"Sample **{pos + 1} of {len(one)}** of question {qid} · sample {focus['sample_id']} · "
+                f"w_DS **{focus['ds_weight']:.3f}** · answer `{shown(focus['answer'])}` · label: {current}")
+    st.text(focus["rationale"])
+args = (qid, focus["sample_id"])
+with st.container(horizontal=True):  # buttons as wide as their label and key hint, wrapped when narrow
+    st.button("Previous", shortcut="P", on_click=move, args=(-1, qid, len(one)), icon=":material/arrow_back:")
+    st.button("Next", shortcut="N", on_click=move, args=(1, qid, len(one)), icon=":material/arrow_forward:")
+    for name, (text, key) in KEYS.items():
+        st.button(text, shortcut=key, on_click=set_label, args=(*args, name, len(one)))
+    st.button("Clear", shortcut="0", on_click=set_label, args=(*args, None, len(one)), icon=":material/backspace:")
+st.caption("Keys: **N** next · **P** previous (past the last sample: the next question) · **1** redundant · "
+           "**2** jumping · **3** spurious · **4** none (checked, no problem) · **0** clear. A key saves the label at "
+           "once as **human** and moves to the next sample.")
 
 st.subheader("Label this question's samples")
 edited = st.data_editor(

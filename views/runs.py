@@ -6,6 +6,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from iwsi.present import run_bundle
 from iwsi.runs import (
     PRESETS,
     RunNameError,
@@ -19,7 +20,7 @@ from iwsi.runs import (
     run_path,
     run_state,
 )
-from views._shared import header, metrics, selected_run, table
+from views._shared import NUMERIC, has_columns, header, metrics, selected_k, selected_run, table
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
                "Launch the embedded demo or the paper preset; progress updates live.")
@@ -48,13 +49,15 @@ def launch_form() -> None:
     with st.form("launch"):
         st.markdown("**Launch a run** — `iwsi run --config PRESET --out cache/runs/NAME --set …` in the background")
         c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
-        preset = c1.selectbox("Preset", list(PRESETS), help="embedded demo: configs/demo.yaml · paper: configs/paper.yaml")
+        preset = c1.selectbox("Preset", list(PRESETS),
+                              help="embedded demo: configs/demo.yaml · paper: configs/paper.yaml")
         # the default name is fixed once per session: a default that changes on every rerun resets the field
         st.session_state.setdefault("launch_name", f"run-{datetime.now():%Y%m%d-%H%M%S}")
         name = c2.text_input("Run name", key="launch_name", help="letters, digits, . _ - (≤ 80)")
         k = c3.number_input("k (%)", 1, 100, 80)
         seed = c4.number_input("seed", 0, 10_000, 0)
-        extra = st.text_input("More overrides (KEY=VALUE, space separated)", placeholder="num_questions=200 num_samples=8")
+        extra = st.text_input("More overrides (KEY=VALUE, space separated)",
+                              placeholder="num_questions=200 num_samples=8")
         if st.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:"):
             start(name.strip(), preset, [f"k={k}", f"seed={seed}", *extra.split()])
 
@@ -136,5 +139,12 @@ if run is not None:
         change = accuracy_change(run)
         if change:
             st.caption(change)
+    if has_columns(run / "samples.parquet", NUMERIC):
+        k = selected_k()
+        # built only on click (on the download thread: it reads the files itself, no st caches)
+        st.download_button("Figures & tables for the paper (zip)", lambda: run_bundle(run, k),
+                           file_name=f"iwsi-{run.name}-figures.zip", mime="application/zip",
+                           icon=":material/download:", help=f"every chart of the run's pages at k = {k:g} as SVG "
+                           f"and PDF (iwsi-{run.name}-ds_weights.pdf, …) plus its summary table in Markdown and LaTeX")
     running = run_state(run).get("state") == "running"
     st.fragment(progress_view, run_every=2 if running else None)(run.name)
