@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["runs", "ds_weights", "percentiles", "correctness", "distributions", "rationales", "ablations"]
+PAGES = ["runs", "ds_weights", "percentiles", "correctness", "distributions", "rationales", "explorer", "ablations"]
 TITLES = {"runs": "Runs", "ds_weights": "DS weights", "percentiles": "Percentiles", "correctness": "Correctness vs DSE",
-          "distributions": "Distributions & embeddings", "rationales": "Rationales", "ablations": "Ablations"}
+          "distributions": "Distributions & embeddings", "rationales": "Rationales", "explorer": "Samples explorer",
+          "ablations": "Ablations"}
 CHARTS = {"runs": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
-          "ablations": 2}  # plotly charts each page draws: a page counts as rendered when all are drawn
+          "explorer": 0, "ablations": 2}  # plotly charts each page draws: a page counts as rendered when all are drawn
 
 
 def make_cache(root: Path, questions: int, samples: int) -> Path:
@@ -72,8 +73,9 @@ def apptest_slider(values=(50, 60, 70, 75, 85, 90)) -> list[float]:
     return times
 
 
-def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple[float, float]], list[float]]:
-    """Per page in headless Chromium: (full reload, sidebar-link navigation) warm medians; slider responses."""
+def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple], list[float], list[float]]:
+    """Per page in headless Chromium: (full reload, sidebar-link navigation) warm medians and the cold load (fresh
+    browser profile and server, first visit of each page in turn); k-slider and explorer-search responses."""
     sys.path.insert(0, str(REPO / "tests"))
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -81,11 +83,11 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple[float,
 
     charts = dict(CHARTS, ablations=2 if any((cache / "ablations").glob("*/results.parquet")) else 0)
     charts["percentiles"] = 2 if charts["ablations"] else 1
-    loads, slider = {}, []
+    loads, slider, search, cold = {}, [], [], {}
     with tempfile.TemporaryDirectory() as tmp, streamlit_server(cache) as url, chromium(Path(tmp) / "p") as driver:
-        for page in PAGES:  # cold pass: fills the server caches
-            driver.get(f"{url}/{'' if page == 'runs' else page}")
-            wait_rendered(driver, charts[page], timeout=120)
+        for page in PAGES:  # cold pass: fresh tab state and empty server caches
+            cold[page] = _timed(lambda: (driver.get(f"{url}/{'' if page == 'runs' else page}"),
+                                         wait_rendered(driver, charts[page], timeout=120, settle=0.0)))
         for page in PAGES:
             reload, nav = [], []
             for _ in range(repeats):
@@ -94,7 +96,7 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple[float,
                 other = "ablations" if page == "runs" else "runs"
                 _navigate(driver, other, charts[other])
                 nav.append(_timed(lambda: _navigate(driver, page, charts[page])))
-            loads[page] = (statistics.median(reload), statistics.median(nav))
+            loads[page] = (statistics.median(reload), statistics.median(nav), cold[page])
         _navigate(driver, "ds_weights", 2)
         for k in range(79, 72, -1):
             thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
@@ -103,7 +105,25 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple[float,
             _wait_text(driver, f"kept at k={k}", css='[data-testid="stMetricLabel"]')
             wait_rendered(driver, 2, timeout=30, settle=0.0)
             slider.append(time.perf_counter() - t)
-    return loads, slider
+        _navigate(driver, "explorer", 0)
+        for needle in ("17", "q0001", "left", "q002"):  # each changes the match count on the fixture run
+            box = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Search questions and rationales"]')
+            before = _match_caption(driver)
+            box.send_keys(Keys.CONTROL, "a")
+            t = time.perf_counter()
+            box.send_keys(needle, Keys.ENTER)
+            end = time.time() + 30
+            while _match_caption(driver) == before and time.time() < end:
+                time.sleep(0.01)
+            wait_rendered(driver, 0, timeout=30, settle=0.0)
+            search.append(time.perf_counter() - t)
+    return loads, slider, search
+
+
+def _match_caption(driver) -> str:
+    script = ("return [...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
+              ".map(e => e.textContent).find(t => t.includes('candidates match')) || ''")
+    return driver.execute_script(script)
 
 
 def _navigate(driver, page: str, charts: int) -> None:
@@ -130,13 +150,14 @@ def _wait_text(driver, text: str, css: str = "body", timeout: float = 30) -> Non
 
 def report(pages: dict, slider: list[float], browser: tuple | None, n: int) -> str:
     lines = [f"Synthetic run with {n:,} candidates; times in seconds (warm = median of reruns after the first).", "",
-             "| page | AppTest first run | AppTest warm rerun | browser: sidebar navigation | browser: full reload |",
-             "|---|---:|---:|---:|---:|"]
+             "| page | AppTest first run | AppTest warm rerun | browser: cold first visit "
+             "| browser: sidebar navigation | browser: full reload |", "|---|---:|---:|---:|---:|---:|"]
     for page, (first, warm) in pages.items():
-        nav, reload = (f"{browser[0][page][1]:.2f}", f"{browser[0][page][0]:.2f}") if browser else ("—", "—")
-        lines.append(f"| {page} | {first:.3f} | {warm:.3f} | {nav} | {reload} |")
+        reload, nav, cold = (f"{x:.2f}" for x in browser[0][page]) if browser else ("—", "—", "—")
+        lines.append(f"| {page} | {first:.3f} | {warm:.3f} | {cold} | {nav} | {reload} |")
     in_browser = (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
-                  f"max {max(browser[1]):.2f} s" if browser else "")
+                  f"max {max(browser[1]):.2f} s; explorer search (Enter → match count updated) median "
+                  f"{statistics.median(browser[2]):.2f} s, max {max(browser[2]):.2f} s" if browser else "")
     lines += ["", "k slider (DS weights page, new k each time): AppTest rerun median "
               f"{statistics.median(slider):.3f} s, max {max(slider):.3f} s" + in_browser]
     return "\n".join(lines)
