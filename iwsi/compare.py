@@ -63,10 +63,9 @@ def trained_correctness(ev: pd.DataFrame | None, model: str = "trained") -> pd.S
 def paired_accuracy(ev_a: pd.DataFrame | None, ev_b: pd.DataFrame | None, model: str = "trained") -> dict:
     """Accuracy of each run's `model` on the test questions both evaluated, and the paired bootstrap of
     a − b (`report.paired_bootstrap`): n, acc_a, acc_b, delta, lo, hi, p."""
-    a, b = trained_correctness(ev_a, model), trained_correctness(ev_b, model)
-    a, b = a.align(b, join="inner")
+    all_a, all_b = trained_correctness(ev_a, model), trained_correctness(ev_b, model)
+    a, b = all_a.align(all_b, join="inner")
     result = paired_bootstrap(a.to_numpy(), b.to_numpy())
     nan = math.nan
     return {**result, "acc_a": float(a.mean()) if len(a) else nan, "acc_b": float(b.mean()) if len(b) else nan,
-            "only_a": len(trained_correctness(ev_a, model)) - len(a),
-            "only_b": len(trained_correctness(ev_b, model)) - len(b)}
+            "only_a": len(all_a) - len(a), "only_b": len(all_b) - len(b)}
