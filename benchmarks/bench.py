@@ -5,6 +5,7 @@ iwsi/hf_engine.py) on the IWSI workload.
     iwsi bench score [--json]
     iwsi bench sweep [--batch-sizes 16,32,64,128,256,512] [--plot docs/engine_throughput.png]
     iwsi bench train [--json] [--examples 256 --epochs 1]
+    iwsi bench profile [--what generate|score] [--json]   (benchmarks/bench_profile.py)
     PYTHONPATH=. .venv/bin/python -m benchmarks.bench generate --json
 
 Workload: the embedded model (SmolLM2-135M-Instruct), the synthetic-arith few-shot prefix
@@ -117,6 +118,9 @@ def bench_generate(questions: int = 64, samples: int = 8, max_new_tokens: int = 
     result = _generate_summary(totals, dict(questions=questions, samples=samples, max_new_tokens=max_new_tokens,
                                             batch_size=batch_size, hf_batch_size=hf_batch_size,
                                             temperature=temperature, rounds=rounds))
+    if "iwsi" in engines:  # the ceiling: a plain forward of batch_size rows x 1 token, in the same run
+        result["forward_tok_s"] = round(forward_tok_s(model, batch_size), 1)
+        result["ratio_to_forward"] = round(result["iwsi_tok_s"] / result["forward_tok_s"], 3)
     result["load_average_1m"] = round(max(loads), 2)
     if greedy and set(engines) == {"hf", "iwsi"}:
         result.update(greedy_agreement(model, tokenizer, prefix, suffixes, stop, max_new_tokens,
@@ -134,6 +138,17 @@ def _generate_summary(totals: dict[str, list], settings: dict) -> dict:
     if "hf" in totals and "iwsi" in totals and out["hf_tok_s"]:
         out["ratio"] = round(out["iwsi_tok_s"] / out["hf_tok_s"], 2)
     return out
+
+
+def forward_tok_s(model, rows: int, width: int = 1, reps: int = 5) -> float:
+    """Tokens/s of the plain transformers forward on [rows, width] token ids (no cache): the ceiling."""
+    ids = torch.randint(100, 1000, (rows, width))
+    with torch.inference_mode():
+        model(input_ids=ids, use_cache=False)  # warm-up
+        start = time.perf_counter()
+        for _ in range(reps):
+            model(input_ids=ids, use_cache=False)
+    return rows * width * reps / (time.perf_counter() - start)
 
 
 def greedy_agreement(model, tokenizer, prefix: str, suffixes: list[str], stop: list[str], max_new_tokens: int,
@@ -363,11 +378,18 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--samples", type=int, default=8)
     w.add_argument("--max-new-tokens", type=int, default=96)
     w.add_argument("--plot", default="docs/engine_throughput.png")
+    f = sub.add_parser("profile", help="where a decode step's (or scoring's) time goes, under torch.profiler")
+    f.add_argument("--what", dest="what_profile", choices=["generate", "score"], default="generate")
+    f.add_argument("--questions", type=int, default=64)
+    f.add_argument("--samples", type=int, default=8)
+    f.add_argument("--per-question", type=int, default=8)
+    f.add_argument("--max-new-tokens", type=int, default=96)
+    f.add_argument("--batch-size", type=int, default=256)
     t = sub.add_parser("train", help="LoRA training tokens/s, train-stage arguments vs Trainer defaults")
     t.add_argument("--examples", type=int, default=256)
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
-    for q in (g, s, w, t):
+    for q in (g, s, w, t, f):
         q.add_argument("--json", action="store_true", help="print one JSON object")
     for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (benchmarks/bench_engines.py)
         q.add_argument("--engines", help="comma-separated: iwsi, vllm, hf (e.g. iwsi,vllm,hf)")
@@ -384,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         per_q = args.samples if args.what == "generate" else args.per_question
         res = bench_engines(args.what, args.engines.split(","), args.threads, args.questions, per_q,
                             getattr(args, "max_new_tokens", 96), args.rounds, model=args.model)
+        print(json.dumps(res) if args.json else human(res))
+        return 0
+    if args.what == "profile":
+        from benchmarks.bench_profile import human, profile_generate, profile_score
+
+        res = (profile_generate(args.questions, args.samples, args.max_new_tokens, args.batch_size)
+               if args.what_profile == "generate" else profile_score(args.questions, args.per_question))
         print(json.dumps(res) if args.json else human(res))
         return 0
     if args.what == "generate":

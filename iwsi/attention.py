@@ -2,15 +2,16 @@
 
 Cascade (shared-prefix) attention: every row's keys are split into a part shared by all rows (the
 few-shot prefix, stored once) and the row's own part (question suffix + generated tokens). The
-shared part is one fused attention of *all* rows' queries against the shared keys; the own part is
-a masked fused attention per row. Both return their log-sum-exp, and the merge is exact: the
-result equals ordinary softmax attention over the concatenated keys, without copying the prefix
-into every row. The kernel is PyTorch's CPU flash attention (`_scaled_dot_product_flash_attention_for_cpu`,
-the one `scaled_dot_product_attention` uses, which also returns the log-sum-exp); with the G query
-heads of a KV head folded into the query axis it needs no GQA expansion.
+shared part is one attention of *all* rows' queries against the shared keys, the own part a masked
+attention per row; both are two batched matmuls with a float32 softmax (`softmax_attention`, faster
+here than PyTorch's CPU flash kernel for few queries per row). Both return their log-sum-exp, and
+the merge is exact: the result equals ordinary softmax attention over the concatenated keys, without
+copying the prefix into every row. With the G query heads of a KV head folded into the query axis
+neither needs a GQA expansion.
 
 Numerics follow transformers' Llama code where it matters for greedy equality: RMSNorm in float32,
-rotary embedding and KV cache in the model dtype, attention accumulated in float32 by the kernel.
+rotary embedding and KV cache in the model dtype, scores rounded to the model
+dtype by the matmul (as transformers' eager attention), softmax and its sums in float32.
 
 Run the checks with `PYTHONPATH=. .venv/bin/python -m pytest tests/test_engine.py`.
 """
@@ -19,8 +20,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-_flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
@@ -55,14 +54,31 @@ def mask_bias(allowed: Tensor, groups: int, dtype: torch.dtype) -> Tensor:
     return bias[:, None, :, None, :].expand(n, 1, t, groups, width).reshape(n, 1, t * groups, width)
 
 
+def softmax_attention(rows: Tensor, keys: Tensor, values: Tensor, bias: Tensor | None,
+                      scale: float) -> tuple[Tensor, Tensor]:
+    """Attention of rows [b, Hkv, r, D] over keys/values [b or 1, Hkv, T, D] -> (out [b, Hkv, r, D] in
+    float32, log-sum-exp [b, Hkv, r]). Two batched matmuls with the softmax between them in float32:
+    with a few queries per row (a decode step has G) PyTorch's CPU flash kernel took twice as long for
+    the own part and 1.15x for the shared part (docs/benchmarks.md, "profile"). The scores are rounded
+    to the model dtype by the matmul (in bf16 as in transformers' eager attention)."""
+    scores = torch.matmul(rows, keys.transpose(-1, -2)).float().mul_(scale)
+    if bias is not None:
+        scores.add_(bias)
+    top = scores.amax(-1, keepdim=True)
+    weights = scores.sub_(top).exp_()
+    total = weights.sum(-1, keepdim=True)
+    out = torch.matmul(weights.to(values.dtype), values).float().div_(total)
+    return out, (top + total.log())[..., 0]
+
+
 def shared_part(q5: Tensor, keys: Tensor, values: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-    """All rows' queries against the shared keys: one fused attention per KV head.
+    """All rows' queries against the shared keys: one attention per KV head.
 
     q5: [n, t, Hkv, G, D]; keys/values: [1, Hkv, P, D]. Returns output [n, Hkv, t*G, D] and
     log-sum-exp [n, Hkv, t*G] (strided views in the `own_part` layout)."""
     n, t, hkv, g, d = q5.shape
     flat = q5.permute(2, 0, 1, 3, 4).reshape(1, hkv, n * t * g, d)
-    out, lse = _flash(flat, keys, values, 0.0, False, scale=scale)
+    out, lse = softmax_attention(flat, keys, values, None, scale)
     return out.view(hkv, n, t * g, d).transpose(0, 1), lse.view(hkv, n, t * g).transpose(0, 1)
 
 
@@ -72,14 +88,14 @@ def own_part(q5: Tensor, keys: Tensor, values: Tensor, bias: Tensor, scale: floa
     q5: [n, t, Hkv, G, D]; keys/values: [n, Hkv, T, D]; bias from `mask_bias`."""
     n, t, hkv, g, d = q5.shape
     rows = q5.permute(0, 2, 1, 3, 4).reshape(n, hkv, t * g, d)
-    return _flash(rows, keys, values, 0.0, False, attn_mask=bias, scale=scale)
+    return softmax_attention(rows, keys, values, bias, scale)
 
 
 def cascade_attention(q: Tensor, shared: tuple[Tensor, Tensor] | None, own_k: Tensor, own_v: Tensor,
                       bias: Tensor, scale: float) -> Tensor:
     """Attention of q ([n, t, H, D]) over shared prefix keys + each row's own keys -> [n, t, H*D].
 
-    Both parts come from the fused CPU flash kernel with their log-sum-exp; the merge weights the
+    Both parts come with their log-sum-exp (`shared_part`, `own_part`); the merge weights the
     shared part by sigmoid(lse_shared - lse_own), i.e. its share of the total softmax mass."""
     n, t, h, d = q.shape
     hkv = own_k.shape[1]

@@ -92,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("--debug", action="store_true", help="show tracebacks")
     probe.set_defaults(func=cmd_probe)
     for name, help_ in (("export", "export the kept set as SFT JSONL"),
-                        ("bench", "benchmarks: generate | score | sweep | train | app")):
+                        ("bench", "benchmarks: generate | score | sweep | train | profile | app")):
         p = sub.add_parser(name, help=help_, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)

@@ -497,15 +497,17 @@ class Sampler:
         """One decode step for all active rows: feed each row's last token, return next-token logits."""
         slots, n = self.slots, len(self.slots.rows)
         lengths = slots.lengths[:n]
-        width = int(lengths.max()) + 1
+        # Attend over the slots' whole width (masked past each row's length), not the longest row's:
+        # slicing the width makes the keys strided, and the matmuls then copy them, which cost 3x the
+        # attention itself (docs/benchmarks.md, "profile"); the leading rows slice stays contiguous.
+        width = slots.keys[0].shape[2]
         bias = mask_bias((torch.arange(width)[None, :] <= lengths[:, None])[:, None, :], 1, self.net.dtype)
         rows = torch.arange(n)
 
         def attend(i: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
             slots.keys[i][rows, :, lengths] = k[:, 0]
             slots.values[i][rows, :, lengths] = v[:, 0]
-            return cascade_attention(q, self._shared(i), slots.keys[i][:n, :, :width], slots.values[i][:n, :, :width],
-                                     bias, self.net.scale)
+            return cascade_attention(q, self._shared(i), slots.keys[i][:n], slots.values[i][:n], bias, self.net.scale)
 
         positions = len(self.plan.shared) + lengths[:, None]
         hidden = run_layers(self.net, slots.last[:n, None], positions, attend)

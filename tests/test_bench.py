@@ -46,3 +46,31 @@ def test_iwsi_bench_finds_the_checkouts_benchmarks_and_refuses_without_one(tmp_p
     done = subprocess.run([sys.executable, "-m", "iwsi.cli", "bench", "generate"], cwd=tmp_path, capture_output=True,
                           text=True, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "source checkout" in done.stderr
+
+
+class _Event:
+    """Stand-in for torch.profiler's FunctionEvent (name, µs, parent/children links)."""
+
+    def __init__(self, name: str, us: float, parent: "_Event | None" = None):
+        self.name, self.cpu_time_total, self.cpu_parent, self.cpu_children = name, us, parent, []
+        if parent is not None:
+            parent.cpu_children.append(self)
+
+
+def test_profile_breakdown_splits_labels_ops_and_overhead():
+    from benchmarks.bench_profile import OUTSIDE, PREFILL, breakdown
+
+    step = "decode step: other ops (norms, residuals, embedding, mask)"
+    events = [top := _Event(step, 10e6)]
+    events += [mlp := _Event("MLP (gate/up, down)", 4e6, top), _Event("aten::linear", 3.5e6, mlp),
+               _Event("aten::linear", 2e6, top), _Event("aten::index_put_", 1e6, top), _Event("aten::add", 0.5e6, top),
+               pre := _Event(PREFILL, 3e6), pre_mlp := _Event("MLP (gate/up, down)", 2e6, pre),
+               _Event("aten::linear", 2e6, pre_mlp)]
+    labels = {step, "MLP (gate/up, down)", PREFILL}
+    rows = {r["part"]: r for r in breakdown(events, labels, wall_s=14.0)}
+    assert rows["MLP (gate/up, down)"]["wall_s"] == 4.0 and rows["MLP (gate/up, down)"]["overhead_s"] == 0.5
+    assert rows["MLP (gate/up, down) (in prefill)"]["wall_s"] == 2.0  # nested in the prefill: reported apart
+    assert rows["output projection"]["wall_s"] == 2.0 and rows["KV-cache writes"]["wall_s"] == 1.0
+    assert rows[step]["wall_s"] == 10 - 4 - 2 - 1 and rows[step]["in_ops_s"] == 0.5  # the rest: 2.5 s overhead
+    assert rows[PREFILL]["wall_s"] == 1.0 and rows[OUTSIDE]["wall_s"] == 1.0  # 14 s wall - 13 s labelled
+    assert abs(sum(r["share"] for r in rows.values()) - 1.0) < 1e-9
