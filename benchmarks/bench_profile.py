@@ -60,7 +60,7 @@ LAYER_LABELS = ("decode step: other ops (norms, residuals, embedding, mask)",
                 "prefill (shared prefix, question suffixes)", "batching, padding, gathering targets")
 OP_PARTS = {"aten::linear": "output projection", "aten::index_put_": "KV-cache writes"}
 PREFILL = "prefill (shared prefix, question suffixes)"
-OUTSIDE = "sampler loop (outside every labelled part)"
+OUTSIDE = "outside every labelled part (the engine's own loop)"
 
 
 def _owner(path: str):
