@@ -52,18 +52,20 @@ def kept_overlap(a: pd.DataFrame, kept_a: np.ndarray, b: pd.DataFrame, kept_b: n
             "jaccard": (ka & kb).sum() / union if union else math.nan}
 
 
-def trained_correctness(ev: pd.DataFrame | None, model: str = "trained") -> pd.Series:
-    """eval.parquet → correctness (0/1) per test question_id of one model (empty when absent)."""
+def correctness(ev: pd.DataFrame | None, model: str = "trained") -> pd.Series:
+    """eval.parquet → correctness (0/1, unparsed = wrong) per test question_id of one model (empty when absent)."""
     if ev is None or not {"model", "question_id", "is_correct"} <= set(ev.columns):
         return pd.Series(dtype=float)
     rows = ev[ev["model"] == model].drop_duplicates("question_id")
     return pd.Series(rows["is_correct"].fillna(False).astype(float).to_numpy(), index=rows["question_id"])
 
 
-def paired_accuracy(ev_a: pd.DataFrame | None, ev_b: pd.DataFrame | None, model: str = "trained") -> dict:
-    """Accuracy of each run's `model` on the test questions both evaluated, and the paired bootstrap of
-    a − b (`report.paired_bootstrap`): n, acc_a, acc_b, delta, lo, hi, p."""
-    all_a, all_b = trained_correctness(ev_a, model), trained_correctness(ev_b, model)
+def paired_accuracy(ev_a: pd.DataFrame | None, ev_b: pd.DataFrame | None, model: str = "trained",
+                    model_b: str | None = None) -> dict:
+    """Accuracy of run a's `model` and run b's `model_b` (default: the same) on the test questions both
+    evaluated, and the paired bootstrap of a − b (`report.paired_bootstrap`): n, acc_a, acc_b, delta, lo,
+    hi, p. One run's trained against its base model: `paired_accuracy(ev, ev, "trained", "base")`."""
+    all_a, all_b = correctness(ev_a, model), correctness(ev_b, model_b or model)
     a, b = all_a.align(all_b, join="inner")
     result = paired_bootstrap(a.to_numpy(), b.to_numpy())
     nan = math.nan

@@ -47,6 +47,8 @@ def test_paired_accuracy_uses_only_shared_test_questions():
     assert r["acc_a"] == pytest.approx(2 / 3) and r["acc_b"] == pytest.approx(1 / 3)
     assert r["delta"] == pytest.approx(1 / 3) and r["lo"] <= r["delta"] <= r["hi"]
     assert compare.paired_accuracy(None, ev_b)["n"] == 0
+    own = compare.paired_accuracy(ev_b, ev_b, "trained", "base")  # one run's trained model against its base
+    assert own["n"] == 0 and own["only_a"] == 3 and own["only_b"] == 1  # no question evaluated by both
 
 
 def test_overlay_shares_bins_and_normalises_each_run():

@@ -6,6 +6,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from iwsi.compare import paired_accuracy
 from iwsi.present import run_bundle
 from iwsi.runs import (
     PRESETS,
@@ -100,14 +101,10 @@ def progress_view(name: str) -> None:
 
 def accuracy_change(run) -> str | None:
     """Trained − base accuracy with its n and paired 95 % interval: one question of 40 is not a finding."""
-    from iwsi.report import paired_bootstrap
-
     ev = table(run, "eval.parquet", stop_if_broken=False)
     if ev is None or not {"base", "trained"} <= set(ev["model"]):
         return None
-    wide = ev.pivot_table(index="question_id", columns="model", values="is_correct", aggfunc="first")
-    wide = wide.dropna().astype(float)
-    r = paired_bootstrap(wide["trained"].to_numpy(), wide["base"].to_numpy())
+    r = paired_accuracy(ev, ev, "trained", "base")
     verdict = "the interval excludes 0" if r["lo"] > 0 or r["hi"] < 0 else "not distinguishable from 0 at this n"
     return (f"Trained − base: {100 * r['delta']:+.1f} points over n = {r['n']} test questions, paired 95 % bootstrap "
             f"interval [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}], p = {r['p']:.2f} — {verdict}.")
