@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from iwsi.report import paired_bootstrap
+from iwsi.report import correctness, paired_bootstrap
 
 KEYS = ["question_id", "sample_id"]  # one candidate: a question and the index of its sample
 
@@ -50,14 +50,6 @@ def kept_overlap(a: pd.DataFrame, kept_a: np.ndarray, b: pd.DataFrame, kept_b: n
             "kept_a": int(np.asarray(kept_a, bool).sum()), "kept_b": int(np.asarray(kept_b, bool).sum()),
             "kept_both": int((ka & kb).sum()), "only_a": int((ka & ~kb).sum()), "only_b": int((~ka & kb).sum()),
             "jaccard": (ka & kb).sum() / union if union else math.nan}
-
-
-def correctness(ev: pd.DataFrame | None, model: str = "trained") -> pd.Series:
-    """eval.parquet → correctness (0/1, unparsed = wrong) per test question_id of one model (empty when absent)."""
-    if ev is None or not {"model", "question_id", "is_correct"} <= set(ev.columns):
-        return pd.Series(dtype=float)
-    rows = ev[ev["model"] == model].drop_duplicates("question_id")
-    return pd.Series(rows["is_correct"].fillna(False).astype(float).to_numpy(), index=rows["question_id"])
 
 
 def paired_accuracy(ev_a: pd.DataFrame | None, ev_b: pd.DataFrame | None, model: str = "trained",

@@ -115,6 +115,14 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: i
     return {"delta": delta, "lo": lo, "hi": hi, "p": float(test.pvalue), "n": int(len(d))}
 
 
+def correctness(ev: pd.DataFrame | None, model: str = "trained") -> pd.Series:
+    """eval.parquet → correctness (0/1, unparsed = wrong) per test question_id of one model (empty when absent)."""
+    if ev is None or not {"model", "question_id", "is_correct"} <= set(ev.columns):
+        return pd.Series(dtype=float)
+    rows = ev[ev["model"] == model].drop_duplicates("question_id")
+    return pd.Series(rows["is_correct"].fillna(False).astype(float).to_numpy(), index=rows["question_id"])
+
+
 def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> pd.Series:
     """Correctness of the trained model per (seed, question) for one method/k/dataset."""
     rows = at_k(results, k)
@@ -123,9 +131,8 @@ def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> 
     for r in rows.itertuples():
         if not (Path(r.run_dir) / "eval.parquet").exists():  # a cell that kept nothing was not trained
             continue
-        ev = pd.read_parquet(Path(r.run_dir) / "eval.parquet").query("model == 'trained'")
-        parts.append(pd.Series(ev["is_correct"].fillna(False).astype(float).to_numpy(),
-                               index=pd.MultiIndex.from_product([[r.seed], ev["question_id"]])))
+        right = correctness(pd.read_parquet(Path(r.run_dir) / "eval.parquet"))
+        parts.append(pd.Series(right.to_numpy(), index=pd.MultiIndex.from_product([[r.seed], right.index])))
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 
 
