@@ -29,11 +29,14 @@ import torch
 
 from benchmarks.bench import count_tokens, forward_tok_s, load, load_average, score_items, workload
 
+PREFILL = "prefill (shared prefix, question suffixes)"
+DECODE = "decode step: other ops (norms, residuals, embedding, mask)"
+SCORE_BATCH = "batching, padding, gathering targets"
+OUTSIDE = "outside every labelled part (the engine's own loop)"
 # label -> [(owner, attribute)]: the functions wrapped for the profiled call
 GENERATE_PARTS = {
-    "prefill (shared prefix, question suffixes)": [("engine.Sampler", "_prefill_shared"),
-                                                    ("engine.Sampler", "_prefill_chunk")],
-    "decode step: other ops (norms, residuals, embedding, mask)": [("engine.Sampler", "_step_logits")],
+    PREFILL: [("engine.Sampler", "_prefill_shared"), ("engine.Sampler", "_prefill_chunk")],
+    DECODE: [("engine.Sampler", "_step_logits")],
     "QKV projection": [("engine", "_qkv")],
     "rotary embedding": [("engine", "apply_rope")],
     "MLP (gate/up, down)": [("engine", "_mlp")],
@@ -47,7 +50,7 @@ GENERATE_PARTS = {
     "row admission (copy suffix KV into slots)": [("engine.Sampler", "_fill")],
 }
 SCORE_PARTS = {
-    "batching, padding, gathering targets": [("engine", "_score_batch")],
+    SCORE_BATCH: [("engine", "_score_batch")],
     "QKV projection": [("engine", "_qkv")],
     "rotary embedding": [("engine", "apply_rope")],
     "MLP (gate/up, down)": [("engine", "_mlp")],
@@ -56,11 +59,8 @@ SCORE_PARTS = {
     "cross-entropy": [("engine", "_token_nll")],
 }
 # an op directly inside one of these labels is named by what it is, not by the label
-LAYER_LABELS = ("decode step: other ops (norms, residuals, embedding, mask)",
-                "prefill (shared prefix, question suffixes)", "batching, padding, gathering targets")
+LAYER_LABELS = (DECODE, PREFILL, SCORE_BATCH)
 OP_PARTS = {"aten::linear": "output projection", "aten::index_put_": "KV-cache writes"}
-PREFILL = "prefill (shared prefix, question suffixes)"
-OUTSIDE = "outside every labelled part (the engine's own loop)"
 
 
 def _owner(path: str):
@@ -73,20 +73,23 @@ def _owner(path: str):
 
 
 @contextmanager
-def labelled(parts: dict[str, list[tuple[str, str]]]):
-    """Wrap each listed function in a record_function(label) while the block runs; restore after."""
+def patched(targets: list[tuple[object, str, object]]):
+    """Set each owner.attr to wrap(original) while the block runs; restore the originals after."""
     saved = []
     try:
-        for label, targets in parts.items():
-            for path, attr in targets:
-                owner = _owner(path)
-                original = owner.__dict__[attr]
-                saved.append((owner, attr, original))
-                setattr(owner, attr, _wrap(original, label))
+        for owner, attr, wrap in targets:
+            saved.append((owner, attr, owner.__dict__[attr]))
+            setattr(owner, attr, wrap(owner.__dict__[attr]))
         yield
     finally:
         for owner, attr, original in reversed(saved):
             setattr(owner, attr, original)
+
+
+def labelled(parts: dict[str, list[tuple[str, str]]]):
+    """Each listed function wrapped in a record_function(label) while the block runs."""
+    return patched([(_owner(path), attr, lambda fn, label=label: _wrap(fn, label))
+                    for label, targets in parts.items() for path, attr in targets])
 
 
 def _wrap(fn, label: str):
@@ -167,22 +170,17 @@ def profile_score(questions: int = 64, per_question: int = 8, span: str = "compl
                      dict(questions=questions, per_question=per_question, span=span))
 
 
-@contextmanager
 def counting_rows(steps: list[int]):
     """Record the number of active rows of every decode step (appended to `steps`) while the block runs."""
     from iwsi import engine
 
-    original = engine.Sampler._step_logits
+    def count(step):
+        def counted(self):
+            steps.append(len(self.slots.rows))
+            return step(self)
+        return counted
 
-    def counted(self):
-        steps.append(len(self.slots.rows))
-        return original(self)
-
-    engine.Sampler._step_logits = counted
-    try:
-        yield
-    finally:
-        engine.Sampler._step_logits = original
+    return patched([(engine.Sampler, "_step_logits", count)])
 
 
 def _profiled(run, parts: dict, tokenizer, model, batch_size: int | None, settings: dict) -> dict:
