@@ -44,7 +44,7 @@ $(VSTAMP): pyproject.toml Makefile
 vllm: $(VSTAMP)  ## a second venv (.venv-vllm) with vLLM (CPU or CUDA build) and Ray; run with .venv-vllm/bin/iwsi
 
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
-	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1
+	$(PY) app.py --server.address 127.0.0.1
 
 test: $(STAMP)  ## install, lint (ruff), run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
 	$(VENV)/bin/ruff check .

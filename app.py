@@ -10,13 +10,24 @@ old folder-based navigation and runs a page URL's script without this router.
 Reads run directories under $IWSI_CACHE/runs (default <repo>/cache/runs); pages are read-only
 except the labels of the Rationales page. Run it with:
 
-    streamlit run app.py          # serves on 127.0.0.1 (see .streamlit/config.toml)
+    python app.py                 # = make app: imports the pages' libraries first (views/_serve.py), then
+                                  # serves on 127.0.0.1 (see .streamlit/config.toml); takes streamlit's options
+    streamlit run app.py          # the same, without the warm-up: the first visitor waits for the imports
 """
 from __future__ import annotations
 
-import streamlit as st
+import sys
 
-from views._shared import sidebar
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+# `python app.py` (no script-run context), not Streamlit running this file as a page script
+if __name__ == "__main__" and get_script_run_ctx(suppress_warning=True) is None:
+    from views._serve import serve
+
+    sys.exit(serve(sys.argv[1:]))
+
+from views._shared import sidebar  # noqa: E402
 
 PAGES = [
     st.Page("views/runs.py", title="Runs", icon=":material/play_circle:", default=True),

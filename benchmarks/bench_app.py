@@ -4,7 +4,7 @@ Writes a synthetic run (benchmarks/fixtures.py, 7,099 questions × 15 samples �
 temporary cache unless --cache is given, then measures
 - AppTest: server-side script time per page (warm = median of reruns after a first run) and the
   rerun time after moving the k slider to a new value;
-- with --browser: the same pages in headless Chromium through `streamlit run` (navigation start →
+- with --browser: the same pages in headless Chromium through `python app.py` (= make app; navigation start →
   title rendered, charts drawn, script idle) and the slider (arrow key → metric updated).
 Prints a Markdown table (paste into docs/benchmarks.md, section "## Dashboard").
 

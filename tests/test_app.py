@@ -468,3 +468,18 @@ def test_figure_downloads_are_offered_and_built_lazily(full_cache, monkeypatch):
     at.switch_page("views/ablations.py").run()
     assert "Figures & tables for the paper (zip)" in [d.proto.label for d in at.get("download_button")]
     assert not built  # rendering a page renders no figure
+
+
+def test_serve_warms_what_the_pages_import():
+    """`python app.py` imports the pages' libraries before serving: the list is read from the pages' own import
+    lines (a submodule imported as `from iwsi import charts` counts), leaves out views/ itself, and every name
+    in it imports."""
+    import importlib
+
+    from views._serve import page_imports
+
+    names = page_imports()
+    assert {"plotly.graph_objects", "iwsi.charts", "iwsi.compare", "pyarrow.parquet", "scipy.stats"} <= set(names)
+    assert not [n for n in names if n.startswith("views")]
+    for name in names:
+        importlib.import_module(name)

@@ -1,4 +1,4 @@
-"""Real browser test: `streamlit run app.py` on a free localhost port, every page in headless Chromium.
+"""Real browser test: `python app.py` (= make app) on a free localhost port, every page in headless Chromium.
 
 Asserts no exception element and a rendered plotly chart on each chart page. With
 IWSI_SCREENSHOTS=DIR (or `python tests/screenshots.py`) it saves one PNG per page to DIR.
@@ -43,9 +43,10 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(cache: Path):
-    """`streamlit run app.py` bound to 127.0.0.1:<free port>, stopped (by pid) on exit."""
+    """`python app.py` (as `make app` starts it: the pages' libraries imported before the first tab, views/_serve.py)
+    bound to 127.0.0.1:<free port>, stopped (by pid) on exit."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    cmd = [sys.executable, "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = {**os.environ, "IWSI_CACHE": str(cache), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,0 +1,52 @@
+"""`python app.py [streamlit options]`: start the dashboard with the pages' libraries already imported.
+
+`streamlit run app.py` imports pandas, pyarrow, plotly, scipy and iwsi's modules only when the first
+browser tab runs a page, so the first visitor waits ~1–2 s for them on a small CPU (docs/benchmarks.md,
+"Cold first visit"). Here the server process imports them before it serves, then runs `streamlit run`;
+the import lines are read from the pages themselves, so a page's new import is warmed without a list here.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+VIEWS = Path(__file__).resolve().parent
+# Imported lazily inside functions the pages call (confidence intervals, figure export).
+LAZY = ["scipy.stats", "plotly.io"]
+# Not the pages' own helpers (views/): their st.cache_data decorators warn when no Streamlit runtime exists yet.
+SKIP = {"__future__", VIEWS.name}
+
+
+def page_imports() -> list[str]:
+    """Absolute module names imported at the top level of app.py and views/*.py, views/ itself excepted."""
+    names: list[str] = []
+    for path in [VIEWS.parent / "app.py", *sorted(VIEWS.glob("*.py"))]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] not in SKIP:
+                names += [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                          if _is_module(f"{node.module}.{a.name}")]  # from iwsi import charts
+    return [n for n in dict.fromkeys(names + LAZY) if n.split(".")[0] not in SKIP]
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent is a module, not a package: `name` is a function or class
+        return False
+
+
+def serve(argv: list[str]) -> int:
+    for name in page_imports():
+        importlib.import_module(name)
+    # plotly builds its property validators on a trace type's first use: ~0.25 s of the first chart page
+    go = importlib.import_module("plotly.graph_objects")
+    go.Figure([go.Bar(x=[0], y=[0]), go.Scatter(x=[0], y=[0]), go.Scattergl(x=[0], y=[0])]).to_dict()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(VIEWS.parent / "app.py"), *argv]
+    return cli.main()
