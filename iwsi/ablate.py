@@ -1,7 +1,7 @@
 """Ablation runner: methods × k × seeds (× datasets) sharing the expensive stages.
 
     iwsi ablate [--config FILE] [--out DIR] --methods lmsi,iwsi,entropy --k 60,80,100 --seeds 0,1,2
-                [--datasets synthetic-arith,svamp] [--set KEY=VALUE ...]
+                [--datasets synthetic-arith,svamp] [--set KEY=VALUE ...] [--shared-from ABLATION_DIR]
 
 Layout of DIR (default cache/ablations/<name>):
   shared/<dataset>-s<seed>/                 a run directory stopped after the stages before filter
@@ -12,9 +12,13 @@ Layout of DIR (default cache/ablations/<name>):
                                             (a finished cell is never recomputed)
   results.parquet / .csv / .md / .tex, summary.csv, significance.csv (iwsi/report.py)
 Methods that ignore k (lmsi, iwsi-w, ground-truth) run once per (dataset, seed), recorded at k = 100.
+--shared-from hard-links another ablation's shared/ directories (a sweep of training settings over the same
+generations) before the sweep; they are then checked like this directory's own (a changed setting is refused).
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import pandas as pd
 from iwsi import filtering, report
 from iwsi.config import METHODS, STAGES, ConfigError, RunConfig, load_config, parse_sets
 from iwsi.contract import ablations_root
-from iwsi.rundir import RunDir, check_out_dir, claim_dir, read_json, write_parquet
+from iwsi.rundir import RunDir, RunDirError, check_out_dir, claim_dir, owner, read_json, write_parquet
 
 # Every stage before filter: they depend on no cell setting (method, k, training) but the judges,
 # which the shared directory runs for all the methods at once.
@@ -113,6 +117,25 @@ def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
             "train_seconds": m["timings"].get("train"), "run_dir": str(cell), "note": note}
 
 
+def check_shared_from(source: Path) -> None:
+    if owner(source) != "ablation" or not (source / "shared").is_dir():
+        raise RunDirError(f"--shared-from {source} is not an iwsi ablation directory with shared/ stages: "
+                          "give the --out of an earlier `iwsi ablate`")
+
+
+def reuse_shared(source: Path, out: Path, datasets: list[str], seeds: list[int]) -> list[Path]:
+    """Hard-link source's shared/<dataset>-s<seed> directories this sweep lacks (every iwsi write replaces a
+    file, so neither copy ever changes the other; the lock file is not taken). Returns the new directories."""
+    made = []
+    for dataset in datasets:
+        for seed in seeds:
+            src, dst = source / "shared" / f"{dataset}-s{seed}", out / "shared" / f"{dataset}-s{seed}"
+            if src.is_dir() and not dst.exists():
+                shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("lock"))
+                made.append(dst)
+    return made
+
+
 def kept_correct(cell: Path) -> float:
     """Share (0–1) of the cell's kept samples whose answer is correct (NaN without gold answers)."""
     df = pd.read_parquet(cell / "samples.parquet", columns=["kept", "is_correct"])
@@ -150,8 +173,14 @@ def main(args) -> int:
     [replace(cfg, method=m) for m in methods]  # each method's own checks (rm needs a reward model)
     out = Path(args.out or ablations_root() / f"{'-'.join(datasets)}-{cfg.hash()}")
     data_root = Path(getattr(args, "data_root", None) or "../shared/data")
+    shared_from = Path(args.shared_from) if getattr(args, "shared_from", None) else None
+    if shared_from:
+        check_shared_from(shared_from)
     check_out_dir(out, "ablation")
     claim_dir(out, "ablation")
+    if shared_from:
+        for path in reuse_shared(shared_from, out, datasets, seeds):
+            print(f"shared stages hard-linked from {shared_from}: {path}")
     results = ablate(cfg, out, methods, ks, seeds, datasets, data_root)
     print((out / "results.md").read_text())
     print(f"ablation directory: {out} ({len(results)} cells)")

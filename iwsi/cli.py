@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     ablate.add_argument("--datasets", default=None, help="comma-separated datasets (default: the config's)")
     ablate.add_argument("--data-root", default="../shared/data",
                         help="folder holding <dataset>/ for datasets other than the config's")
+    ablate.add_argument("--shared-from", metavar="ABLATION_DIR",
+                        help="reuse another ablation's generations (its shared/ stages, hard-linked), e.g. to sweep "
+                             "training settings; they must match this config's generation settings")
     ablate.set_defaults(func=cmd_ablate)
     probe = sub.add_parser("probe", help="DSE probe: what each selection signal detects on known-defect rationales")
     probe.add_argument("--config", help="YAML config (default: configs/demo.yaml); dataset, model, engine, loss_span")

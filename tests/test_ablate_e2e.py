@@ -67,3 +67,26 @@ def test_finished_cells_are_not_recomputed(ablation, tmp_path):
     for p, t in before.items():
         if "lmsi" in p.parent.name or "iwsi-k50" in p.parent.name:
             assert p.stat().st_mtime_ns == t
+
+
+def test_shared_from_reuses_generations_for_a_training_sweep(ablation, tmp_path):
+    """--shared-from: another sweep (here 2 epochs instead of 1) over the same generations hard-links the shared
+    stages instead of regenerating, and trains its own cell on them."""
+    sets = [a for kv in TINY + ["epochs=2"] for a in ("--set", kv)]
+    out = tmp_path / "sweep"
+    assert main(["ablate", "--out", str(out), "--shared-from", str(ablation), "--methods", "lmsi", "--k", "50",
+                 "--seeds", "0", *sets]) == 0
+    src, dst = ablation / "shared" / "synthetic-arith-s0", out / "shared" / "synthetic-arith-s0"
+    assert (dst / "candidates.parquet").stat().st_ino == (src / "candidates.parquet").stat().st_ino
+    assert json.loads((dst / "stages" / "generate.json").read_text()) == json.loads(
+        (src / "stages" / "generate.json").read_text())  # not rerun
+    cell = out / "cells" / "synthetic-arith" / "lmsi-k100-s0"
+    assert json.loads((cell / "metrics.json").read_text())["accuracy"]["trained"] is not None
+    assert "epochs: 2" in (cell / "config.yaml").read_text()
+
+
+def test_shared_from_must_be_an_ablation(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    code = main(["ablate", "--out", str(tmp_path / "out"), "--shared-from", str(tmp_path / "notes")])
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert "--shared-from" in capsys.readouterr().err
