@@ -27,7 +27,7 @@ import pandas as pd
 from iwsi import filtering, report
 from iwsi.config import METHODS, STAGES, ConfigError, RunConfig, load_config, parse_sets
 from iwsi.contract import ablations_root
-from iwsi.rundir import RunDir, RunDirError, check_out_dir, claim_dir, owner, read_json, write_parquet
+from iwsi.rundir import APPENDED, RunDir, RunDirError, check_out_dir, claim_dir, owner, read_json, write_parquet
 
 # Every stage before filter: they depend on no cell setting (method, k, training) but the judges,
 # which the shared directory runs for all the methods at once.
@@ -125,13 +125,17 @@ def check_shared_from(source: Path) -> None:
 
 def reuse_shared(source: Path, out: Path, datasets: list[str], seeds: list[int]) -> list[Path]:
     """Hard-link source's shared/<dataset>-s<seed> directories this sweep lacks (every iwsi write replaces a
-    file, so neither copy ever changes the other; the lock file is not taken). Returns the new directories."""
+    file, so neither copy ever changes the other, except the appended log and progress files, which are
+    copied; the lock file is not taken). Returns the new directories."""
+    def link(src: str, dst: str) -> None:
+        shutil.copy2(src, dst) if Path(src).name in APPENDED else os.link(src, dst)
+
     made = []
     for dataset in datasets:
         for seed in seeds:
             src, dst = source / "shared" / f"{dataset}-s{seed}", out / "shared" / f"{dataset}-s{seed}"
             if src.is_dir() and not dst.exists():
-                shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("lock"))
+                shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("lock"))
                 made.append(dst)
     return made
 

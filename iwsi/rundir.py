@@ -40,6 +40,8 @@ class StageFailed(RuntimeError):
 # -- ownership: iwsi writes only into folders it created ------------------------------------------------
 # OWNER_FILE is the first file written into a new run (or ablation) folder; its presence is what lets
 # later commands write, resume or clean up there. Folders made before it existed are recognised by LEGACY.
+# The two files iwsi appends to instead of replacing: a copy of a run directory must not hard-link them.
+APPENDED = ("progress.jsonl", "log.txt")
 LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
 
 
@@ -268,11 +270,11 @@ class RunDir:
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
         line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2),
                            "time": now_iso()})
-        with open(self.path / "progress.jsonl", "a") as fh:
+        with open(self.path / APPENDED[0], "a") as fh:
             fh.write(line + "\n")
 
     def log(self, message: str) -> None:
-        with open(self.path / "log.txt", "a") as fh:
+        with open(self.path / APPENDED[1], "a") as fh:
             fh.write(f"{now_iso()} {message}\n")
 
     # -- lock ------------------------------------------------------------------------------------

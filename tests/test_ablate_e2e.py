@@ -78,6 +78,7 @@ def test_shared_from_reuses_generations_for_a_training_sweep(ablation, tmp_path)
                  "--seeds", "0", *sets]) == 0
     src, dst = ablation / "shared" / "synthetic-arith-s0", out / "shared" / "synthetic-arith-s0"
     assert (dst / "candidates.parquet").stat().st_ino == (src / "candidates.parquet").stat().st_ino
+    assert (dst / "log.txt").stat().st_ino != (src / "log.txt").stat().st_ino  # appended to: copied
     assert json.loads((dst / "stages" / "generate.json").read_text()) == json.loads(
         (src / "stages" / "generate.json").read_text())  # not rerun
     cell = out / "cells" / "synthetic-arith" / "lmsi-k100-s0"
