@@ -147,6 +147,18 @@ def kept_correct(cell: Path) -> float:
     return float(right.mean()) if right.notna().any() else float("nan")
 
 
+def earlier_cells(out: Path, done: set[str]) -> list[dict]:
+    """Rows of the finished cells an earlier sweep left in out/cells (e.g. `--k 50` after `--k 80`), so the
+    tables cover every cell of the directory."""
+    rows = []
+    for cell in sorted((out / "cells").glob("*/*")):
+        if str(cell) in done or not RunDir(cell).is_done("evaluate"):
+            continue
+        cfg = load_config(cell / "config.yaml")
+        rows.append(run_cell(cfg, RunDir(out / "shared" / f"{cfg.dataset}-s{cfg.seed}"), cell))
+    return rows
+
+
 def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds: list[int],
            datasets: list[str], data_root: Path) -> pd.DataFrame:
     rows = []
@@ -158,8 +170,8 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
                                    method=method, k=k)
                 rows.append(run_cell(cell_cfg, shared, out / "cells" / dataset / f"{method}-k{k:g}-s{seed}"))
                 write_parquet(out / "results.parquet", pd.DataFrame(rows))  # partial table while running
-    results = pd.DataFrame(rows)
-    report.write_all(results, out, table_k=report.table_k(ks))
+    results = pd.DataFrame(rows + earlier_cells(out, {r["run_dir"] for r in rows}))
+    report.write_all(results, out, table_k=report.table_k(sorted(set(results["k"]))))
     return results
 
 

@@ -162,7 +162,8 @@ def controls_table(results: pd.DataFrame, k: float) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def significance_markdown(sig: pd.DataFrame) -> str:
+def significance_markdown(sig: pd.DataFrame, k: float | None = None) -> str:
+    """The paired-bootstrap table; `k` names the cut in the title when it is not the main table's."""
     if sig.empty:
         return ""
     lines = ["| dataset | method | vs | Δ accuracy (pts) | 95 % CI | p (two-sided) | paired items |",
@@ -170,7 +171,9 @@ def significance_markdown(sig: pd.DataFrame) -> str:
     for r in sig.itertuples():
         lines.append(f"| {r.dataset} | {r.method} | {r.vs} | {100 * r.delta:+.1f} | "
                      f"[{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] | {r.p:.3f} | {r.n} |")
-    return "\n### Paired bootstrap (per-question correctness, seeds × test questions)\n\n" + "\n".join(lines) + "\n"
+    at = f" at k = {k:g}" if k is not None else ""
+    return (f"\n### Paired bootstrap{at} (per-question correctness, seeds × test questions)\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def kept_correct_markdown(results: pd.DataFrame, k: float, n_seeds: int) -> str:
@@ -191,7 +194,15 @@ def write_all(results: pd.DataFrame, out: Path, table_k: float) -> None:
     n_seeds = results["seed"].nunique()
     sig = controls_table(results, table_k)
     text = to_markdown(table, table_k, n_seeds) + kept_correct_markdown(results, table_k, n_seeds)
-    atomic_write_bytes(out / "results.md", (text + significance_markdown(sig)).encode())
+    text += significance_markdown(sig)
+    # every other swept k gets its own paired table (the main table shows one k)
+    parts = [sig.assign(k=table_k)]
+    for k in sorted(set(results.loc[~results["method"].isin(K_FREE), "k"]) - {table_k}):
+        other = controls_table(results, k)
+        text += significance_markdown(other, k)
+        parts.append(other.assign(k=k))
+    sig = pd.concat(parts, ignore_index=True)
+    atomic_write_bytes(out / "results.md", text.encode())
     atomic_write_bytes(out / "results.tex", to_latex(table, table_k).encode())
     atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
     atomic_write_bytes(out / "summary.csv", table.to_csv().encode())

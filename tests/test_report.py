@@ -82,3 +82,26 @@ def test_each_method_is_compared_with_lmsi_and_with_the_random_control(tmp_path)
                    ("lmsi", "random"): (-4.0, 100), ("iwsi", "random"): (16.0, 100)}
     iwsi_vs_random = table[(table.method == "iwsi") & (table.vs == "random")].iloc[0]
     assert iwsi_vs_random.lo > 0 and iwsi_vs_random.p < 0.01
+
+
+def test_results_md_has_a_paired_table_for_each_swept_k(tmp_path):
+    """k = 50 and 80 swept: the main table is at 80, and k = 50 gets its own Δ-vs-control table."""
+    right = {("lmsi", 100.0): 20, ("random", 80.0): 22, ("iwsi", 80.0): 30, ("random", 50.0): 25, ("iwsi", 50.0): 24}
+    rows = []
+    for (method, k), n_right in right.items():
+        for seed in (0, 1):
+            cell = tmp_path / f"{method}-k{k:g}-s{seed}"
+            cell.mkdir()
+            pd.DataFrame({"model": "trained", "question_id": [f"q{i}" for i in range(50)],
+                          "is_correct": [i < n_right for i in range(50)]}).to_parquet(cell / "eval.parquet")
+            rows.append({"dataset": "d", "method": method, "k": k, "seed": seed, "accuracy": n_right / 50,
+                         "base_accuracy": 0.2, "run_dir": str(cell)})
+    out = tmp_path / "out"
+    out.mkdir()
+    report.write_all(pd.DataFrame(rows), out, table_k=80.0)
+    md = (out / "results.md").read_text()
+    assert "### Paired bootstrap (per" in md and "### Paired bootstrap at k = 50 (per" in md
+    assert "| d | iwsi | random | -2.0 |" in md.split("at k = 50")[1]  # 24 vs 25 of 50 right
+    sig = pd.read_csv(out / "significance.csv")
+    at50 = sig[(sig.k == 50) & (sig.method == "iwsi") & (sig.vs == "random")].iloc[0]
+    assert round(100 * at50.delta, 6) == -2.0 and set(sig.k) == {50.0, 80.0}
