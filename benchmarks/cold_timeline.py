@@ -9,12 +9,9 @@ for the comparison in docs/benchmarks.md ("2026-12-02"). Run it alone (benchmark
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,46 +28,33 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "tests"))
     from selenium.webdriver.common.by import By
-    from test_browser import chromium, free_port
+    from test_browser import chromium, streamlit_server
 
     from benchmarks.bench_app import CHARTS
 
-    port = free_port()
-    launch = ["app.py"] if args.launcher == "app" else ["-m", "streamlit", "run", "app.py"]
-    env = {**os.environ, "IWSI_CACHE": args.cache, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, *launch, "--server.port", str(port), "--server.headless", "true"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+    launch = ("app.py",) if args.launcher == "app" else ("-m", "streamlit", "run", "app.py")
+    with streamlit_server(Path(args.cache), launch) as server, tempfile.TemporaryDirectory() as tmp, \
+            chromium(Path(tmp) / "p") as driver:
+        url = f"{server}/{'' if args.page == 'runs' else args.page}"
+        for tab in range(args.tabs):
+            if tab:
+                driver.switch_to.new_window("tab")
+            t0 = time.perf_counter()
+            driver.get(url)
+            events = [("loaded", time.perf_counter() - t0)]
+            seen, end = set(), time.time() + 120
+            while time.time() < end:
+                if "h1" not in seen and driver.find_elements(By.CSS_SELECTOR, "h1"):
+                    seen.add("h1")
+                    events.append(("h1", time.perf_counter() - t0))
+                drawn = driver.execute_script(DRAWN)
+                if drawn and f"drawn{drawn}" not in seen:
+                    seen.add(f"drawn{drawn}")
+                    events.append((f"{drawn} chart(s) drawn", time.perf_counter() - t0))
+                if "h1" in seen and drawn >= CHARTS[args.page]:
                     break
-            except OSError:
-                time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/{'' if args.page == 'runs' else args.page}"
-        with tempfile.TemporaryDirectory() as tmp, chromium(Path(tmp) / "p") as driver:
-            for tab in range(args.tabs):
-                if tab:
-                    driver.switch_to.new_window("tab")
-                t0 = time.perf_counter()
-                driver.get(url)
-                events = [("loaded", time.perf_counter() - t0)]
-                seen, end = set(), time.time() + 120
-                while time.time() < end:
-                    if "h1" not in seen and driver.find_elements(By.CSS_SELECTOR, "h1"):
-                        seen.add("h1")
-                        events.append(("h1", time.perf_counter() - t0))
-                    drawn = driver.execute_script(DRAWN)
-                    if drawn and f"drawn{drawn}" not in seen:
-                        seen.add(f"drawn{drawn}")
-                        events.append((f"{drawn} chart(s) drawn", time.perf_counter() - t0))
-                    if "h1" in seen and drawn >= CHARTS[args.page]:
-                        break
-                    time.sleep(0.01)
-                print(f"{args.launcher} tab {tab} {args.page}: " + ", ".join(f"{k} {v:.2f}" for k, v in events))
-    finally:
-        proc.terminate()
-        proc.wait(10)
+                time.sleep(0.01)
+            print(f"{args.launcher} tab {tab} {args.page}: " + ", ".join(f"{k} {v:.2f}" for k, v in events))
     return 0
 
 

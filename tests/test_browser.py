@@ -42,11 +42,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(cache: Path):
-    """`python app.py` (as `make app` starts it: the pages' libraries imported before the first tab, views/_serve.py)
-    bound to 127.0.0.1:<free port>, stopped (by pid) on exit."""
+def streamlit_server(cache: Path, launch: tuple[str, ...] = ("app.py",)):
+    """`python app.py` (as `make app` starts it: the pages' libraries imported before the first tab, views/_serve.py;
+    `launch=("-m", "streamlit", "run", "app.py")` for plain `streamlit run`) bound to 127.0.0.1:<free port>,
+    stopped (by pid) on exit."""
     port = free_port()
-    cmd = [sys.executable, "app.py", "--server.port", str(port),
+    cmd = [sys.executable, *launch, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     env = {**os.environ, "IWSI_CACHE": str(cache), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
