@@ -117,6 +117,11 @@ def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
             "train_seconds": m["timings"].get("train"), "run_dir": str(cell), "note": note}
 
 
+def shared_path(out: Path, dataset: str, seed: int) -> Path:
+    """The shared run directory of one (dataset, seed) in ablation directory `out`."""
+    return out / "shared" / f"{dataset}-s{seed}"
+
+
 def check_shared_from(source: Path) -> None:
     if owner(source) != "ablation" or not (source / "shared").is_dir():
         raise RunDirError(f"--shared-from {source} is not an iwsi ablation directory with shared/ stages: "
@@ -133,7 +138,7 @@ def reuse_shared(source: Path, out: Path, datasets: list[str], seeds: list[int])
     made = []
     for dataset in datasets:
         for seed in seeds:
-            src, dst = source / "shared" / f"{dataset}-s{seed}", out / "shared" / f"{dataset}-s{seed}"
+            src, dst = shared_path(source, dataset, seed), shared_path(out, dataset, seed)
             if src.is_dir() and not dst.exists():
                 shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("lock"))
                 made.append(dst)
@@ -155,7 +160,7 @@ def earlier_cells(out: Path, done: set[str]) -> list[dict]:
         if str(cell) in done or not RunDir(cell).is_done("evaluate"):
             continue
         cfg = load_config(cell / "config.yaml")
-        rows.append(run_cell(cfg, RunDir(out / "shared" / f"{cfg.dataset}-s{cfg.seed}"), cell))
+        rows.append(run_cell(cfg, RunDir(shared_path(out, cfg.dataset, cfg.seed)), cell))
     return rows
 
 
@@ -164,7 +169,7 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
     rows = []
     for dataset in datasets:
         for seed in seeds:
-            shared = run_shared(cfg, data_root, methods, dataset, seed, out / "shared" / f"{dataset}-s{seed}")
+            shared = run_shared(cfg, data_root, methods, dataset, seed, shared_path(out, dataset, seed))
             for method, k in plan_cells(methods, ks):
                 cell_cfg = replace(cfg, dataset=dataset, data_dir=data_dir(cfg, dataset, data_root), seed=seed,
                                    method=method, k=k)

@@ -2,7 +2,7 @@
 
 `streamlit run app.py` imports pandas, pyarrow, plotly, scipy and iwsi's modules only when the first
 browser tab runs a page, so the first visitor waits ~1–2 s for them on a small CPU (docs/benchmarks.md,
-"Cold first visit"). Here the server process imports them before it serves, then runs `streamlit run`;
+"2026-12-02: the warm launcher"). Here the server process imports them before it serves, then runs `streamlit run`;
 the import lines are read from the pages themselves, so a page's new import is warmed without a list here.
 """
 from __future__ import annotations
