@@ -1,0 +1,125 @@
+"""Issue 15's study tables from kept per-question results, so a study can be finished across sessions.
+
+An ablation directory lives in the cache, which a new machine may not have; the study's per-question
+correctness is kept in the repository instead (docs/results/<study>/per_question.parquet: method, k, seed,
+question_id, correct; the base model as method `base`) beside the cell table (cells.csv).
+
+    # add the finished cells of an ablation directory (replacing rows of the same method, k and seed)
+    python benchmarks/study_tables.py add cache/ablations/arith-study docs/results/arith-study
+    # the accuracy table and the paired comparisons, as Markdown
+    python benchmarks/study_tables.py tables docs/results/arith-study
+
+The pooled comparison pairs seeds × test questions (report.paired_bootstrap, as `iwsi ablate`); the seed-level
+column is the mean ± 95 % t-interval of the per-seed Δ (report.mean_ci), which also counts seed-to-seed
+variation.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from iwsi import report
+from iwsi.ablate import shared_path
+
+KEY = ["method", "k", "seed"]
+BASE = "base"
+
+
+def cells_of(ablation: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, per-question rows) of every trained cell in `ablation`/results.parquet, plus the base model."""
+    cells = pd.read_parquet(ablation / "results.parquet")
+    parts = []
+    for r in cells.itertuples():
+        if (Path(r.run_dir) / "eval.parquet").exists():
+            right = report.correctness(pd.read_parquet(Path(r.run_dir) / "eval.parquet"))
+            parts.append(pd.DataFrame({"method": r.method, "k": r.k, "seed": r.seed,
+                                       "question_id": right.index, "correct": right.to_numpy().astype(int)}))
+    for (dataset, seed), _ in cells.groupby(["dataset", "seed"]):
+        base = report.correctness(pd.read_parquet(shared_path(ablation, dataset, seed) / "eval_base.parquet"), "base")
+        parts.append(pd.DataFrame({"method": BASE, "k": 100.0, "seed": seed, "question_id": base.index,
+                                   "correct": base.to_numpy().astype(int)}))
+    return cells.drop(columns=["run_dir"]), pd.concat(parts, ignore_index=True)
+
+
+def add(ablation: Path, kept: Path) -> None:
+    cells, rows = cells_of(ablation)
+    for name, new in (("cells.csv", cells), ("per_question.parquet", rows)):
+        path = kept / name
+        old = (pd.read_csv(path) if name.endswith(".csv") else pd.read_parquet(path)) if path.exists() else None
+        if old is not None:  # a re-run cell replaces its earlier rows
+            old = old[~old.set_index(KEY).index.isin(new.set_index(KEY).index.unique())]
+            new = pd.concat([old, new], ignore_index=True)
+        new = new.sort_values(KEY + (["question_id"] if "question_id" in new else [])).reset_index(drop=True)
+        text = new.to_csv(index=False).encode() if name.endswith(".csv") else None
+        from iwsi.rundir import atomic_write_bytes, write_parquet
+
+        atomic_write_bytes(path, text) if text is not None else write_parquet(path, new)
+        print(f"{path}: {len(new)} rows")
+
+
+def comparisons(rows: pd.DataFrame) -> list[tuple[tuple[str, float], tuple[str, float]]]:
+    """Each method at each k against LMSI and against the random cut at the same k (k-free methods, recorded
+    at k = 100, stand at every k; a pair is listed once)."""
+    cells = rows[rows.method != BASE][["method", "k"]].drop_duplicates()
+    out = []
+    for k in sorted(set(cells.loc[~cells.method.isin(report.K_FREE), "k"])):
+        at = [(m, kk) for m, kk in cells.itertuples(index=False) if kk == k or m in report.K_FREE]
+        for control in (("lmsi", 100.0), ("random", k)):
+            out += [(c, control) for c in at if control in at and c != control
+                    and (c, control) not in out and (control, c) not in out]
+    return out
+
+
+def tables(kept: Path) -> str:
+    rows = pd.read_parquet(kept / "per_question.parquet")
+    acc = rows.groupby(KEY)["correct"].mean().unstack("seed")
+    n_q = rows.groupby(KEY)["question_id"].nunique().unstack("seed")
+    seeds = list(acc.columns)
+    lines = [f"| method | k | accuracy % ({' / '.join(f'seed {s}' for s in seeds)}) | mean | questions |",
+             "|---|---|---|---|---|"]
+    for (method, k), r in acc.iterrows():
+        cells = " / ".join("–" if pd.isna(v) else f"{100 * v:.1f}" for v in r)
+        lines.append(f"| {method} | {'–' if method in report.K_FREE + (BASE,) else f'{k:g}'} | {cells} | "
+                     f"{100 * r.mean():.1f} | {int(n_q.loc[(method, k)].max())} |")
+    lines += ["", "| comparison | k | Δ pooled (pts) | 95 % CI (paired bootstrap) | p | pairs | "
+              "Δ per seed | seed-level mean ± 95 % t |", "|---|---|---|---|---|---|---|---|"]
+    wide = rows.set_index(KEY + ["question_id"])["correct"].sort_index()
+    for (a, ka), (b, kb) in comparisons(rows):
+        x, y = wide.loc[(a, ka)], wide.loc[(b, kb)]
+        x, y = x.align(y, join="inner")
+        r = report.paired_bootstrap(x.to_numpy(), y.to_numpy())
+        per_seed = (x - y).groupby(level="seed").mean()
+        mean, half = report.mean_ci(per_seed)
+        lines.append(f"| {a} − {b} | {min(ka, kb):g} | "
+                     f"{100 * r['delta']:+.1f} | [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.3f} | "
+                     f"{r['n']} | {' / '.join(f'{100 * d:+.1f}' for d in per_seed)} | "
+                     f"{100 * mean:+.1f} ± {100 * half:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("add", help="add an ablation directory's finished cells to the kept results")
+    a.add_argument("ablation", type=Path)
+    a.add_argument("kept", type=Path)
+    t = sub.add_parser("tables", help="print the accuracy table and the paired comparisons")
+    t.add_argument("kept", type=Path)
+    args = p.parse_args(argv)
+    if args.cmd == "add":
+        if not (args.ablation / "results.parquet").exists():
+            print(f"study_tables: {args.ablation} has no results.parquet: give the --out of an `iwsi ablate`",
+                  file=sys.stderr)
+            return 2
+        args.kept.mkdir(parents=True, exist_ok=True)
+        add(args.ablation, args.kept)
+    else:
+        print(tables(args.kept))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

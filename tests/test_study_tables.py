@@ -1,0 +1,29 @@
+"""benchmarks/study_tables.py: the study's tables from kept per-question results (hand-made inputs)."""
+import pandas as pd
+
+from benchmarks import study_tables
+
+
+def rows(cells: dict[tuple[str, float, int], list[int]]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"method": m, "k": k, "seed": s, "question_id": [f"q{i}" for i in range(len(c))],
+                                    "correct": c}) for (m, k, s), c in cells.items()], ignore_index=True)
+
+
+def test_comparisons_pair_each_method_with_lmsi_and_the_random_cut_at_its_k_once():
+    df = rows({(m, k, 0): [0, 1] for m, k in [("base", 100.0), ("lmsi", 100.0), ("ground-truth", 100.0),
+                                               ("random", 80.0), ("iwsi", 80.0), ("random", 50.0), ("iwsi", 50.0)]})
+    pairs = study_tables.comparisons(df)
+    assert len(pairs) == len(set(pairs))
+    assert (("iwsi", 80.0), ("random", 80.0)) in pairs and (("iwsi", 50.0), ("random", 50.0)) in pairs
+    assert (("ground-truth", 100.0), ("lmsi", 100.0)) in pairs
+    assert not any(a == ("iwsi", 80.0) and b == ("random", 50.0) for a, b in pairs)
+    assert not any("base" in (a[0], b[0]) for a, b in pairs)
+
+
+def test_tables_pool_seeds_and_questions_and_give_per_seed_deltas(tmp_path):
+    df = rows({("lmsi", 100.0, 0): [0, 0, 0, 0], ("random", 80.0, 0): [1, 0, 0, 0],
+               ("lmsi", 100.0, 1): [0, 0, 0, 0], ("random", 80.0, 1): [1, 1, 0, 0]})
+    df.to_parquet(tmp_path / "per_question.parquet")
+    text = study_tables.tables(tmp_path)
+    line = next(r for r in text.splitlines() if r.startswith("| random − lmsi"))
+    assert "| +37.5 |" in line and "| 8 |" in line and "+25.0 / +50.0" in line
