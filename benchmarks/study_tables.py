@@ -93,10 +93,11 @@ def tables(kept: Path) -> str:
         r = report.paired_bootstrap(x.to_numpy(), y.to_numpy())
         per_seed = (x - y).groupby(level="seed").mean()
         mean, half = report.mean_ci(per_seed)
+        seed_level = f"{100 * mean:+.1f} ± {100 * half:.1f}" if len(per_seed) > 1 else "– (one seed)"
         lines.append(f"| {a} − {b} | {min(ka, kb):g} | "
                      f"{100 * r['delta']:+.1f} | [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.3f} | "
                      f"{r['n']} | {' / '.join(f'{100 * d:+.1f}' for d in per_seed)} | "
-                     f"{100 * mean:+.1f} ± {100 * half:.1f} |")
+                     f"{seed_level} |")
     return "\n".join(lines) + "\n"
 
 
