@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from iwsi import pipeline
 from iwsi.cli import main
 from iwsi.config import FIELDS
+from iwsi.models import default_dtype
 from tests.test_bad_input import snapshot
 
 SMALL = {"num_questions": 6, "valid_size": 2, "test_size": 4}
@@ -113,6 +115,12 @@ CASES = [("chunks/generate-00001.parquet+candidates.parquet", "garbage"), ("samp
          ("iwsi.json", "delete"), ("chunks/score-00000.parquet", "garbage"), ("config.yaml", "truncate")]
 
 
+# In bf16 (CPUs with AVX-512 bf16 / AMX) the embed stage's HF forward was not bit-reproducible within one
+# CI process (2026-12-02, Xeon with AMX: every rebuilt umap.parquet differed from the fixture's, while every
+# loss matched and the same case passed alone), and UMAP does not damp a last-bit change of its input.
+MAP_IS_EXACT = str(default_dtype("cpu")) == "torch.float32"
+
+
 def damage(path: Path, mode: str) -> None:
     if mode == "delete":
         path.unlink()
@@ -127,6 +135,10 @@ def contents(run: Path) -> dict:
     (wall times, pids and timestamps excluded)."""
     found = {name: pd.read_parquet(run / name) for name in ARTEFACTS
              if name.endswith(".parquet") and not name.startswith("chunks/")}  # chunks: resume checkpoints only
+    if not MAP_IS_EXACT:  # the map's rows must come back; its coordinates are compared only in float32
+        coords = found["umap.parquet"][["x", "y"]].to_numpy()
+        assert np.isfinite(coords).all() and coords.std(0).min() > 0, "degenerate map"
+        found["umap.parquet"] = found["umap.parquet"].drop(columns=["x", "y"])
     found["adapter"] = (run / "adapter/adapter_model.safetensors").read_bytes()
     found["adapter_config"] = json.loads((run / "adapter/adapter_config.json").read_text())
     found["filter"] = json.loads((run / "filter.json").read_text())
