@@ -10,7 +10,7 @@ from tests.test_judges import make_tiny_rm
 pytestmark = pytest.mark.slow
 
 TINY = ["num_questions=4", "valid_size=1", "test_size=3", "num_samples=2", "max_new_tokens=24", "epochs=1",
-        "batch_size=4", "embed=false", "engine=hf"]
+        "batch_size=4", "embed=false"]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 def test_two_rounds(tmp_path):
     sets = ["num_questions=4", "valid_size=1", "test_size=3", "num_samples=2", "max_new_tokens=24", "epochs=1",
-            "batch_size=4", "embed=false", "engine=hf", "rounds=2", "k=100"]
+            "batch_size=4", "embed=false", "rounds=2", "k=100"]
     assert main(["run", "--out", str(tmp_path / "run"), *[a for kv in sets for a in ("--set", kv)]]) == 0
     run = tmp_path / "run"
     r2 = run / "rounds" / "r2"
