@@ -21,6 +21,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -118,7 +119,7 @@ CASES = [("chunks/generate-00001.parquet+candidates.parquet", "garbage"), ("samp
 # In bf16 (CPUs with AVX-512 bf16 / AMX) the embed stage's HF forward was not bit-reproducible within one
 # CI process (2026-12-02, Xeon with AMX: every rebuilt umap.parquet differed from the fixture's, while every
 # loss matched and the same case passed alone), and UMAP does not damp a last-bit change of its input.
-MAP_IS_EXACT = str(default_dtype("cpu")) == "torch.float32"
+MAP_IS_EXACT = default_dtype("cpu") == torch.float32
 
 
 def damage(path: Path, mode: str) -> None:
