@@ -77,7 +77,7 @@ FILES = (
     File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`"),
     File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`"),
     File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
-    File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume)", finished=False),
+    File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume); deleted once `adapter/` is saved", finished=False),
     File("train.json", ("train",), "Trainer metrics; `train_loss` over every step of the run"),
     File("adapter/", ("train",), "the saved LoRA adapter (peft format), published by renaming `adapter.tmp/`",
          finished=False),

@@ -147,9 +147,10 @@ def test_kill_during_train_resumes_from_checkpoint(reference, tmp_path):
     kill_when(proc, lambda: any(_is_complete(c) for c in ckpt.glob("checkpoint-*")))
     assert not done(out, "train") and not (out / "adapter").exists()
     killed_at = max(_step(c) for c in ckpt.glob("checkpoint-*") if _is_complete(c))
-    assert killed_at < max(_step(c) for c in (reference / "train_ckpt").glob("checkpoint-*"))  # mid-training
+    assert killed_at < json.loads((reference / "train.json").read_text())["global_step"]  # mid-training
     finish(out)
     assert_same_results(out, reference)
+    assert not ckpt.exists()  # deleted once the adapter is saved
 
 
 def test_second_process_is_refused_and_a_stale_lock_taken_over(reference, tmp_path):

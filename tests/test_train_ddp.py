@@ -41,7 +41,7 @@ def test_two_process_training_writes_the_adapter_and_evaluation_runs(tmp_path):
     assert metrics["train_runtime"] > 0
     # DDP splits the kept samples over the 2 processes: half the optimizer steps of one process.
     kept = int(pd.read_parquet(out / "samples.parquet")["kept"].sum())
-    state = json.loads(next((out / "train_ckpt").glob("checkpoint-*/trainer_state.json")).read_text())
-    assert state["global_step"] == math.ceil(math.ceil(kept / 2) / 2) < math.ceil(kept / 2)
+    assert not (out / "train_ckpt").exists()  # deleted once the adapter is saved
+    assert metrics["global_step"] == math.ceil(math.ceil(kept / 2) / 2) < math.ceil(kept / 2)
     ev = pd.read_parquet(out / "eval.parquet")
     assert set(ev["model"]) == {"base", "trained"} and len(ev) == 8
