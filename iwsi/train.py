@@ -2,8 +2,8 @@
 `Trainer` + peft (no hand-written loop).
 
 Reads the kept rows of `samples.parquet`; writes `adapter/` (peft format) and checkpoints each
-epoch under `train_ckpt/` so a killed run resumes from the last one (deleted once the adapter is saved). The loss covers the rationale
-tokens only; `weight` (IWSI-w) scales each sample's loss.
+epoch under `train_ckpt/` so a killed run resumes from the last one (deleted once the adapter is
+saved). The loss covers the rationale tokens only; `weight` (IWSI-w) scales each sample's loss.
 """
 from __future__ import annotations
 
