@@ -98,7 +98,24 @@ def tables(kept: Path) -> str:
                      f"{100 * r['delta']:+.1f} | [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.3f} | "
                      f"{r['n']} | {' / '.join(f'{100 * d:+.1f}' for d in per_seed)} | "
                      f"{seed_level} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + churn(rows)) + "\n"
+
+
+def churn(rows: pd.DataFrame) -> list[str]:
+    """Per trained cell, pooled over seeds: the share of test questions whose correctness changed against the
+    base model (same seed), each way. A net Δ of 0 can hide a large churn: fine-tuning re-rolls which
+    questions a weak model gets right, and that churn is the noise a filter effect has to rise above."""
+    if BASE not in set(rows.method):
+        return []
+    wide = rows.set_index(KEY + ["question_id"])["correct"]
+    base = wide.xs(BASE, level="method").droplevel("k")
+    lines = ["| method | k | wrong → right % | right → wrong % | net Δ (pts) | pairs |", "|---|---|---|---|---|---|"]
+    for (method, k), cell in wide.drop(BASE, level="method").groupby(level=["method", "k"]):
+        now, before = cell.droplevel(["method", "k"]).align(base, join="inner")
+        up, down = ((before == 0) & (now == 1)).mean(), ((before == 1) & (now == 0)).mean()
+        lines.append(f"| {method} | {'–' if method in report.K_FREE else f'{k:g}'} | {100 * up:.1f} | "
+                     f"{100 * down:.1f} | {100 * (up - down):+.1f} | {len(now)} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

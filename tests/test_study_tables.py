@@ -27,3 +27,10 @@ def test_tables_pool_seeds_and_questions_and_give_per_seed_deltas(tmp_path):
     text = study_tables.tables(tmp_path)
     line = next(r for r in text.splitlines() if r.startswith("| random − lmsi"))
     assert "| +37.5 |" in line and "| 8 |" in line and "+25.0 / +50.0" in line
+
+
+def test_churn_counts_each_way_against_the_base_model_of_the_same_seed(tmp_path):
+    df = rows({("base", 100.0, 0): [1, 1, 0, 0], ("lmsi", 100.0, 0): [0, 1, 1, 1],
+               ("base", 100.0, 1): [0, 0, 0, 0], ("lmsi", 100.0, 1): [0, 0, 0, 0]})
+    line = next(r for r in study_tables.churn(df) if r.startswith("| lmsi"))
+    assert line == "| lmsi | – | 25.0 | 12.5 | +12.5 | 8 |"  # seed 0: 2 up, 1 down of 4; seed 1: none of 4
