@@ -65,7 +65,8 @@ def comparisons(rows: pd.DataFrame) -> list[tuple[tuple[str, float], tuple[str, 
     at k = 100, stand at every k; a pair is listed once)."""
     cells = rows[rows.method != BASE][["method", "k"]].drop_duplicates()
     out = []
-    for k in sorted(set(cells.loc[~cells.method.isin(report.K_FREE), "k"])):
+    # k-free methods alone (e.g. only lmsi and ground-truth) still compare with LMSI
+    for k in sorted(set(cells.loc[~cells.method.isin(report.K_FREE), "k"])) or [100.0]:
         at = [(m, kk) for m, kk in cells.itertuples(index=False) if kk == k or m in report.K_FREE]
         for control in (("lmsi", 100.0), ("random", k)):
             out += [(c, control) for c in at if control in at and c != control

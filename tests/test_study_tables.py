@@ -34,3 +34,8 @@ def test_churn_counts_each_way_against_the_base_model_of_the_same_seed(tmp_path)
                ("base", 100.0, 1): [0, 0, 0, 0], ("lmsi", 100.0, 1): [0, 0, 0, 0]})
     line = next(r for r in study_tables.churn(df) if r.startswith("| lmsi"))
     assert line == "| lmsi | – | 25.0 | 12.5 | +12.5 | 8 |"  # seed 0: 2 up, 1 down of 4; seed 1: none of 4
+
+
+def test_k_free_methods_alone_still_compare_with_lmsi():
+    df = rows({(m, 100.0, 0): [0, 1] for m in ("base", "lmsi", "ground-truth")})
+    assert study_tables.comparisons(df) == [(("ground-truth", 100.0), ("lmsi", 100.0))]
