@@ -74,6 +74,11 @@ def comparisons(rows: pd.DataFrame) -> list[tuple[tuple[str, float], tuple[str, 
     return out
 
 
+def k_label(method: str, k: float) -> str:
+    """The k column: '–' for the base model and the methods without a cut."""
+    return "–" if method in report.K_FREE + (BASE,) else f"{k:g}"
+
+
 def tables(kept: Path) -> str:
     rows = pd.read_parquet(kept / "per_question.parquet")
     acc = rows.groupby(KEY)["correct"].mean().unstack("seed")
@@ -83,7 +88,7 @@ def tables(kept: Path) -> str:
              "|---|---|---|---|---|"]
     for (method, k), r in acc.iterrows():
         cells = " / ".join("–" if pd.isna(v) else f"{100 * v:.1f}" for v in r)
-        lines.append(f"| {method} | {'–' if method in report.K_FREE + (BASE,) else f'{k:g}'} | {cells} | "
+        lines.append(f"| {method} | {k_label(method, k)} | {cells} | "
                      f"{100 * r.mean():.1f} | {int(n_q.loc[(method, k)].max())} |")
     lines += ["", "| comparison | k | Δ pooled (pts) | 95 % CI (paired bootstrap) | p | pairs | "
               "Δ per seed | seed-level mean ± 95 % t |", "|---|---|---|---|---|---|---|---|"]
@@ -114,7 +119,7 @@ def churn(rows: pd.DataFrame) -> list[str]:
     for (method, k), cell in wide.drop(BASE, level="method").groupby(level=["method", "k"]):
         now, before = cell.droplevel(["method", "k"]).align(base, join="inner")
         up, down = ((before == 0) & (now == 1)).mean(), ((before == 1) & (now == 0)).mean()
-        lines.append(f"| {method} | {'–' if method in report.K_FREE else f'{k:g}'} | {100 * up:.1f} | "
+        lines.append(f"| {method} | {k_label(method, k)} | {100 * up:.1f} | "
                      f"{100 * down:.1f} | {100 * (up - down):+.1f} | {len(now)} |")
     return lines
 
