@@ -46,10 +46,11 @@ vllm: $(VSTAMP)  ## a second venv (.venv-vllm) with vLLM (CPU or CUDA build) and
 app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(PY) app.py --server.address 127.0.0.1
 
+# --durations: CI's log then names the slowest tests, the ones to trim when the run nears 30 minutes.
 test: $(STAMP)  ## install, lint (ruff), run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
-	if [ -f $(VSTAMP) ]; then $(VPY) -m pytest -q -m "vllm or ray"; fi
+	$(PY) -m pytest -q --durations=15
+	if [ -f $(VSTAMP) ]; then $(VPY) -m pytest -q --durations=8 -m "vllm or ray"; fi
 
 test-fast: $(STAMP)  ## lint, then the tests without the model runs and the browser
 	$(VENV)/bin/ruff check .
