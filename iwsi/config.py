@@ -89,6 +89,8 @@ class RunConfig:
                                      "to LoRA training in the same process)", gt=0.0, max=1.0)
     vllm_max_num_seqs: int = _f(256, "vLLM: most sequences in one batch", min=1)
     vllm_cpu_kv_cache_gb: float = _f(4.0, "vLLM CPU build: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)", gt=0.0)
+    vllm_enforce_eager: bool = _f(False, "vLLM: no torch.compile / CUDA graphs; starts ~3x faster and generates "
+                                         "a few % slower (docs/scale.md): for small runs and tests")
 
     def __post_init__(self):
         for f in fields(self):
@@ -148,7 +150,7 @@ def field_type(key: str) -> tuple[type, bool]:
 
 # Keys that say where a run computes, not what: a run may resume with other values (docs/scale.md).
 PLACEMENT = ("device", "workers", "worker_threads", "ray_address", "train_processes", "vllm_tensor_parallel",
-             "vllm_gpu_memory", "vllm_max_num_seqs", "vllm_cpu_kv_cache_gb")
+             "vllm_gpu_memory", "vllm_max_num_seqs", "vllm_cpu_kv_cache_gb", "vllm_enforce_eager")
 
 
 def coerce(key: str, raw):

@@ -110,7 +110,8 @@ def load(cfg, threads: int = 0, lora: bool = False, first_core: int = 0) -> Vllm
     path = resolve_model_path(cfg.model)
     dtype = default_dtype(torch_device(cfg.device))
     key = (path, str(dtype), cfg.vllm_tensor_parallel, cfg.vllm_gpu_memory, cfg.vllm_max_num_seqs,
-           cfg.vllm_cpu_kv_cache_gb, threads, first_core, lora and lora_rank(cfg.lora_r), cfg.seed)
+           cfg.vllm_cpu_kv_cache_gb, cfg.vllm_enforce_eager, threads, first_core, lora and lora_rank(cfg.lora_r),
+           cfg.seed)
     if key not in _LLMS:
         release()
         if vllm_device_type() == "cpu":
@@ -122,7 +123,8 @@ def load(cfg, threads: int = 0, lora: bool = False, first_core: int = 0) -> Vllm
         _LLMS[key] = LLM(model=path, tokenizer=path, dtype="bfloat16" if dtype == torch.bfloat16 else "float32",
                          seed=cfg.seed, trust_remote_code=cfg.trust_remote_code,
                          tensor_parallel_size=cfg.vllm_tensor_parallel, gpu_memory_utilization=cfg.vllm_gpu_memory,
-                         max_num_seqs=cfg.vllm_max_num_seqs, enable_prefix_caching=True, **kwargs)
+                         max_num_seqs=cfg.vllm_max_num_seqs, enforce_eager=cfg.vllm_enforce_eager,
+                         enable_prefix_caching=True, **kwargs)
     return VllmModel(_LLMS[key])
 
 

@@ -18,14 +18,14 @@ pytest.importorskip("ray", reason="Ray not installed: `make vllm` (or pip instal
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ["num_questions=24", "valid_size=3", "test_size=6", "num_samples=2", "max_new_tokens=24",
+SETS = ["num_questions=12", "valid_size=3", "test_size=6", "num_samples=2", "max_new_tokens=24",
         "worker_threads=1", "embed=false", "engine=iwsi", "device=cpu"]
 ARTEFACTS = ("candidates.parquet", "samples.parquet", "valid.parquet")
 
 
 def iwsi_run(out: Path, *sets: str) -> subprocess.Popen:
     args = [a for s in (*SETS, *sets) for a in ("--set", s)]
-    env = {**os.environ, "IWSI_CHUNK": "3", "PYTHONPATH": str(ROOT)}  # 8 chunks of 3 questions
+    env = {**os.environ, "IWSI_CHUNK": "2", "PYTHONPATH": str(ROOT)}  # 6 chunks of 2 questions
     return subprocess.Popen([sys.executable, "-m", "iwsi.cli", "run", "--out", str(out), "--until", "score", *args],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -52,7 +52,7 @@ def assert_same(a: Path, b: Path) -> None:
 def test_two_workers_give_token_identical_candidates_and_losses(one_worker, tmp_path):
     out = tmp_path / "run"
     assert finish(iwsi_run(out, "workers=2")) == 0
-    assert len(list((out / "chunks").glob("generate-*.parquet"))) == 8
+    assert len(list((out / "chunks").glob("generate-*.parquet"))) == 6
     assert_same(one_worker, out)
 
 
