@@ -81,7 +81,7 @@ class RunConfig:
     device: str = _f("auto", "auto (cuda when a GPU is visible, else cpu), cpu, cuda or cuda:N")
     workers: int = _f(1, "data-parallel Ray workers for generate/evaluate-base/score/evaluate, one engine each; "
                          "results do not depend on it", min=1)
-    worker_threads: int = _f(0, "torch threads per worker (0: the CPU cores shared evenly)", min=0)
+    worker_threads: int = _f(0, "torch threads per worker (0: the CPU cores shared evenly)", min=0, max=1024)
     ray_address: str | None = _f(None, "Ray cluster to join ('auto' or host:port); None starts a local one")
     train_processes: int = _f(1, "training processes (accelerate launch, DDP: one per GPU; gloo on CPU)", min=1)
     vllm_tensor_parallel: int = _f(1, "vLLM: GPUs per engine instance (tensor parallel size)", min=1)

@@ -101,6 +101,9 @@ CASES = [
     ("k-zero", lambda t: ["k=0"], ["k=0.0 is out of range", "> 0.0"]),
     ("k-above-100", lambda t: ["k=150"], ["k=150.0 is out of range", "≤ 100"]),
     ("num-samples-zero", lambda t: ["num_samples=0"], ["num_samples=0 is too small", "≥ 1"]),
+    # torch.set_num_threads overflows (a traceback) at 2**31 and starts a million threads at 10**6
+    ("worker-threads-huge", lambda t: ["worker_threads=2147483648"], ["worker_threads=2147483648 is out of range",
+                                                                      "≤ 1024"]),
     ("temperature-negative", lambda t: ["temperature=-0.5"], ["temperature=-0.5 is too small"]),
     ("valid-size-zero", lambda t: ["valid_size=0"], ["valid_size=0 is too small"]),
     ("unknown-method", lambda t: ["method=magic"], ["method='magic' is not valid", "choose one of iwsi"]),
