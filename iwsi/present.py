@@ -30,10 +30,11 @@ def kept_mask(samples: pd.DataFrame, k: float, method: str, threshold: float | N
               run_k: float | None) -> tuple[np.ndarray, float]:
     """Mask of what `method` keeps at k, and σ_k% (IWSI's cut, a reference for every method). At the run's
     own k (`run_k`) the run's `kept` column: exactly the set it trained on."""
-    sigma = filtering.iwsi(samples, k)[1]
+    iwsi_kept, sigma = filtering.iwsi(samples, k)
     if "kept" in samples and run_k is not None and math.isclose(k, run_k):
         return samples["kept"].fillna(False).to_numpy(bool), sigma
-    return filtering.select(samples, method, k, threshold, seed)[0].to_numpy(bool), sigma
+    kept = iwsi_kept if method == "iwsi" else filtering.select(samples, method, k, threshold, seed)[0]
+    return kept.to_numpy(bool), sigma
 
 
 def umap_sample_rows(umap: pd.DataFrame, samples: pd.DataFrame) -> np.ndarray:
