@@ -1,0 +1,75 @@
+"""In-browser timeline of k-slider steps on one dashboard page: arrow key → page settled, timed inside Chromium.
+
+A MutationObserver records, in ms after the key press, when the first `kept at k=` metric label changed, when
+elements were last marked stale (Streamlit's rerun in progress) and the last DOM mutation of the step (charts
+redrawn). Unlike `iwsi bench app`, no Selenium polling sits in the measured time. `--set option=value` passes a
+Streamlit option to the server (repeatable), for an A/B of a setting against .streamlit/config.toml. Run it alone:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/slider_timeline.py --cache CACHE [--set runner.postScriptGC=true]
+
+CACHE needs runs/ (e.g. `iwsi bench app`'s fixture: benchmarks.bench_app.make_cache).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OBSERVE = """
+const t = {start: performance.now(), muts: []};
+const labels = () => [...document.querySelectorAll('[data-testid="stMetricLabel"]')].map(e => e.textContent).join('|');
+const before = labels();
+window.__obs && window.__obs.disconnect();
+window.__obs = new MutationObserver(() => {
+  const now = performance.now() - t.start;
+  t.muts.push(now);
+  if (t.label === undefined && labels() !== before) t.label = now;
+  if (document.querySelector('[data-stale="true"]')) t.stale = now;
+});
+window.__obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+window.__t = t;
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", required=True, help="IWSI_CACHE with runs/")
+    ap.add_argument("--page", default="ds_weights", help="a page with the `kept at k=` metric")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                    help="a Streamlit option for the server, e.g. server.fileWatcherType=auto")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(REPO / "tests"))
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from test_browser import chromium, streamlit_server, wait_rendered
+
+    from benchmarks.bench_app import CHARTS
+
+    launch = ("app.py", *[f"--{s}" for s in args.set])
+    settled = []
+    with streamlit_server(Path(args.cache), launch) as url, tempfile.TemporaryDirectory() as tmp, \
+            chromium(Path(tmp) / "p") as driver:
+        driver.get(f"{url}/{args.page}")
+        wait_rendered(driver, CHARTS[args.page], timeout=120, settle=1.0)
+        for step in range(args.steps):
+            thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
+            driver.execute_script(OBSERVE)
+            thumb.send_keys(Keys.ARROW_LEFT)
+            time.sleep(2.5)  # every step here settled within 1.5 s
+            t = driver.execute_script("return window.__t")
+            last = max(t["muts"], default=-1.0)
+            settled.append(last)
+            print(f"step {step}: label {t.get('label', -1):.0f} ms, last stale {t.get('stale', -1):.0f} ms, "
+                  f"settled {last:.0f} ms", flush=True)
+    print(f"{' '.join(args.set) or 'config.toml'}: settled median {statistics.median(settled):.0f} ms, "
+          f"max {max(settled):.0f} ms over {len(settled)} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
