@@ -186,6 +186,18 @@ def kept_correct_markdown(results: pd.DataFrame, k: float, n_seeds: int) -> str:
     return "\n### Training-set precision\n\n" + to_markdown(table, k, n_seeds, what)
 
 
+def notes_markdown(results: pd.DataFrame) -> str:
+    """Cells with no accuracy (a method that kept nothing) are shown as "–" in the tables; this says why."""
+    if "note" not in results:
+        return ""
+    noted = results[results["note"].notna()]
+    if noted.empty:
+        return ""
+    lines = [f"- {r.dataset}, {LABELS.get(r.method, r.method)}, k = {r.k:g}, seed {r.seed}: {r.note}"
+             for r in noted.itertuples()]
+    return "\n### Cells with no accuracy\n\n" + "\n".join(lines) + "\n"
+
+
 def write_all(results: pd.DataFrame, out: Path, table_k: float) -> None:
     from iwsi.rundir import atomic_write_bytes, write_parquet
 
@@ -194,7 +206,7 @@ def write_all(results: pd.DataFrame, out: Path, table_k: float) -> None:
     n_seeds = results["seed"].nunique()
     sig = controls_table(results, table_k)
     text = to_markdown(table, table_k, n_seeds) + kept_correct_markdown(results, table_k, n_seeds)
-    text += significance_markdown(sig)
+    text += notes_markdown(results) + significance_markdown(sig)
     # every other swept k gets its own paired table (the main table shows one k)
     parts = [sig.assign(k=table_k)]
     for k in sorted(set(results.loc[~results["method"].isin(K_FREE), "k"]) - {table_k}):
