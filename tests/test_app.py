@@ -298,6 +298,22 @@ def test_ablations_page_shows_base_accuracy_and_the_paired_bootstrap(cache):
     assert sig.iloc[0]["method"] == "iwsi" and sig.iloc[0]["delta"] == pytest.approx(25.0)
 
 
+def test_ablations_page_says_why_a_cell_has_no_accuracy(cache):
+    """A method that kept nothing has no accuracy; the page names the cell and the reason."""
+    from iwsi.rundir import claim_dir
+
+    folder = cache / "ablations" / "empty-cell"
+    claim_dir(folder, "ablation")
+    note = "method 'ground-truth' kept no samples, so there is nothing to train on: raise k"
+    pd.DataFrame([{"dataset": "gsm8k", "method": "lmsi", "k": 100.0, "seed": 0, "accuracy": 0.3, "num_kept": 9,
+                   "note": None},
+                  {"dataset": "gsm8k", "method": "ground-truth", "k": 100.0, "seed": 0, "accuracy": float("nan"),
+                   "num_kept": 0, "note": note}]).to_parquet(folder / "results.parquet")
+    at = open_page("views/ablations.py")
+    warned = " ".join(w.value for w in at.warning)
+    assert "Cells with no accuracy" in warned and "Ground-truth filter" in warned and note in warned, warned
+
+
 def test_run_and_k_come_from_the_url_and_go_back_into_it(full_cache):
     """issue 13 #10: a link or a reload shows the same run and k."""
     at = AppTest.from_file(APP, default_timeout=60)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.present import ablation_bundle
-from iwsi.report import controls_table, table_k
+from iwsi.report import controls_table, notes_markdown, table_k
 from iwsi.runs import ablations_dir
 from views._shared import header, pick_ablation
 
@@ -28,6 +28,8 @@ columns["kept_correct"] = st.column_config.NumberColumn(
 st.dataframe(summary, hide_index=True, column_config=columns)
 st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md; empty with one "
            "seed: no interval); kept: training samples; kept correct: their share with a correct answer.")
+if notes := notes_markdown(df):  # a method that kept nothing has no accuracy: say why, not only "–"
+    st.warning(notes.replace("### ", "**", 1).replace("\n\n", "**\n\n", 1), icon=":material/info:")
 if "run_dir" in df:  # the cells' eval.parquet give per-question correctness
     sig = controls_table(df, k)
     if not sig.empty:
