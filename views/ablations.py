@@ -29,7 +29,7 @@ st.dataframe(summary, hide_index=True, column_config=columns)
 st.caption("mean / ci: test accuracy over seeds with the 95 % t-interval (the same as results.md; empty with one "
            "seed: no interval); kept: training samples; kept correct: their share with a correct answer.")
 if notes := notes_markdown(df):  # a method that kept nothing has no accuracy: say why, not only "–"
-    st.warning(notes.replace("### ", "**", 1).replace("\n\n", "**\n\n", 1), icon=":material/info:")
+    st.warning(notes.strip(), icon=":material/info:")
 if "run_dir" in df:  # the cells' eval.parquet give per-question correctness
     sig = controls_table(df, k)
     if not sig.empty:
