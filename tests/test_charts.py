@@ -178,3 +178,17 @@ def test_labels_say_what_is_drawn(samples):
     assert {t.name.split(" (")[0]: t.name for t in fig.data}["kept"].startswith("kept (60; ")
     table = charts.percentile_table(samples).assign(label="a")
     assert charts.percentile_curves(table, 80, log_y=True).layout.yaxis.type == "log"
+
+
+def test_from_spec_rebuilds_the_same_figure_with_its_cut(samples):
+    """The DS weights page caches the histogram as a dict and rebuilds it unvalidated on every k step."""
+    base = charts.histogram_base(samples)
+    rebuilt = charts.add_cut(charts.from_spec(base.to_dict()), 1.3)
+    assert rebuilt.to_plotly_json() == charts.add_cut(charts.histogram_base(samples), 1.3).to_plotly_json()
+    assert rebuilt.layout.template.layout.plot_bgcolor == base.layout.template.layout.plot_bgcolor
+
+
+def test_layout_turns_automargin_off(samples):
+    """automargin made plotly.js lay out each chart twice (docs/benchmarks.md); the fixed margins hold the ticks."""
+    fig = charts.histogram_base(samples)
+    assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False

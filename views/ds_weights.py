@@ -61,7 +61,7 @@ def _histogram(path: str, stamp: float, column: str, majority_only: bool) -> dic
 def histogram(path: str, stamp: float, column: str, majority_only: bool) -> go.Figure:
     """The k-independent part of a histogram: moving the slider only redraws the cut. Rebuilt from a dict on
     a cache miss and hit alike, so its spec (and the chart's widget id, which keeps a click) never changes."""
-    return go.Figure(_histogram(path, stamp, column, majority_only))
+    return charts.from_spec(_histogram(path, stamp, column, majority_only))
 
 
 stamp = mtime(run / "samples.parquet")
