@@ -327,13 +327,19 @@ def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.
 
 # -- UMAP map (Distributions page) ----------------------------------------------------------------
 
-def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int = 5000, seed: int = 0) -> pd.DataFrame:
+UMAP_POINTS = 2000  # self points drawn by default: the map's shape shows, and it stays an SVG chart (below)
+SVG_MAX_POINTS = 2500  # up to here SVG markers; above, WebGL (Scattergl)
+
+
+def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int | None = UMAP_POINTS,
+                seed: int = 0) -> pd.DataFrame:
     """Rows to draw: every valid point plus at most `max_points` self points (uniform, fixed seed).
 
-    `kept` is a boolean per umap row (False for valid). Keeps the original row number in `row`."""
+    `kept` is a boolean per umap row (False for valid); max_points None draws every point. Keeps the original
+    row number in `row`."""
     df = umap.assign(row=np.arange(len(umap)), kept=kept)
     self_idx = np.flatnonzero(df["source"].to_numpy() == "self")
-    if len(self_idx) > max_points:
+    if max_points is not None and len(self_idx) > max_points:
         drop = np.random.default_rng(seed).choice(self_idx, len(self_idx) - max_points, replace=False)
         df = df.drop(index=df.index[drop])
     return df
@@ -347,8 +353,11 @@ def umap_totals(umap: pd.DataFrame, kept: np.ndarray) -> dict[str, int]:
 
 
 def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, int] | None = None) -> go.Figure:
-    """scattergl map of valid (blue) vs self-generated samples; `after` greys out the dropped ones.
+    """Map of valid (blue) vs self-generated samples; `after` greys out the dropped ones.
 
+    SVG markers up to SVG_MAX_POINTS, WebGL above: where the browser draws WebGL in software (headless Chromium
+    on a 2-core CPU), a WebGL chart took 0.4-0.9 s to appear against ~0.3 s for 2,000 SVG points, while SVG
+    slows down past a few thousand markers (docs/benchmarks.md, 2026-12-04).
     points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections.
     totals: each layer's count in the whole run (umap_totals), shown in the legend beside what is drawn."""
     title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before"
@@ -365,11 +374,12 @@ def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, in
     layers.append(("valid (human)", src == "valid", COLORS["valid"], 9, 0.95))
     fig = go.Figure()
     grow = 2.0 if len(points) < 500 else 1.0  # small runs: bigger markers
+    trace = go.Scatter if len(points) <= SVG_MAX_POINTS else go.Scattergl
     for name, mask, color, size, alpha in layers:
         part, size = points[mask], size * grow
         total = (totals or {}).get(name, len(part))
         label = f"{name} ({total:,})" if total == len(part) else f"{name} ({total:,}; {len(part):,} drawn)"
-        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=label,
+        fig.add_trace(trace(x=part["x"], y=part["y"], mode="markers", name=label,
                                    customdata=part["row"], marker=dict(color=color, size=size, opacity=alpha),
                                    hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(dragmode="lasso")

@@ -1,6 +1,7 @@
 """Every dashboard page through streamlit's AppTest on fixture run directories (and an empty cache)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -499,3 +500,19 @@ def test_serve_warms_what_the_pages_import():
     assert not [n for n in names if n.startswith("views")]
     for name in names:
         importlib.import_module(name)
+
+
+def test_umap_draws_a_sample_by_default_and_every_point_on_request(cache):
+    """2,000 self points as SVG by default (docs/benchmarks.md: WebGL is slow to appear in software); all on request."""
+    run = make_run_dir(cache / "runs" / "big", num_questions=700, num_samples=5, seed=0)
+    n = len(pd.read_parquet(run / "umap.parquet"))
+    at = open_page("views/distributions.py")
+    assert any(c.value.startswith(f"Showing {n - len_self(run) + 2000:,} of {n:,} points") for c in at.caption)
+    assert {t["type"] for t in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]} == {"scatter"}
+    at.select_slider(key="umap_points").set_value("all").run()
+    assert not at.exception and not any(c.value.startswith("Showing") for c in at.caption)
+    assert {t["type"] for t in json.loads(at.get("plotly_chart")[-1].proto.spec)["data"]} == {"scattergl"}
+
+
+def len_self(run: Path) -> int:
+    return int((pd.read_parquet(run / "umap.parquet", columns=["source"])["source"] == "self").sum())

@@ -114,14 +114,17 @@ def test_loss_densities_legend_has_mean_and_std(samples):
     assert [t.line.color for t in fig.data] == [charts.COLORS["valid"], charts.COLORS["self"], charts.COLORS["kept"]]
 
 
-def test_umap_points_caps_self_and_keeps_valid(run):
+def test_umap_points_caps_self_and_keeps_valid(run, monkeypatch):
     um = pd.read_parquet(run / "umap.parquet")
     kept = np.zeros(len(um), bool)
     pts = charts.umap_points(um, kept, max_points=50)
     assert (pts["source"] == "valid").sum() == (um["source"] == "valid").sum()
     assert (pts["source"] == "self").sum() == 50
+    assert len(charts.umap_points(um, kept, max_points=None)) == len(um)
     fig = charts.umap_scatter(pts, "after")
-    assert all(isinstance(t, go.Scattergl) for t in fig.data)
+    assert all(type(t) is go.Scatter for t in fig.data)  # few points: SVG
+    monkeypatch.setattr(charts, "SVG_MAX_POINTS", len(pts) - 1)
+    assert all(isinstance(t, go.Scattergl) for t in charts.umap_scatter(pts, "after").data)  # many: WebGL
     assert {t.name.split(" (")[0] for t in fig.data} == {"dropped", "kept", "valid"}
     assert charts.umap_scatter(pts, "before").data[0].name.startswith("self-generated")
 

@@ -49,9 +49,15 @@ if umap is None:
 rows = sample_rows(str(run / "umap.parquet"), mtime(run / "umap.parquet"),
                    str(run / "samples.parquet"), mtime(run / "samples.parquet"))
 kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
-view = st.segmented_control("View", ["before", "after"], default="after", required=True,
+c1, c2 = st.columns([1, 2])
+view = c1.segmented_control("View", ["before", "after"], default="after", required=True,
                             format_func=lambda v: f"{v} filtering")
-points = charts.umap_points(umap, kept)
+drawn = c2.select_slider("Self-generated points drawn", [1000, charts.UMAP_POINTS, 5000, 20000, 50000, "all"],
+                         value=charts.UMAP_POINTS, key="umap_points",
+                         format_func=lambda v: v if v == "all" else f"{v:,}",
+                         help=f"a uniform sample (fixed seed) of the self-generated points; every valid point is "
+                              f"drawn. Above {charts.SVG_MAX_POINTS:,} points the map is drawn with WebGL.")
+points = charts.umap_points(umap, kept, None if drawn == "all" else int(drawn))
 if len(points) < len(umap):
     st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
 event = st.plotly_chart(charts.umap_scatter(points, view or "after", charts.umap_totals(umap, kept)), key="umap",
