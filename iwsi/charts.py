@@ -338,7 +338,7 @@ def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int | None = U
     `kept` is a boolean per umap row (False for valid); max_points None draws every point. Keeps the original
     row number in `row`."""
     df = umap.assign(row=np.arange(len(umap)), kept=kept)
-    self_idx = np.flatnonzero(df["source"].to_numpy() == "self")
+    self_idx = np.flatnonzero((df["source"] == "self").to_numpy())  # not .to_numpy() == : 8.6 vs 0.8 ms (Arrow strings)
     if max_points is not None and len(self_idx) > max_points:
         drop = np.random.default_rng(seed).choice(self_idx, len(self_idx) - max_points, replace=False)
         df = df.drop(index=df.index[drop])
@@ -347,7 +347,7 @@ def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int | None = U
 
 def umap_totals(umap: pd.DataFrame, kept: np.ndarray) -> dict[str, int]:
     """Counts of umap_scatter's layers over every point of the run (not the drawn subsample)."""
-    self_ = umap["source"].to_numpy() == "self"
+    self_ = (umap["source"] == "self").to_numpy(bool)
     return {"dropped": int((self_ & ~kept).sum()), "kept": int((self_ & kept).sum()),
             "self-generated": int(self_.sum()), "valid (human)": int((~self_).sum())}
 

@@ -42,7 +42,7 @@ def umap_sample_rows(umap: pd.DataFrame, samples: pd.DataFrame) -> np.ndarray:
     keys = samples[["question_id", "sample_id"]].assign(pos=np.arange(len(samples)))
     joined = umap[["question_id", "sample_id"]].merge(keys, on=["question_id", "sample_id"], how="left")
     pos = joined["pos"].fillna(-1).to_numpy(int)
-    return np.where(umap["source"].to_numpy() == "self", pos, -1)
+    return np.where((umap["source"] == "self").to_numpy(bool), pos, -1)
 
 
 def _read(path: Path) -> pd.DataFrame | None:

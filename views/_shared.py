@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pyarrow.parquet as pq
 import streamlit as st
 
-from iwsi import filtering
+from iwsi import charts, filtering
 from iwsi.export import run_method as export_run_method
 from iwsi.present import kept_mask
 from iwsi.runs import (
@@ -95,6 +96,18 @@ def has_columns(path: Path, columns: list[str]) -> bool:
 def _kept(path: str, stamp: float, k: float, method: str, threshold: float | None, seed: int,
           run_k: float | None) -> tuple[np.ndarray, float]:
     return kept_mask(_read_parquet(path, stamp, tuple(NUMERIC + SELECTION)), k, method, threshold, seed, run_k)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _figure_spec(builder: str, args: tuple, kwargs: tuple) -> dict:
+    return getattr(charts, builder)(*args, **dict(kwargs)).to_dict()
+
+
+def cached_figure(builder, *args, **kwargs) -> go.Figure:
+    """`builder(*args, **kwargs)` (a chart builder of iwsi.charts) once per distinct input, as st.cache_data hashes
+    them, then rebuilt from its dict unvalidated (charts.from_spec): plotly takes 15-25 ms to build and validate
+    a figure, on every rerun (docs/benchmarks.md, 2026-12-04)."""
+    return charts.from_spec(_figure_spec(builder.__name__, args, tuple(sorted(kwargs.items()))))
 
 
 def run_method(run: Path) -> tuple[str, float | None, float | None, int]:

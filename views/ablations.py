@@ -8,7 +8,7 @@ from iwsi import charts
 from iwsi.present import ablation_bundle
 from iwsi.report import controls_table, notes_markdown, table_k
 from iwsi.runs import ablations_dir
-from views._shared import header, pick_ablation
+from views._shared import cached_figure, header, pick_ablation
 
 header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
                     "95 % confidence interval (paper Table 1 and Fig. 2).")
@@ -38,8 +38,8 @@ if "run_dir" in df:  # the cells' eval.parquet give per-question correctness
         st.dataframe(sig.assign(delta=100 * sig["delta"], lo=100 * sig["lo"], hi=100 * sig["hi"]), hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in ("delta", "lo", "hi")})
 left, right = st.columns(2)
-left.plotly_chart(charts.ablation_bars(df, k), key="bars")
-right.plotly_chart(charts.accuracy_vs_k(df), key="acc_k")
+left.plotly_chart(cached_figure(charts.ablation_bars, df, k), key="bars")
+right.plotly_chart(cached_figure(charts.accuracy_vs_k, df), key="acc_k")
 
 st.subheader("Downloads")
 st.download_button("Figures & tables for the paper (zip)", lambda: ablation_bundle(folder),

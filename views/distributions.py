@@ -9,6 +9,7 @@ from iwsi import charts
 from iwsi.present import umap_sample_rows
 from views._shared import (
     TEXT,
+    cached_figure,
     header,
     kept_for_k,
     missing,
@@ -31,7 +32,7 @@ if valid is None:
     missing(run, "valid.parquet")
 valid_loss = valid["loss"].to_numpy(float) if valid is not None else np.array([])
 loss = samples["loss"].to_numpy(float)
-st.plotly_chart(charts.loss_densities(valid_loss, loss, loss[mask]), key="loss")
+st.plotly_chart(cached_figure(charts.loss_densities, valid_loss, loss, loss[mask]), key="loss")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -60,7 +61,8 @@ drawn = c2.select_slider("Self-generated points drawn", [1000, charts.UMAP_POINT
 points = charts.umap_points(umap, kept, None if drawn == "all" else int(drawn))
 if len(points) < len(umap):
     st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
-event = st.plotly_chart(charts.umap_scatter(points, view or "after", charts.umap_totals(umap, kept)), key="umap",
+event = st.plotly_chart(cached_figure(charts.umap_scatter, points, view or "after", charts.umap_totals(umap, kept)),
+                        key="umap",
                         on_select="rerun",
                         selection_mode=("box", "lasso"))
 

@@ -6,7 +6,17 @@ import streamlit as st
 
 from iwsi import charts
 from iwsi.runs import list_run_names, read_config, runs_dir
-from views._shared import EMPTY_HINT, NUMERIC, has_columns, header, pick_ablation, selected_k, selected_run, table
+from views._shared import (
+    EMPTY_HINT,
+    NUMERIC,
+    cached_figure,
+    has_columns,
+    header,
+    pick_ablation,
+    selected_k,
+    selected_run,
+    table,
+)
 
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
@@ -31,10 +41,10 @@ for name in chosen:
     parts.append(charts.percentile_table(samples).assign(label=f"{dataset} · {name}"))
 curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["label", "k", "sigma"])
 log_y = st.toggle("log scale", help="σ at k = 100 is the largest weight, often an outlier that flattens the curves")
-st.plotly_chart(charts.percentile_curves(curves, selected_k(), log_y), key="percentiles")
+st.plotly_chart(cached_figure(charts.percentile_curves, curves, selected_k(), log_y), key="percentiles")
 with st.expander("σ_k% table"):
     st.dataframe(curves.pivot(index="k", columns="label", values="sigma") if parts else curves)
 
 st.subheader("Accuracy against k")
 _, results = pick_ablation()
-st.plotly_chart(charts.accuracy_vs_k(results), key="acc_vs_k")
+st.plotly_chart(cached_figure(charts.accuracy_vs_k, results), key="acc_vs_k")
