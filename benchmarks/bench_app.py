@@ -155,9 +155,10 @@ def report(pages: dict, slider: list[float], browser: tuple | None, n: int) -> s
     for page, (first, warm) in pages.items():
         reload, nav, cold = (f"{x:.2f}" for x in browser[0][page]) if browser else ("—", "—", "—")
         lines.append(f"| {page} | {first:.3f} | {warm:.3f} | {cold} | {nav} | {reload} |")
+    steps = " ".join(f"{x:.2f}" for x in browser[1]) if browser else ""
     in_browser = (f"; browser arrow-key → updated page median {statistics.median(browser[1]):.2f} s, "
-                  f"max {max(browser[1]):.2f} s; explorer search (Enter → match count updated) median "
-                  f"{statistics.median(browser[2]):.2f} s, max {max(browser[2]):.2f} s" if browser else "")
+                  f"max {max(browser[1]):.2f} s (steps: {steps}); explorer search (Enter → match count updated) "
+                  f"median {statistics.median(browser[2]):.2f} s, max {max(browser[2]):.2f} s" if browser else "")
     lines += ["", "k slider (DS weights page, new k each time): AppTest rerun median "
               f"{statistics.median(slider):.3f} s, max {max(slider):.3f} s" + in_browser]
     return "\n".join(lines)

@@ -141,6 +141,7 @@ def test_ablation_summary_and_charts(tmp_path):
     bars = charts.ablation_bars(res, 80)
     assert {t.name for t in bars.data} == {"iwsi", "lmsi (control)"}
     assert all(list(t.customdata) == [80.0] * len(t.customdata) for t in bars.data if t.name == "iwsi")  # fixed k
+    assert all(len(t.y) == res["dataset"].nunique() and max(t.y) < 1 for t in bars.data)  # one bar per dataset
 
 
 def test_one_seed_has_no_interval(tmp_path):
