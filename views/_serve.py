@@ -4,10 +4,12 @@
 browser tab runs a page, so the first visitor waits ~1–2 s for them on a small CPU (docs/benchmarks.md,
 "2026-12-02: the warm launcher"). Here the server process imports them before it serves, then runs `streamlit run`;
 the import lines are read from the pages themselves, so a page's new import is warmed without a list here.
+What the warm-up leaves in memory is then frozen (gc.freeze), so Python's full collections skip it.
 """
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import importlib.util
 import sys
@@ -40,12 +42,22 @@ def _is_module(name: str) -> bool:
         return False
 
 
-def serve(argv: list[str]) -> int:
+def warm() -> None:
+    """Import what the pages import, build plotly's validators, then freeze what that left in memory."""
     for name in page_imports():
         importlib.import_module(name)
     # plotly builds its property validators on a trace type's first use: ~0.25 s of the first chart page
     go = importlib.import_module("plotly.graph_objects")
     go.Figure([go.Bar(x=[0], y=[0]), go.Scatter(x=[0], y=[0]), go.Scattergl(x=[0], y=[0])]).to_dict()
+    # The ~170,000 objects of these imports live as long as the server. Frozen, Python's full (generation-2)
+    # collections skip them: 29 ms instead of 95-209 ms each during `iwsi bench app`, where one landing in a
+    # k-slider step made it ~0.3 s slower (docs/benchmarks.md, 2026-12-04 Zen 3).
+    gc.collect()
+    gc.freeze()
+
+
+def serve(argv: list[str]) -> int:
+    warm()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(VIEWS.parent / "app.py"), *argv]
