@@ -110,6 +110,20 @@ def cached_figure(builder, *args, **kwargs) -> go.Figure:
     return charts.from_spec(_figure_spec(builder.__name__, args, tuple(sorted(kwargs.items()))))
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _samples_figure_spec(path: str, stamp: float, majority: bool, builder: str, args: tuple, kwargs: tuple) -> dict:
+    df = table(Path(path).parent, "samples.parquet", NUMERIC)
+    return getattr(charts, builder)(df[df["is_majority"]] if majority else df, *args, **dict(kwargs)).to_dict()
+
+
+def samples_figure(run: Path, majority: bool, builder, /, *args, **kwargs) -> go.Figure:
+    """`builder(samples, *args, **kwargs)` over the run's samples (only the majority ones with `majority`), as
+    cached_figure does, but keyed by the table's path and mtime rather than by hashing its 100k rows."""
+    path = run / "samples.parquet"
+    return charts.from_spec(_samples_figure_spec(str(path), mtime(path), majority, builder.__name__, args,
+                                                 tuple(sorted(kwargs.items()))))
+
+
 def run_method(run: Path) -> tuple[str, float | None, float | None, int]:
     """(method, its entropy threshold, k, seed) the run was made with."""
     config = read_config(run)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import streamlit as st
 
 from iwsi import charts
-from views._shared import NUMERIC, header, mtime, require_samples, table
+from views._shared import header, require_samples, samples_figure
 
 header("Correctness vs DSE", "Higher distribution-shift extent goes with more wrong answers: share of correct and "
                              "wrong answers per DS-weight interval (top) and DS-weight densities of samples whose "
@@ -29,23 +28,10 @@ edges = parse_numbers(edges_text)
 if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
     st.warning("Write increasing numbers separated by commas, e.g. `1, 1.1, 1.3, 1.5, 2`.")
     edges = list(charts.DEFAULT_EDGES[:-1])
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def figure(path: str, stamp: float, only_majority: bool, builder: str, arg: tuple) -> dict:
-    """A chart of the run's samples as a dict, once per input (the table is keyed by path and mtime, not hashed)."""
-    df = table(Path(path).parent, "samples.parquet", NUMERIC)
-    return getattr(charts, builder)(df[df["is_majority"]] if only_majority else df, list(arg)).to_dict()
-
-
-def chart(builder: str, arg: tuple):
-    path = run / "samples.parquet"
-    return charts.from_spec(figure(str(path), mtime(path), only_majority, builder, arg))
-
-
-st.plotly_chart(chart("correctness_by_interval", (*edges, math.inf)), key="intervals")
+st.plotly_chart(samples_figure(run, only_majority, charts.correctness_by_interval, [*edges, math.inf]),
+                key="intervals")
 
 thresholds = st.multiselect("Uncertainty thresholds u*", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0],
                             default=list(charts.DEFAULT_THRESHOLDS),
                             help="normalised answer entropy (paper Eq. 9), 0 = unanimous")
-st.plotly_chart(chart("ds_density_by_uncertainty", tuple(thresholds)), key="densities")
+st.plotly_chart(samples_figure(run, only_majority, charts.ds_density_by_uncertainty, thresholds), key="densities")

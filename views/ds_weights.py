@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from iwsi import charts
@@ -13,16 +12,14 @@ from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.filtering import METHODS
 from iwsi.runs import read_config
 from views._shared import (
-    NUMERIC,
     header,
     kept_for_k,
     metrics,
-    mtime,
     open_in_explorer,
     require_samples,
     run_method,
+    samples_figure,
     selected_k,
-    table,
 )
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
@@ -51,23 +48,11 @@ if method != "iwsi":
 only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _histogram(path: str, stamp: float, column: str, majority_only: bool) -> dict:
-    df = table(run, "samples.parquet", NUMERIC)
-    return charts.histogram_base(df[df["is_majority"]] if majority_only else df, column,
-                                 majority_only=majority_only).to_dict()
-
-
-def histogram(path: str, stamp: float, column: str, majority_only: bool) -> go.Figure:
-    """The k-independent part of a histogram: moving the slider only redraws the cut. Rebuilt from a dict on
-    a cache miss and hit alike, so its spec (and the chart's widget id, which keeps a click) never changes."""
-    return charts.from_spec(_histogram(path, stamp, column, majority_only))
-
-
-stamp = mtime(run / "samples.parquet")
 left, right = st.columns(2)
 for col, column in ((left, "ds_weight"), (right, "w_prime")):
-    base = histogram(str(run / "samples.parquet"), stamp, column, only_majority)
+    # The k-independent part, cached: moving the slider only redraws the cut. Rebuilt from a dict on a cache miss
+    # and hit alike, so its spec (and the chart's widget id, which keeps a click) never changes.
+    base = samples_figure(run, only_majority, charts.histogram_base, column, majority_only=only_majority)
     event = col.plotly_chart(charts.add_cut(base, sigma, column), key=f"hist_{column}", on_select="rerun",
                              selection_mode=("points", "box"))
     bars = [(p["curve_number"], p["customdata"]) for p in ((event or {}).get("selection") or {}).get("points", [])
