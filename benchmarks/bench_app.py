@@ -25,7 +25,7 @@ PAGES = ["runs", "ds_weights", "percentiles", "correctness", "distributions", "r
 TITLES = {"runs": "Runs", "ds_weights": "DS weights", "percentiles": "Percentiles", "correctness": "Correctness vs DSE",
           "distributions": "Distributions & embeddings", "rationales": "Rationales", "explorer": "Samples explorer",
           "ablations": "Ablations"}
-CHARTS = {"runs": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
+CHARTS = {"runs": 0, "ds_weights": 1, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
           "explorer": 0, "ablations": 2}  # plotly charts each page draws: a page counts as rendered when all are drawn
 
 
@@ -97,13 +97,13 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple], list
                 _navigate(driver, other, charts[other])
                 nav.append(_timed(lambda: _navigate(driver, page, charts[page])))
             loads[page] = (statistics.median(reload), statistics.median(nav), cold[page])
-        _navigate(driver, "ds_weights", 2)
+        _navigate(driver, "ds_weights", CHARTS["ds_weights"])
         for k in range(79, 72, -1):
             thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
             t = time.perf_counter()
             thumb.send_keys(Keys.ARROW_LEFT)
             _wait_text(driver, f"kept at k={k}", css='[data-testid="stMetricLabel"]')
-            wait_rendered(driver, 2, timeout=30, settle=0.0)
+            wait_rendered(driver, CHARTS["ds_weights"], timeout=30, settle=0.0)
             slider.append(time.perf_counter() - t)
         _navigate(driver, "explorer", 0)
         for needle in ("17", "q0001", "left", "q002"):  # each changes the match count on the fixture run

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from iwsi.filtering import METHODS, num_to_keep
 
@@ -111,16 +112,57 @@ def histogram_base(samples: pd.DataFrame, column: str = "ds_weight", bins: int |
     return _layout(fig, title, xlabel, "samples")
 
 
-def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight") -> go.Figure:
-    """Dashed σ_k% line on a DS-weight histogram; on w′ the kept band is [1/σ, σ]."""
+def add_cut(fig: go.Figure, sigma: float | None, column: str = "ds_weight", axis: str = "") -> go.Figure:
+    """Dashed σ_k% line on a DS-weight histogram; on w′ the kept band is [1/σ, σ]. `axis`: the panel's axis
+    suffix in a figure of several ("2" for x2/y2), "" for a single histogram."""
     if sigma is None or not math.isfinite(sigma) or not fig.data:
         return fig
     cuts = [sigma] if column == "ds_weight" else [1 / sigma, sigma]
+    xref, yref = f"x{axis}", f"y{axis} domain"
     for cut in cuts:
-        fig.add_shape(type="line", x0=cut, x1=cut, y0=0, y1=1, yref="paper",
+        fig.add_shape(type="line", x0=cut, x1=cut, y0=0, y1=1, xref=xref, yref=yref,
                       line=dict(color=COLORS["cut"], dash="dash", width=2))
-    fig.add_annotation(x=cuts[-1], y=0.98, yref="paper", text=f" σ_k% = {sigma:.3f}", showarrow=False,
+    fig.add_annotation(x=cuts[-1], y=0.98, xref=xref, yref=yref, text=f" σ_k% = {sigma:.3f}", showarrow=False,
                        xanchor="left", yanchor="top", font=dict(size=12), bgcolor="rgba(127,127,127,0.15)")
+    return fig
+
+
+PAIR = {"ds_weight": "", "w_prime": "2"}  # histogram_pair's panels: column → axis suffix, w_DS left
+SYMBOLS = {"ds_weight": "w_DS", "w_prime": "w′"}
+
+
+def histogram_pair(samples: pd.DataFrame, majority_only: bool = True) -> go.Figure:
+    """The w_DS and w′ histograms (histogram_base) side by side in one figure, without the cut (add_pair_cut).
+
+    One chart, not two, because the DS weights page's chart is rebuilt in the browser on every k step (its
+    widget id follows the figure): one plot to lay out instead of two (docs/benchmarks.md, 2026-12-04 evening).
+    Each trace's `meta` is its column, so a click maps back to its histogram; a legend entry toggles a
+    correctness group in both panels."""
+    if not len(samples):
+        return _empty(f"w_DS and w′ of {'majority' if majority_only else 'all'} samples", "no samples")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
+    for column, axis in PAIR.items():
+        single = histogram_base(samples, column, majority_only=majority_only)
+        for trace in single.data:
+            fig.add_trace(trace.update(meta=column, legendgroup=trace.name, showlegend=not axis),
+                          row=1, col=2 if axis else 1)
+        domain = f"x{axis} domain"
+        # each panel's title is the single histogram's title, and its note (last bar) moves with it
+        fig.add_annotation(text=f"<b>{single.layout.title.text}</b>", x=0, xref=domain, y=1.06, yref="paper",
+                           xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=14))
+        for note in single.layout.annotations:
+            fig.add_annotation(note.update(xref=domain if note.xref == "paper" else f"x{axis}",
+                                           yref=f"y{axis} domain" if note.yref == "paper" else f"y{axis}"))
+        fig.update_xaxes(title_text=single.layout.xaxis.title.text, row=1, col=2 if axis else 1)
+        fig.update_yaxes(title_text=single.layout.yaxis.title.text, row=1, col=2 if axis else 1)
+    fig.update_layout(barmode="stack", bargap=0)
+    return _layout(fig, "", fig.layout.xaxis.title.text, "samples")
+
+
+def add_pair_cut(fig: go.Figure, sigma: float | None) -> go.Figure:
+    """add_cut on both panels of histogram_pair."""
+    for column, axis in PAIR.items():
+        add_cut(fig, sigma, column, axis)
     return fig
 
 

@@ -14,7 +14,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
          "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py",
          "views/compare.py"]
-CHARTS = {"views/ds_weights.py": 2, "views/percentiles.py": 2, "views/correctness.py": 2,
+CHARTS = {"views/ds_weights.py": 1, "views/percentiles.py": 2, "views/correctness.py": 2,
           "views/distributions.py": 2, "views/ablations.py": 2, "views/compare.py": 1}
 
 
@@ -400,24 +400,28 @@ def _explorer_rows(at) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if "rationale" in d.value.columns)
 
 
-def test_a_histogram_bar_opens_its_samples_in_the_explorer(full_cache):
+@pytest.mark.parametrize("column", ["ds_weight", "w_prime"])
+def test_a_histogram_bar_opens_its_samples_in_the_explorer(full_cache, column):
+    """Both histograms are panels of one chart: a bar's trace (curve_number) says which panel it is in."""
     from iwsi import charts
 
     at = open_page("views/ds_weights.py")
     run = at.sidebar.selectbox[0].value
     df = pd.read_parquet(full_cache / "runs" / run / "samples.parquet")
     maj = df[df["is_majority"]]
-    edges = charts.histogram_edges(maj["ds_weight"].to_numpy(float))
-    bar = charts.bar_index(maj["ds_weight"].to_numpy(float), edges)
+    edges = charts.histogram_edges(maj[column].to_numpy(float))
+    bar = charts.bar_index(maj[column].to_numpy(float), edges)
     right = maj["is_correct"].eq(True).fillna(False).to_numpy(bool)
     first = int(bar[right].min())  # a non-empty bar of the "correct" trace
     expected = maj[(bar == first) & right]
-    at.session_state["hist_ds_weight"] = {"selection": {"points": [{"curve_number": 0, "customdata": first}],
-                                                        "point_indices": [first], "box": [], "lasso": []}}
+    curve = list(charts.PAIR).index(column) * len(charts.correctness_groups(maj))  # w′'s traces follow w_DS's
+    at.session_state["histograms"] = {"selection": {"points": [{"curve_number": curve, "customdata": first}],
+                                                    "point_indices": [first], "box": [], "lasso": []}}
     at.run()
     assert not at.exception
     assert at.title[0].value == "Samples explorer"
-    assert any("picked on 1 bar(s) of the w_DS histogram" in i.value and "correct" in i.value for i in at.info)
+    what = charts.SYMBOLS[column]
+    assert any(f"picked on 1 bar(s) of the {what} histogram" in i.value and "correct" in i.value for i in at.info)
     shown = _explorer_rows(at)
     assert sorted(zip(shown["question_id"], shown["sample_id"])) == sorted(
         zip(expected["question_id"], expected["sample_id"]))

@@ -24,7 +24,7 @@ from iwsi.probe import make_probe_dir
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # url path → number of plotly charts it draws (fixture runs)
-PAGES = {"": 0, "ds_weights": 2, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
+PAGES = {"": 0, "ds_weights": 1, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
          "explorer": 0, "compare": 1, "ablations": 2, "probe": 6}
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
@@ -169,7 +169,7 @@ def move_k_and_navigate(driver, url: str) -> str:
     from selenium.webdriver.common.keys import Keys
 
     driver.get(f"{url}/ds_weights")
-    wait_rendered(driver, 2)
+    wait_rendered(driver, 1)
     slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
     slider.send_keys(Keys.ARROW_LEFT)
     for _ in range(200):
@@ -220,9 +220,9 @@ def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
         assert labels[["label", "source"]].values.tolist() == [["redundant", "human"]]
 
         driver.get(f"{url}/ds_weights")
-        wait_rendered(driver, 2, settle=1.0)
-        chart = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]  # the w_DS one
-        bars = chart.find_elements(By.CSS_SELECTOR, ".barlayer .point path")
+        wait_rendered(driver, 1, settle=1.0)
+        chart = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+        bars = chart.find_elements(By.CSS_SELECTOR, ".subplot.xy .barlayer .point path")  # the w_DS panel's
         tallest = max(bars, key=lambda b: b.size["height"])
         ActionChains(driver).move_to_element(tallest).click().perform()
         assert wait_for_text(driver, "samples picked on 1 bar(s) of the w_DS histogram"), driver.current_url

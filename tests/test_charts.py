@@ -185,10 +185,10 @@ def test_labels_say_what_is_drawn(samples):
 
 
 def test_from_spec_rebuilds_the_same_figure_with_its_cut(samples):
-    """The DS weights page caches the histogram as a dict and rebuilds it unvalidated on every k step."""
-    base = charts.histogram_base(samples)
-    rebuilt = charts.add_cut(charts.from_spec(base.to_dict()), 1.3)
-    assert rebuilt.to_plotly_json() == charts.add_cut(charts.histogram_base(samples), 1.3).to_plotly_json()
+    """The DS weights page caches the histograms as a dict and rebuilds them unvalidated on every k step."""
+    base = charts.histogram_pair(samples)
+    rebuilt = charts.add_pair_cut(charts.from_spec(base.to_dict()), 1.3)
+    assert rebuilt.to_plotly_json() == charts.add_pair_cut(charts.histogram_pair(samples), 1.3).to_plotly_json()
     assert rebuilt.layout.template.layout.plot_bgcolor == base.layout.template.layout.plot_bgcolor
 
 
@@ -196,3 +196,20 @@ def test_layout_turns_automargin_off(samples):
     """automargin made plotly.js lay out each chart twice (docs/benchmarks.md); the fixed margins hold the ticks."""
     fig = charts.histogram_base(samples)
     assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False
+
+
+def test_the_histogram_pair_holds_both_histograms_and_their_cuts(samples):
+    """One figure, two panels: each panel's bars are histogram_base's, its traces name their column (a click maps
+    back), the legend shows each group once, and the cut sits at σ on w_DS and at 1/σ and σ on w′."""
+    pair = charts.add_pair_cut(charts.histogram_pair(samples), 1.25)
+    for column, axis in charts.PAIR.items():
+        single = charts.histogram_base(samples, column)
+        panel = [t for t in pair.data if t.meta == column]
+        assert [t.xaxis for t in panel] == [f"x{axis}"] * len(single.data)
+        assert [(t.name, list(t.y)) for t in panel] == [(t.name, list(t.y)) for t in single.data]
+        assert sorted(s.x0 for s in pair.layout.shapes if s.xref == f"x{axis}") == (
+            [1.25] if column == "ds_weight" else [1 / 1.25, 1.25])
+        assert any(single.layout.title.text in a.text for a in pair.layout.annotations)
+    assert [t.name for t in pair.data if t.showlegend] == list(charts.correctness_groups(samples))
+    empty = charts.add_pair_cut(charts.histogram_pair(samples.iloc[:0]), 1.25)
+    assert not empty.data and any(a.text == "no samples" for a in empty.layout.annotations)

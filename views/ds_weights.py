@@ -48,27 +48,29 @@ if method != "iwsi":
 only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
 
 
-left, right = st.columns(2)
-for col, column in ((left, "ds_weight"), (right, "w_prime")):
-    # The k-independent part, cached: moving the slider only redraws the cut. Rebuilt from a dict on a cache miss
-    # and hit alike, so its spec (and the chart's widget id, which keeps a click) never changes.
-    base = samples_figure(run, only_majority, charts.histogram_base, column, majority_only=only_majority)
-    event = col.plotly_chart(charts.add_cut(base, sigma, column), key=f"hist_{column}", on_select="rerun",
-                             selection_mode=("points", "box"))
-    bars = [(p["curve_number"], p["customdata"]) for p in ((event or {}).get("selection") or {}).get("points", [])
-            if "customdata" in p]
-    if bars:  # a click on a bar (or a box over several): open its samples in the explorer
-        shown = samples[majority] if only_majority else samples
-        groups = charts.correctness_groups(shown)
-        names = [trace.name for trace in base.data]
+# The k-independent part, cached: moving the slider only redraws the cut. Rebuilt from a dict on a cache miss and
+# hit alike, so its spec (and the chart's widget id, which keeps a click) never changes. Both histograms are one
+# figure: the chart is rebuilt in the browser on every k step, and one plot lays out faster than two.
+base = samples_figure(run, only_majority, charts.histogram_pair, majority_only=only_majority)
+event = st.plotly_chart(charts.add_pair_cut(base, sigma), key="histograms", on_select="rerun",
+                        selection_mode=("points", "box"))
+bars = [(base.data[p["curve_number"]], p["customdata"]) for p in
+        ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
+if bars:  # a click on a bar (or a box over several): open its samples in the explorer
+    shown = samples[majority] if only_majority else samples
+    groups = charts.correctness_groups(shown)
+    picked, what = [], []
+    for column in charts.PAIR:  # a box lies in one panel; the two panels' bars are told apart by the trace's meta
+        mine = [(trace.name, i) for trace, i in bars if trace.meta == column]
+        if not mine:
+            continue
         edges = charts.histogram_edges(shown[column].to_numpy(float))
-        picked = pd.concat([g[np.isin(charts.bar_index(g[column].to_numpy(float), edges),
-                                      [i for c, i in bars if names[c] == name])]
-                            for name, g in groups.items()])
-        what = {"ds_weight": "w_DS", "w_prime": "w′"}[column]
-        span = f"{edges[min(i for _, i in bars)]:.3f} – {edges[max(i for _, i in bars) + 1]:.3f}"
-        open_in_explorer(run, picked, f"{len(bars)} bar(s) of the {what} histogram ({what} {span}, "
-                                      f"{' + '.join(sorted({names[c] for c, _ in bars}))})")
+        picked += [g[np.isin(charts.bar_index(g[column].to_numpy(float), edges), [i for n, i in mine if n == name])]
+                   for name, g in groups.items()]
+        symbol = charts.SYMBOLS[column]
+        what.append(f"{len(mine)} bar(s) of the {symbol} histogram ({symbol} {edges[min(i for _, i in mine)]:.3f} – "
+                    f"{edges[max(i for _, i in mine) + 1]:.3f}, {' + '.join(sorted({n for n, _ in mine}))})")
+    open_in_explorer(run, pd.concat(picked), " and ".join(what))
 st.caption("Click a bar (or box-select several) to open its samples in the Samples explorer.")
 if samples["is_correct"].isna().all():
     st.caption("No gold answers in this run: bars are not split by correctness.")
