@@ -21,20 +21,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OBSERVE = """
-const t = {start: performance.now(), muts: []};
-const labels = () => [...document.querySelectorAll('[data-testid="stMetricLabel"]')].map(e => e.textContent).join('|');
-const before = labels();
-window.__obs && window.__obs.disconnect();
-window.__obs = new MutationObserver(() => {
-  const now = performance.now() - t.start;
-  t.muts.push(now);
-  if (t.label === undefined && labels() !== before) t.label = now;
-  if (document.querySelector('[data-stale="true"]')) t.stale = now;
-});
-window.__obs.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
-window.__t = t;
-"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from selenium.webdriver.common.keys import Keys
     from test_browser import chromium, streamlit_server, wait_rendered
 
-    from benchmarks.bench_app import CHARTS, _wait_text
+    from benchmarks.bench_app import CHARTS, OBSERVE, _wait_text
 
     launch = ("app.py", *[f"--{s}" for s in args.set])
     settled, polled = [], []
@@ -61,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         wait_rendered(driver, CHARTS[args.page], timeout=120, settle=1.0)
         for step in range(args.steps):
             thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
-            k = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]').text
+            value = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]')
+            k = float(value.text)
             driver.execute_script(OBSERVE)
             start = time.perf_counter()
             thumb.send_keys(Keys.ARROW_LEFT)
             if args.poll:  # as iwsi bench app waits (benchmarks/bench_app.py browser_pages)
-                _wait_text(driver, f"kept at k={float(k) - 1:g}", css='[data-testid="stMetricLabel"]')
+                _wait_text(driver, f"kept at k={k - 1:g}", css='[data-testid="stMetricLabel"]')
                 wait_rendered(driver, CHARTS[args.page], timeout=30, settle=0.0)
                 polled.append(1000 * (time.perf_counter() - start))
             time.sleep(2.5)  # every step here settled within 1.5 s
