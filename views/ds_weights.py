@@ -54,8 +54,9 @@ only_majority = st.toggle("majority samples only (D_c)", value=True, help="the c
 base = samples_figure(run, only_majority, charts.histogram_pair, majority_only=only_majority)
 event = st.plotly_chart(charts.add_pair_cut(base, sigma), key="histograms", on_select="rerun",
                         selection_mode=("points", "box"))
-bars = [(base.data[p["curve_number"]], p["customdata"]) for p in
-        ((event or {}).get("selection") or {}).get("points", []) if "customdata" in p]
+points = ((event or {}).get("selection") or {}).get("points", [])
+bars = [(base.data[p["curve_number"]], p["customdata"]) for p in points
+        if "customdata" in p and p.get("curve_number", len(base.data)) < len(base.data)]
 if bars:  # a click on a bar (or a box over several): open its samples in the explorer
     shown = samples[majority] if only_majority else samples
     groups = charts.correctness_groups(shown)
