@@ -118,14 +118,14 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple], list
                 _navigate(driver, other, charts[other])
                 nav.append(_timed(lambda: _navigate(driver, page, charts[page])))
             loads[page] = (statistics.median(reload), statistics.median(nav), cold[page])
-        _navigate(driver, "ds_weights", CHARTS["ds_weights"])
+        _navigate(driver, "ds_weights", charts["ds_weights"])
         for k in range(79, 72, -1):
             thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
             driver.execute_script(OBSERVE)
             t = time.perf_counter()
             thumb.send_keys(Keys.ARROW_LEFT)
             _wait_text(driver, f"kept at k={k}", css='[data-testid="stMetricLabel"]')
-            wait_rendered(driver, CHARTS["ds_weights"], timeout=30, settle=0.0)
+            wait_rendered(driver, charts["ds_weights"], timeout=30, settle=0.0)
             slider.append(time.perf_counter() - t)
             time.sleep(1.5)  # let the step finish drawing (every step seen settled within 1 s) before reading it
             settled.append(max(driver.execute_script("return window.__t")["muts"], default=-1.0) / 1000)

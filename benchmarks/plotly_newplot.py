@@ -1,7 +1,8 @@
 """Plotly.newPlot / Plotly.react of the DS-weight histogram in a bare page (no Streamlit), with template variants.
 
-Loads the installed plotly package's plotly.min.js into a local page in headless Chromium and draws the figure the
-DS weights page draws (the 106k-candidate fixture's majority samples, cut at σ = 1.3): as built, without the
+Loads the installed plotly package's plotly.min.js into a local page in headless Chromium and draws the w_DS
+histogram (`charts.histogram_base`, the left panel of the DS weights page's chart since `charts.histogram_pair`;
+the 106k-candidate fixture's majority samples, cut at σ = 1.3): as built, without the
 template's axis automargin, without any template. Prints each variant's draw times in ms (6 newPlot, then 6 react
 moving the cut). Run it alone:
 

@@ -141,11 +141,10 @@ def histogram_pair(samples: pd.DataFrame, majority_only: bool = True) -> go.Figu
     if not len(samples):
         return _empty(f"w_DS and w′ of {'majority' if majority_only else 'all'} samples", "no samples")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
-    for column, axis in PAIR.items():
+    for col, (column, axis) in enumerate(PAIR.items(), start=1):
         single = histogram_base(samples, column, majority_only=majority_only)
         for trace in single.data:
-            fig.add_trace(trace.update(meta=column, legendgroup=trace.name, showlegend=not axis),
-                          row=1, col=2 if axis else 1)
+            fig.add_trace(trace.update(meta=column, legendgroup=trace.name, showlegend=col == 1), row=1, col=col)
         domain = f"x{axis} domain"
         # each panel's title is the single histogram's title, and its note (last bar) moves with it
         fig.add_annotation(text=f"<b>{single.layout.title.text}</b>", x=0, xref=domain, y=1.06, yref="paper",
@@ -153,8 +152,8 @@ def histogram_pair(samples: pd.DataFrame, majority_only: bool = True) -> go.Figu
         for note in single.layout.annotations:
             fig.add_annotation(note.update(xref=domain if note.xref == "paper" else f"x{axis}",
                                            yref=f"y{axis} domain" if note.yref == "paper" else f"y{axis}"))
-        fig.update_xaxes(title_text=single.layout.xaxis.title.text, row=1, col=2 if axis else 1)
-        fig.update_yaxes(title_text=single.layout.yaxis.title.text, row=1, col=2 if axis else 1)
+        fig.update_xaxes(title_text=single.layout.xaxis.title.text, row=1, col=col)
+        fig.update_yaxes(title_text=single.layout.yaxis.title.text, row=1, col=col)
     fig.update_layout(barmode="stack", bargap=0)
     return _layout(fig, "", fig.layout.xaxis.title.text, "samples")
 
