@@ -16,6 +16,7 @@ import yaml
 
 from iwsi.contract import STAGES  # noqa: F401  (the stage order lives with the run-directory contract)
 from iwsi.datasets import DATASETS  # one list: the loaders
+from iwsi.dsweight import CENTERS  # one list: how L̄_v summarises the valid losses
 from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
 
 METHODS = tuple(METHOD_TABLE)
@@ -41,6 +42,9 @@ class RunConfig:
     fields: dict = _f(dict, "jsonl only: map of question/answer/rationale/task to the file's field names")
     num_questions: int = _f(100, "pool size: first N train questions (unlabelled)", min=1)
     valid_size: int = _f(5, "human rationales for the valid loss L̄_v (paper: ≤ 5 % of the pool)", min=1)
+    valid_pool: int = _f(50, "further human rationales of the valid split scored beside D_v (where the dataset has "
+                             "them; fewer when it has fewer) to show how stable the cut is under other D_v draws; "
+                             "0 = off", min=0, max=10_000)
     test_size: int = _f(100, "test questions for greedy evaluation", min=1)
     # model and generation
     model: str = _f("embedded", "'embedded' (SmolLM2-135M-Instruct, offline), a local HF dir or a hub id")
@@ -57,6 +61,8 @@ class RunConfig:
     loss_span: str = _f("full", "tokens whose NLL forms the loss: full (question + answer) or completion",
                         choices=LOSS_SPANS)
     method: str = _f("iwsi", "sample filter", choices=METHODS)
+    valid_center: str = _f("mean", "how L̄_v summarises the valid losses in w' = L̄_v / L: mean (the paper), or "
+                                   "median / geomean, which one odd valid rationale moves less", choices=CENTERS)
     k: float = _f(80.0, "percentage of majority samples kept (paper k = 80; 100 = LMSI)", gt=0.0, max=100.0)
     entropy_threshold: float | None = _f(None, "entropy method: keep questions with u ≤ this (default: match k %)",
                                          min=0.0, max=1.0)
@@ -112,6 +118,8 @@ class RunConfig:
     def hash(self, keys: tuple[str, ...] | None = None) -> str:
         d = asdict(self)
         d = {k: d[k] for k in (keys or [k for k in d if k not in PLACEMENT])}
+        # a key added after runs existed counts only when set away from its default, so old run ids stay
+        d = {k: v for k, v in d.items() if not (k in ADDED_KEYS and v == FIELDS[k].default)}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def run_id(self) -> str:
@@ -147,6 +155,9 @@ def field_type(key: str) -> tuple[type, bool]:
     kinds = [a for a in args if a is not type(None)]
     return (kinds[0] if kinds else HINTS[key]), type(None) in args
 
+
+# Keys added after run directories existed (see RunConfig.hash).
+ADDED_KEYS = ("valid_pool", "valid_center")
 
 # Keys that say where a run computes, not what: a run may resume with other values (docs/scale.md).
 PLACEMENT = ("device", "workers", "worker_threads", "ray_address", "train_processes", "vllm_tensor_parallel",

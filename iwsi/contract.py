@@ -68,12 +68,17 @@ FILES = (
     File("eval_base.parquet", ("evaluate-base",), "`model` (base), `question_id, output, answer, gold, is_correct`"),
     File("samples.parquet", ("vote", "score", "judge", "filter"), "one row per candidate: `question_id, sample_id, "
          "question, rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, entropy` (vote) + "
-         "`loss, num_tokens, w_prime, ds_weight` (score) + `self_score` / `rm_score` of the majority samples, for the "
+         "`loss, num_tokens, loss_answer, loss_alone, w_prime, ds_weight, ifd` (score; `w_prime, ds_weight` again "
+         "by filter, against the run's `valid_center`) + `self_score` / `rm_score` of the majority samples, for the "
          "judges the run needs (judge) + `kept, weight` (filter)"),
-    File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens` of one generate chunk",
-         finished=False),
-    File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens`", finished=False),
-    File("valid.parquet", ("score",), "`question_id, question, rationale, gold, loss, num_tokens`"),
+    File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens, loss_answer, "
+         "loss_alone` of one generate chunk", finished=False),
+    File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens, loss_answer, loss_alone` of D_v "
+         "and the valid pool", finished=False),
+    File("valid.parquet", ("score",), "D_v: `question_id, question, rationale, gold, num_tokens, loss, loss_answer, "
+         "loss_alone`"),
+    File("valid_pool.parquet", ("score",), "every scored valid rationale, D_v first (`in_dv`) then up to "
+         "`valid_pool` more: the columns of valid.parquet + `in_dv`"),
     File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`"),
     File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`"),
     File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
@@ -87,7 +92,8 @@ FILES = (
     File("adapter/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
     File("eval.parquet", ("evaluate",), "`model` (base/trained), `question_id, output, answer, gold, is_correct`"),
     File("metrics.json", ("pipeline",), "`method, k, dataset, model, num_questions, num_candidates, num_majority, "
-         "num_kept, num_kept_questions, valid_loss_mean, sigma_k, threshold, accuracy {base, trained}, timings`",
+         "num_kept, num_kept_questions, valid_loss_mean, valid_loss_center, sigma_k, threshold, accuracy {base, "
+         "trained}, timings`",
          finished=False),
     File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
          "kept across reruns", finished=False),

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from iwsi import hf_engine
 from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
-from iwsi.hf_engine import Progress, cut_at_stop, encode_pair
+from iwsi.hf_engine import Progress, Scores, cut_at_stop, encode_spans, span_means
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
 PREFILL_TOKENS = 2_048     # question-suffix tokens per prefill forward
@@ -606,15 +606,22 @@ def sample(model, tokenizer, prefix: str, questions: list[str], num_samples: int
 @torch.inference_mode()
 def score(model, tokenizer, contexts: list[str], completions: list[str], *, span: str = "full",
           batch_size: int = 64, progress: Progress = None, token_budget: int = 8192) -> list[tuple[float, int]]:
-    """Mean token NLL and token count of each `context + completion` (see hf_engine.score).
+    """Mean token NLL and token count of each `context + completion` (see hf_engine.score)."""
+    return [spans[span] for spans in score_spans(model, tokenizer, contexts, completions, batch_size=batch_size,
+                                                  progress=progress, token_budget=token_budget)]
 
-    Items run in length-sorted batches of at most `batch_size` rows and `token_budget` padded tokens,
-    and logits are computed only at the positions whose NLL counts."""
+
+@torch.inference_mode()
+def score_spans(model, tokenizer, contexts: list[str], completions: list[str], *, batch_size: int = 64,
+                progress: Progress = None, token_budget: int = 8192) -> list[Scores]:
+    """Both spans of each `context + completion` from one forward (see hf_engine.score_spans).
+
+    Items run in length-sorted batches of at most `batch_size` rows and `token_budget` padded tokens."""
     if _fallback(model):
-        return hf_engine.score(model, tokenizer, contexts, completions, span=span, progress=progress)
+        return hf_engine.score_spans(model, tokenizer, contexts, completions, progress=progress)
     net = build_net(model)
-    items = [encode_pair(tokenizer, c, x, span) for c, x in zip(contexts, completions)]
-    results: list[tuple[float, int]] = [(0.0, 0)] * len(items)
+    items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
+    results: list[Scores] = [{}] * len(items)
     for batch in length_batches([len(ids) for ids, _ in items], batch_size, token_budget):
         for index, value in zip(batch, _score_batch(net, [items[i] for i in batch])):
             results[index] = value
@@ -635,17 +642,17 @@ def length_batches(lengths: list[int], max_rows: int, token_budget: int) -> list
     return batches
 
 
-def _score_batch(net: Net, items: list[tuple[list[int], int]]) -> list[tuple[float, int]]:
+def _score_batch(net: Net, items: list[tuple[list[int], dict[str, int]]]) -> list[Scores]:
     width = max(len(ids) for ids, _ in items)
     ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in items])
     n = len(items)
     hidden = run_layers(net, ids, torch.arange(width).expand(n, width), causal_attend(net))
-    rows = torch.cat([torch.full((len(t) - f,), r) for r, (t, f) in enumerate(items)])
-    cols = torch.cat([torch.arange(f - 1, len(t) - 1) for t, f in items])
+    # every position but the last of each row: the full span; the completion span is its tail
+    rows = torch.cat([torch.full((len(t) - 1,), r) for r, (t, _) in enumerate(items)])
+    cols = torch.cat([torch.arange(0, len(t) - 1) for t, _ in items])
     nll = _token_nll(net, hidden[rows, cols], ids[rows, cols + 1])
-    sums = torch.zeros(n, dtype=torch.float64).index_add_(0, rows, nll.double())
-    counts = [len(t) - f for t, f in items]
-    return [(float(sums[r]) / counts[r], counts[r]) for r in range(n)]
+    per_row = torch.split(nll, [len(t) - 1 for t, _ in items])
+    return [span_means(row, firsts) for row, (_, firsts) in zip(per_row, items)]
 
 
 def _token_nll(net: Net, hidden: Tensor, targets: Tensor, chunk: int = 1024) -> Tensor:

@@ -47,6 +47,29 @@ def iwsi(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
     return _on_majority(df, kept), float(maj[kept].max()) if kept.any() else math.nan
 
 
+def lowest_loss(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
+    """A one-sided perplexity filter: keep the k % of D_c with the lowest base-model loss (the score
+    stage's `loss`); threshold = the highest kept loss."""
+    maj = df.loc[df["is_majority"], "loss"].astype(float)
+    kept = keep_lowest(maj, k)
+    return _on_majority(df, kept), float(maj[kept].max()) if kept.any() else math.nan
+
+
+def highest_ifd(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
+    """Cherry-LLM's rule (Li et al. 2023): drop D_c samples with IFD ≥ 1 (the question does not help
+    predict the rationale), then keep the k % of D_c with the highest IFD among the rest — all of the
+    rest when fewer remain. Threshold = the lowest kept IFD."""
+    if "ifd" not in df:
+        raise ValueError("method 'ifd' needs the score stage's IFD column, which this run predates: rerun it with "
+                         "`iwsi run --out RUN --set method=ifd --force`, which scores it again")
+    maj = df.loc[df["is_majority"], "ifd"].astype(float)
+    usable = maj[np.isfinite(maj.to_numpy()) & (maj < 1.0)]
+    order = np.argsort(-usable.to_numpy(), kind="stable")[: num_to_keep(len(maj), k)]
+    kept = pd.Series(False, index=maj.index)
+    kept[usable.index[order]] = True
+    return _on_majority(df, kept), float(usable.iloc[order].min()) if len(order) else math.nan
+
+
 def lmsi(df: pd.DataFrame, k: float, **_) -> tuple[pd.Series, float]:
     """LMSI: every majority sample (k is ignored)."""
     return df["is_majority"].astype(bool), math.nan
@@ -124,6 +147,11 @@ METHODS: dict[str, Method] = {
                    help="keep the k % of D_c the base model rates highest"),
     "rm": Method("RM-filter", partial(keep_highest_score, column="rm_score"), True, "rm_score", True,
                  help="keep the k % of D_c a reward model rates highest"),
+    "loss": Method("Loss-filter", lowest_loss, True, None, False,
+                   help="keep the k % of D_c with the lowest base-model loss (a one-sided perplexity filter)"),
+    "ifd": Method("IFD-filter", highest_ifd, True, None, False,
+                  help="drop D_c samples with IFD = L(r|q)/L(r) ≥ 1, keep the k % of D_c with the highest IFD "
+                       "among the rest (fewer when fewer remain; Li et al. 2023)"),
     "iwsi-w": Method("IWSI-w", lmsi, False, None, False, weighted=True,
                      help="every majority sample, loss weighted by min(w', C)"),
     "ground-truth": Method("Ground-truth filter", ground_truth, False, None, True, control=True,

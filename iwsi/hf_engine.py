@@ -47,14 +47,26 @@ def _generate_batch(model, tokenizer, prompts, temperature, max_new_tokens, stop
     return [cut_at_stop(t, stop) for t in texts]
 
 
+SPANS = ("full", "completion")  # the token spans a mean NLL can be taken over (config loss_span)
+Scores = dict[str, tuple[float, int]]  # span → (mean token NLL, tokens) of one text
+
+
 @torch.inference_mode()
 def score(model, tokenizer, contexts: list[str], completions: list[str], *, span: str = "full",
           batch_size: int = 16, progress: Progress = None) -> list[tuple[float, int]]:
     """Mean token NLL and token count of each `context + completion` under `model`.
 
     span "full": every token after the first; "completion": only the completion's tokens."""
-    items = [encode_pair(tokenizer, c, x, span) for c, x in zip(contexts, completions)]
-    results: list[tuple[float, int]] = []
+    return [spans[span] for spans in score_spans(model, tokenizer, contexts, completions, batch_size=batch_size,
+                                                  progress=progress)]
+
+
+@torch.inference_mode()
+def score_spans(model, tokenizer, contexts: list[str], completions: list[str], *, batch_size: int = 16,
+                progress: Progress = None) -> list[Scores]:
+    """Both spans' (mean NLL, tokens) of each `context + completion`, from one forward pass."""
+    items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
+    results: list[Scores] = []
     for start in range(0, len(items), batch_size):
         results += _score_batch(model, tokenizer, items[start:start + batch_size])
         if progress:
@@ -62,13 +74,24 @@ def score(model, tokenizer, contexts: list[str], completions: list[str], *, span
     return results
 
 
+def encode_spans(tokenizer, context: str, completion: str) -> tuple[list[int], dict[str, int]]:
+    """Token ids of context+completion and, per span, the index of the first token whose NLL counts."""
+    ids = tokenizer(context + completion, add_special_tokens=False)["input_ids"]
+    n_ctx = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    return ids, {"full": 1, "completion": min(max(n_ctx, 1), len(ids) - 1)}
+
+
 def encode_pair(tokenizer, context: str, completion: str, span: str) -> tuple[list[int], int]:
     """Token ids of context+completion and the index of the first token whose NLL counts."""
-    ids = tokenizer(context + completion, add_special_tokens=False)["input_ids"]
-    if span == "full":
-        return ids, 1
-    n_ctx = len(tokenizer(context, add_special_tokens=False)["input_ids"])
-    return ids, min(max(n_ctx, 1), len(ids) - 1)
+    ids, firsts = encode_spans(tokenizer, context, completion)
+    return ids, firsts[span]
+
+
+def span_means(nll, firsts: dict[str, int]) -> Scores:
+    """(mean, count) of each span of a text's next-token NLLs (nll[i] is the NLL of token i + 1), summed
+    in float64 so every engine reduces alike."""
+    nll = torch.as_tensor(nll, dtype=torch.float64)
+    return {span: (float(nll[first - 1:].mean()), int(nll.numel() - first + 1)) for span, first in firsts.items()}
 
 
 def _score_batch(model, tokenizer, items):
@@ -79,8 +102,4 @@ def _score_batch(model, tokenizer, items):
     logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
     nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:].to(model.device),
                                             reduction="none")
-    out = []
-    for row, (ids, first) in enumerate(items):
-        span = nll[row, first - 1:len(ids) - 1]
-        out.append((span.mean().item(), span.numel()))
-    return out
+    return [span_means(nll[row, :len(ids) - 1].cpu(), firsts) for row, (ids, firsts) in enumerate(items)]

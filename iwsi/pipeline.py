@@ -24,7 +24,7 @@ from iwsi import filtering
 from iwsi.answers import is_correct
 from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
-from iwsi.dsweight import valid_loss_mean
+from iwsi.dsweight import valid_center, valid_loss_mean
 from iwsi.records import Splits
 from iwsi.rundir import (
     RunDir,
@@ -46,10 +46,10 @@ STAGE_KEYS = {
                  "temperature", "top_p", "top_k", "max_new_tokens", "seed", "valid_size", "test_size", "engine"),
     "evaluate-base": (),
     "vote": (),
-    "score": ("loss_span",),
+    "score": ("loss_span", "valid_pool"),
     "embed": ("embed",),
     "judge": ("method", "judges", "reward_model"),  # the method says which judge's score it needs
-    "filter": ("method", "k", "entropy_threshold", "weight_clip"),
+    "filter": ("method", "k", "entropy_threshold", "weight_clip", "valid_center"),
     "train": ("epochs", "learning_rate", "lora_r", "lora_alpha", "lora_dropout", "batch_size", "grad_accum"),
     "evaluate": ("rounds",),
 }
@@ -91,6 +91,12 @@ class Context:
     def samples(self) -> pd.DataFrame:
         return pd.read_parquet(self.run / "samples.parquet")
 
+    def valid_rationales(self) -> list:
+        """D_v, then up to `valid_pool` further human rationales of the valid split (the score stage's)."""
+        from iwsi.datasets import valid_pool
+
+        return self.splits.valid + valid_pool(self.cfg, self.splits.valid)
+
 
 # -- stages ------------------------------------------------------------------------------------------
 def stage_generate(ctx: Context) -> None:
@@ -124,12 +130,15 @@ def stage_score(ctx: Context) -> None:
     if ctx.cfg.workers > 1:  # Ray workers write every chunk file; the calls below only read them
         from iwsi.distributed import score_chunks
 
-        score_chunks(ctx.cfg, ctx.run, ctx.splits.valid, ctx.samples())
+        score_chunks(ctx.cfg, ctx.run, ctx.valid_rationales(), ctx.samples())
     else:
         model = ctx.engine_model()
-    valid = score_valid(model, ctx.tokenizer, ctx.splits.valid, ctx.cfg, ctx.run)
-    write_parquet(ctx.run / "valid.parquet", valid)
-    df = score_samples(model, ctx.tokenizer, ctx.samples(), valid_loss_mean(valid["loss"]), ctx.cfg, ctx.run)
+    rationales = ctx.valid_rationales()
+    scored = score_valid(model, ctx.tokenizer, rationales, ctx.cfg, ctx.run)
+    in_dv = scored["question_id"].isin([q.question_id for q in ctx.splits.valid])
+    write_parquet(ctx.run / "valid.parquet", scored[in_dv].reset_index(drop=True))
+    write_parquet(ctx.run / "valid_pool.parquet", scored.assign(in_dv=in_dv))
+    df = score_samples(model, ctx.tokenizer, ctx.samples(), scored.loc[in_dv, "loss"], ctx.cfg, ctx.run)
     write_parquet(ctx.run / "samples.parquet", df)
 
 
@@ -174,8 +183,11 @@ def stage_judge(ctx: Context) -> None:
 
 
 def stage_filter(ctx: Context) -> None:
+    from iwsi.dsweight import add_signals
+
     cfg = ctx.cfg
-    df = ctx.samples()
+    # w' and w_DS against the run's own valid_center (an ablation cell shares the score stage of another)
+    df = add_signals(ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")["loss"], cfg.valid_center)
     kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold, cfg.seed)
     df["kept"] = kept
     weighted = filtering.METHODS[cfg.method].weighted
@@ -273,7 +285,9 @@ def build_metrics(run: RunDir, cfg: RunConfig) -> dict:
             m["num_kept"] = int(df["kept"].sum())
             m["num_kept_questions"] = int(df.loc[df["kept"], "question_id"].nunique())
     if (run / "valid.parquet").exists():
-        m["valid_loss_mean"] = valid_loss_mean(pd.read_parquet(run / "valid.parquet")["loss"])
+        valid_losses = pd.read_parquet(run / "valid.parquet")["loss"]
+        m["valid_loss_mean"] = valid_loss_mean(valid_losses)
+        m["valid_loss_center"] = valid_center(valid_losses, cfg.valid_center)  # L̄_v under the run's centre
     m.update({k: v for k, v in read_json(run / "filter.json", {}).items() if k in ("sigma_k", "threshold")})
     if (run / "eval.parquet").exists():
         from iwsi.evaluate import accuracy
@@ -301,7 +315,7 @@ def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tupl
     check_lengths(cfg, splits)
     run = RunDir(out or runs_root() / cfg.run_id())
     check_out_dir(run.path, "run")
-    return run, splits, stale_stages(run, cfg, force)
+    return run, splits, stale_stages(run, cfg, force) or scored_before_ifd(run, cfg)
 
 
 def check_lengths(cfg: RunConfig, splits: Splits) -> None:
@@ -350,6 +364,20 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     return list(STAGES[min(hit, default=0):])  # default: an unlisted change redoes everything
 
 
+def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
+    """Method ifd on a run whose score stage predates the IFD column: redo score and the stages after it
+    (the chunks are scored again; nothing else in the run changes)."""
+    if cfg.method != "ifd" or not run.is_done("score"):
+        return []
+    import pyarrow.parquet as pq
+
+    try:
+        columns = pq.read_schema(run / "samples.parquet").names
+    except (OSError, ValueError):
+        return []  # a damaged file: repair() redoes its stage
+    return [] if "ifd" in columns else list(STAGES[STAGES.index("score"):])
+
+
 def changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
     """Config keys that differ from the run directory's config.yaml ([] for a new directory, None
     when config.yaml is not the file iwsi wrote: deleted, truncated, edited)."""
@@ -394,8 +422,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
     with run.lock(), torch_threads(cfg.worker_threads):
         claim_dir(run.path, "run")
         run.remove_temporaries()
+        repair(run)  # real damage first, checked against every marker as it stands
         run.clear_from(tuple(stale))
-        repair(run)
         atomic_write_text(run / "config.yaml", cfg.to_yaml())
         run.record_config()
         for note in splits.notes:

@@ -241,13 +241,25 @@ class RunDir:
 
     def clear_from(self, stages: tuple[str, ...]) -> None:
         """Forget `stages`: markers first (so a crash in between never leaves a marker without its
-        artefacts), then their artefacts."""
+        artefacts), then their artefacts. A file that a forgotten stage rewrote after a kept one
+        (samples.parquet: vote, score, judge, then filter) is then the kept stage's: its record is
+        renewed, so a filter-only change is not taken for damage (call after `verify` found none)."""
+        shared = {name for stage in stages if self.is_done(stage) for name in STAGE_OUTPUTS.get(stage, ())}
         for stage in stages:
             self.marker(stage).unlink(missing_ok=True)
+        self._renew_records(shared)
         for stage in stages:
             for pattern in STAGE_ARTEFACTS.get(stage, ()):
                 for path in self.path.glob(pattern):
                     _remove(path)
+
+    def _renew_records(self, names: set[str]) -> None:
+        for stage in STAGES:
+            marker = self.read_marker(stage) if self.is_done(stage) else None
+            files = (marker or {}).get("files", {})
+            renewed = {n: fingerprint(self.path / n) for n in files if n in names and (self.path / n).is_file()}
+            if renewed:
+                write_json(self.marker(stage), {**marker, "files": {**files, **renewed}})
 
     def remove_temporaries(self) -> None:
         """Half-written temp files of a killed process (never read: only renames publish).

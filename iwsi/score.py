@@ -1,16 +1,22 @@
 """Stage `score`: base-model mean token NLL of every candidate and of the valid rationales,
-then w' and the DS weight (arithmetic in iwsi/dsweight.py).
+then w', the DS weight and IFD (arithmetic in iwsi/dsweight.py).
 
-Reads the voted samples table and the valid questions; the pipeline writes `samples.parquet`
-(+ loss, num_tokens, w_prime, ds_weight) and `valid.parquet`. Losses are checkpointed in
-`chunks/score-valid.parquet` and `chunks/score-NNNNN.parquet` (the questions of one generate
-chunk each), so a killed run re-scores at most one chunk.
+Per text, three losses (LOSS_COLUMNS): `loss` over the config's `loss_span` (the paper's L), and for
+IFD `loss_answer` = L(r | q), the rationale's tokens after the question, and `loss_alone` = L(r), the
+same tokens after only a start token (`alone_context`). One forward gives both spans of "Q: q\nA: r";
+L(r) is a second, shorter one.
+
+Reads the voted samples table and the valid rationales (D_v, then up to `valid_pool` more); the
+pipeline writes `samples.parquet` (+ LOSS_COLUMNS, num_tokens, w_prime, ds_weight, ifd), `valid.parquet`
+(D_v) and `valid_pool.parquet` (every scored valid rationale, `in_dv` flags D_v). Losses are
+checkpointed in `chunks/score-valid.parquet` and `chunks/score-NNNNN.parquet` (the questions of one
+generate chunk each), so a killed run re-scores at most one chunk.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
+from iwsi.dsweight import add_signals, valid_loss_mean
 from iwsi.generate import chunk_size, engine_module
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
@@ -19,15 +25,38 @@ from iwsi.rundir import Progress, RunDir, read_checkpoint, write_parquet
 ID_COLUMNS = ["question_id", "sample_id"]
 
 
+LOSS_COLUMNS = ["loss", "loss_answer", "loss_alone"]
+
+
 def losses(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, span: str,
            progress=None) -> list[tuple[float, int]]:
-    """(mean NLL, tokens) of "Q: question\\nA: rationale" under the model (no few-shot prefix)."""
+    """(mean NLL, tokens) of "Q: question\nA: rationale" under the model (no few-shot prefix)."""
     contexts = [question_suffix(q) for q in questions]
     completions = [" " + r for r in rationales]
     return engine_module(engine).score(model, tokenizer, contexts, completions, span=span, progress=progress)
 
 
+def alone_context(tokenizer) -> str:
+    """What L(r) conditions on instead of the question: one start-of-text token (the tokenizer's BOS, else
+    its EOS), so that every token of the rationale is predicted, as in L(r | q)."""
+    return tokenizer.bos_token or tokenizer.eos_token or ""
+
+
+def loss_table(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, span: str,
+               progress=None) -> pd.DataFrame:
+    """LOSS_COLUMNS + num_tokens of each (question, rationale): the score stage's three losses."""
+    module = engine_module(engine)
+    completions = [" " + r for r in rationales]
+    both = module.score_spans(model, tokenizer, [question_suffix(q) for q in questions], completions,
+                              progress=progress)
+    alone = module.score_spans(model, tokenizer, [alone_context(tokenizer)] * len(rationales), completions)
+    return pd.DataFrame({"loss": [s[span][0] for s in both], "num_tokens": [s[span][1] for s in both],
+                         "loss_answer": [s["completion"][0] for s in both],
+                         "loss_alone": [s["completion"][0] for s in alone]})
+
+
 def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd.DataFrame:
+    """Losses of the valid rationales (D_v, then the further pool rationales), scored once per run."""
     path = run / "chunks" / "score-valid.parquet"
     ids = [q.question_id for q in valid]
     if not _matches(path, {"question_id": ids}):
@@ -35,13 +64,13 @@ def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd
         score_valid_chunk(model, tokenizer, valid, cfg, run, progress=bar)
         bar.close()
     scored = pd.read_parquet(path)
-    return pd.DataFrame({"question_id": ids, "question": [q.question for q in valid],
-                         "rationale": [q.rationale for q in valid], "gold": [q.gold for q in valid],
-                         "loss": scored["loss"].tolist(), "num_tokens": scored["num_tokens"].tolist()})
+    texts = pd.DataFrame({"question_id": ids, "question": [q.question for q in valid],
+                          "rationale": [q.rationale for q in valid], "gold": [q.gold for q in valid]})
+    return pd.concat([texts, scored[["num_tokens", *LOSS_COLUMNS]]], axis=1)
 
 
-def score_samples(model, tokenizer, samples: pd.DataFrame, valid_mean: float, cfg, run: RunDir) -> pd.DataFrame:
-    """Loss of every candidate (majority or not, for the dashboard), then w' and w_DS."""
+def score_samples(model, tokenizer, samples: pd.DataFrame, valid_losses, cfg, run: RunDir) -> pd.DataFrame:
+    """Losses of every candidate (majority or not, for the dashboard), then w', w_DS and IFD."""
     bar = Progress(run, "score", len(samples), unit="seq")
     parts = []
     for index, part, path in score_chunks(samples, cfg, run):
@@ -51,13 +80,12 @@ def score_samples(model, tokenizer, samples: pd.DataFrame, valid_mean: float, cf
             score_chunk(model, tokenizer, part, path, cfg, progress=bar)
         parts.append(pd.read_parquet(path))
     bar.close()
-    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"loss": [], "num_tokens": []})
+    columns = ["num_tokens", *LOSS_COLUMNS]
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns})
     df = samples.copy()
-    df["loss"] = scored["loss"].to_numpy()
-    df["num_tokens"] = scored["num_tokens"].to_numpy()
-    df["w_prime"] = importance_weight(df["loss"], valid_mean)
-    df["ds_weight"] = ds_weight(df["w_prime"])
-    return df
+    for column in columns:
+        df[column] = scored[column].to_numpy()
+    return add_signals(df, valid_losses, cfg.valid_center)
 
 
 def score_chunks(samples: pd.DataFrame, cfg, run: RunDir) -> list[tuple[int, pd.DataFrame, object]]:
@@ -74,27 +102,28 @@ def is_scored(path, part: pd.DataFrame) -> bool:
 def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) -> None:
     """Score one chunk's rows and write its file; the same on one process or on any Ray worker."""
     _save(path, {c: part[c].tolist() for c in ID_COLUMNS},
-          losses(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), engine=cfg.engine,
-                 span=cfg.loss_span, progress=progress))
+          loss_table(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), engine=cfg.engine,
+                     span=cfg.loss_span, progress=progress))
 
 
 def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir, progress=None) -> None:
-    out = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
-                 engine=cfg.engine, span=cfg.loss_span, progress=progress)
+    out = loss_table(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
+                     engine=cfg.engine, span=cfg.loss_span, progress=progress)
     _save(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
 
 
-def _save(path, ids: dict, out: list[tuple[float, int]]) -> None:
+def _save(path, ids: dict, out: pd.DataFrame) -> None:
     path.parent.mkdir(exist_ok=True)
-    write_parquet(path, pd.DataFrame({**ids, "loss": [loss for loss, _ in out], "num_tokens": [n for _, n in out]}))
+    write_parquet(path, pd.concat([pd.DataFrame(ids), out.reset_index(drop=True)], axis=1))
 
 
 def _matches(path, ids: dict) -> bool:
-    """A chunk file exists and holds exactly these rows (guards against chunks of other samples)."""
+    """A chunk file exists, holds exactly these rows (guards against chunks of other samples) and every
+    loss column (a chunk scored before a column existed is scored again)."""
     saved = read_checkpoint(path)
-    if saved is None:
+    if saved is None or not set(ids) | set(LOSS_COLUMNS) <= set(saved):
         return False
-    return all(saved[c].tolist() == v for c, v in ids.items()) if set(ids) <= set(saved) else False
+    return all(saved[c].tolist() == v for c, v in ids.items())
 
 
-__all__ = ["losses", "score_samples", "score_valid", "valid_loss_mean"]
+__all__ = ["LOSS_COLUMNS", "loss_table", "losses", "score_samples", "score_valid", "valid_loss_mean"]

@@ -8,7 +8,7 @@ Same API as `iwsi.engine` (engine iwsi) and `iwsi.hf_engine`, with `model` a `Vl
         -> list[tuple[mean_nll, n_tokens]]
 
 * Prompts go in as token ids tokenised exactly as the other engines do (`prefix + question`, and
-  `encode_pair` for scoring), so all three engines see the same tokens.
+  `encode_spans` for scoring), so all three engines see the same tokens.
 * Sampling asks for `n = num_samples` completions per prompt; the shared few-shot prefix is computed
   once by vLLM's prefix caching. Each question gets its own seed (the chunk seed and its index) and
   vLLM gives the n children seed, seed + 1, ...: the samples of a question do not depend on what
@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from iwsi.hf_engine import Progress, encode_pair
+from iwsi.hf_engine import Progress, Scores, encode_spans, span_means
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 _LLMS: dict[tuple, object] = {}  # one vllm.LLM per (model, settings) in this process
@@ -154,22 +154,26 @@ def sample(model: VllmModel, tokenizer, prefix: str, questions: list[str], num_s
 
 def score(model: VllmModel, tokenizer, contexts: list[str], completions: list[str], *, span: str = "full",
           batch_size: int | None = None, progress: Progress = None) -> list[tuple[float, int]]:
-    """Mean token NLL and token count of each `context + completion` (see hf_engine.score), from
-    vLLM's prompt log-probs (raw logits, temperature-independent)."""
+    """Mean token NLL and token count of each `context + completion` (see hf_engine.score)."""
+    return [spans[span] for spans in score_spans(model, tokenizer, contexts, completions, progress=progress)]
+
+
+def score_spans(model: VllmModel, tokenizer, contexts: list[str], completions: list[str], *,
+                batch_size: int | None = None, progress: Progress = None) -> list[Scores]:
+    """Both spans of each `context + completion` (see hf_engine.score_spans), from vLLM's prompt log-probs
+    (raw logits, temperature-independent)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    items = [encode_pair(tokenizer, c, x, span) for c, x in zip(contexts, completions)]
+    items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
     if not items:
         return []
     params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
     outs = model.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids, _ in items], params, use_tqdm=False,
                               lora_request=model.lora)
-    results = []
-    for (ids, first), out in zip(items, outs):
-        # prompt_logprobs[i] is {token: Logprob} for prompt token i given tokens < i (entry 0 is None).
-        nll = [-out.prompt_logprobs[i][ids[i]].logprob for i in range(first, len(ids))]
-        results.append((sum(nll) / len(nll), len(nll)))
+    # prompt_logprobs[i] is {token: Logprob} for prompt token i given tokens < i (entry 0 is None).
+    results = [span_means([-out.prompt_logprobs[i][ids[i]].logprob for i in range(1, len(ids))], firsts)
+               for (ids, firsts), out in zip(items, outs)]
     if progress:
         progress(len(items))
     return results

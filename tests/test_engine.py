@@ -125,3 +125,36 @@ def test_score_equals_hf_engine(model32, tok, span):
     out = engine.score(model32, tok, contexts, completions, span=span, token_budget=300)
     for (a, n), (b, m) in zip(out, ref):
         assert n == m and abs(a - b) < 1e-4 * max(1.0, abs(b))
+
+
+def reference_losses(model, tok, question: str, rationale: str) -> dict[str, float]:
+    """The score stage's three losses computed straight from transformers' logits (float32)."""
+    from iwsi.prompts import question_suffix
+    from iwsi.score import alone_context
+
+    def mean_nll(context: str, first_counted: int | None = None) -> float:
+        ids = tok(context + " " + rationale, add_special_tokens=False)["input_ids"]
+        n_ctx = len(tok(context, add_special_tokens=False)["input_ids"]) if first_counted is None else first_counted
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+        nll = -logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+        return float(nll[n_ctx - 1:].mean())
+
+    return {"loss": mean_nll(question_suffix(question), first_counted=1),
+            "loss_answer": mean_nll(question_suffix(question)), "loss_alone": mean_nll(alone_context(tok))}
+
+
+@pytest.mark.parametrize("name", ["iwsi", "hf"])
+def test_the_three_score_losses_agree_with_transformers_logits(model32, tok, name):
+    """L (full span), L(r | q) and the IFD denominator L(r) of every engine within 1e-3 nats of transformers."""
+    from iwsi.score import loss_table
+
+    questions = ["Tom has 3 apples and buys 4 more. How many apples does he have?",
+                 "A box has 12 eggs and 5 break. How many eggs are left?"]
+    rationales = ["Tom has 3 + 4 = 7 apples. The answer is 7.", "12 - 5 = 7 eggs are left. The answer is 7."]
+    table = loss_table(model32, tok, questions, rationales, engine=name, span="full")
+    for row, (q, r) in zip(table.itertuples(), zip(questions, rationales)):
+        ref = reference_losses(model32, tok, q, r)
+        for column, value in ref.items():
+            assert abs(getattr(row, column) - value) <= 1e-3, (name, column, getattr(row, column), value)
+        assert row.loss_alone != row.loss_answer  # the question changes the rationale's loss

@@ -18,6 +18,8 @@ def table():
         "entropy": [0.0] * 4 + [0.5] * 3 + [0.9] * 3,
         "is_correct": [True, True, False, True, False, False, False, True, True, None],
         "self_score": [9, 1, 5, 7, 3, 8, 2, 6, 4, 10],
+        "loss": [2.0, 1.5, 3.0, 1.2, 1.1, 2.5, 1.05, 1.3, 1.01, 0.5],
+        "ifd": [0.9, 0.5, 1.0, 0.7, 0.95, 1.4, 0.6, 0.8, float("nan"), 0.99],
     })
 
 
@@ -106,3 +108,43 @@ def test_every_method_in_the_table_selects_within_the_majority():
         kept, _ = filtering.select(df, name, 60, seed=1)
         assert kept.dtype == bool and not (kept & ~df["is_majority"]).any(), name
         assert method.label and method.help
+
+
+def test_loss_keeps_the_lowest_base_model_loss_of_the_majority():
+    df = table()
+    kept, threshold = filtering.select(df, "loss", 80)  # 9 majority rows → keep 7; q3's 0.5 is not majority
+    assert kept.sum() == 7 and not kept.iloc[9]
+    assert sorted(df.loc[~kept & df.is_majority, "loss"]) == [2.5, 3.0]
+    assert threshold == 2.0
+
+
+def test_loss_breaks_ties_by_table_order_and_handles_an_empty_majority():
+    df = table().assign(loss=1.0)
+    kept, _ = filtering.select(df, "loss", 50)  # 9 → round(4.5) = 5: the first five majority rows
+    assert kept.tolist() == [True] * 5 + [False] * 5
+    none = table().assign(is_majority=False)
+    kept, threshold = filtering.select(none, "loss", 80)
+    assert not kept.any() and math.isnan(threshold)
+
+
+def test_ifd_drops_ifd_at_or_above_one_then_keeps_the_highest():
+    df = table()
+    # majority IFDs: .9 .5 1.0 .7 .95 1.4 .6 .8 nan → usable (< 1, finite): .9 .5 .7 .95 .6 .8
+    kept, threshold = filtering.select(df, "ifd", 30)  # round(9 * .3) = 3 → .95 .9 .8
+    assert sorted(df.loc[kept, "ifd"]) == [0.8, 0.9, 0.95] and threshold == 0.8
+    kept, threshold = filtering.select(df, "ifd", 80)  # 7 asked, only 6 usable: fewer remain
+    assert kept.sum() == 6 and threshold == 0.5
+    assert not (kept & ~df.is_majority).any() and not kept.iloc[2] and not kept.iloc[5]  # 1.0 and 1.4 dropped
+
+
+def test_ifd_ties_by_table_order_and_empty_majority():
+    df = table().assign(ifd=0.5)
+    kept, _ = filtering.select(df, "ifd", 20)  # 9 → 2: the first two majority rows
+    assert kept.tolist() == [True, True] + [False] * 8
+    kept, threshold = filtering.select(table().assign(is_majority=False), "ifd", 80)
+    assert not kept.any() and math.isnan(threshold)
+
+
+def test_ifd_on_a_run_scored_before_ifd_names_the_fix():
+    with pytest.raises(ValueError, match="method=ifd --force"):
+        filtering.select(table().drop(columns="ifd"), "ifd", 80)

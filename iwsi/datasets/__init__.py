@@ -31,7 +31,7 @@ LOADERS: dict[str, Loader] = {
 }
 DATASETS = tuple(LOADERS)
 
-__all__ = ["DATASETS", "LOADERS", "DatasetError", "Sizes", "load_splits"]
+__all__ = ["DATASETS", "LOADERS", "DatasetError", "Sizes", "load_splits", "valid_pool"]
 
 
 def load_splits(name: str, data_dir: object, num_questions: int, valid_size: int, test_size: int,
@@ -40,3 +40,20 @@ def load_splits(name: str, data_dir: object, num_questions: int, valid_size: int
     if name not in LOADERS:
         raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return LOADERS[name](data_dir, Sizes(num_questions, valid_size, test_size), seed, fields)
+
+
+def valid_pool(cfg, valid: list) -> list:
+    """Up to `cfg.valid_pool` human rationales of the valid split after D_v (`valid`), for the D_v
+    stability readout: the same rows a larger valid_size would take, fewer when the split has fewer
+    (halved until they fit), none when a larger draw would not keep D_v as its first rows."""
+    extra = cfg.valid_pool
+    while extra > 0:
+        try:
+            splits = load_splits(cfg.dataset, cfg.data_dir, cfg.num_questions, cfg.valid_size + extra, 0, cfg.seed,
+                                 cfg.fields or None)
+        except DatasetError:
+            extra //= 2
+            continue
+        same = [q.question_id for q in splits.valid[:len(valid)]] == [q.question_id for q in valid]
+        return splits.valid[len(valid):] if same else []
+    return []
