@@ -6,6 +6,9 @@ question_id, correct; the base model as method `base`) beside the cell table (ce
 
     # add the finished cells of an ablation directory (replacing rows of the same method, k and seed)
     python benchmarks/study_tables.py add cache/ablations/arith-study docs/results/arith-study
+    # a sweep of one method under another setting, under its own name
+    python benchmarks/study_tables.py add cache/ablations/signal-lab-median docs/results/signal-lab \
+        --as-method iwsi-median
     # the accuracy table and the paired comparisons, as Markdown
     python benchmarks/study_tables.py tables docs/results/arith-study
 
@@ -28,9 +31,12 @@ KEY = ["method", "k", "seed"]
 BASE = "base"
 
 
-def cells_of(ablation: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(cells, per-question rows) of every trained cell in `ablation`/results.parquet, plus the base model."""
+def cells_of(ablation: Path, as_method: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, per-question rows) of every trained cell in `ablation`/results.parquet, plus the base model;
+    `as_method` names its cells' method (a sweep of one method under another setting, e.g. iwsi-median)."""
     cells = pd.read_parquet(ablation / "results.parquet")
+    if as_method:
+        cells = cells.assign(method=as_method)
     parts = []
     for r in cells.itertuples():
         if (Path(r.run_dir) / "eval.parquet").exists():
@@ -44,8 +50,8 @@ def cells_of(ablation: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return cells.drop(columns=["run_dir"]), pd.concat(parts, ignore_index=True)
 
 
-def add(ablation: Path, kept: Path) -> None:
-    cells, rows = cells_of(ablation)
+def add(ablation: Path, kept: Path, as_method: str | None = None) -> None:
+    cells, rows = cells_of(ablation, as_method)
     for name, new in (("cells.csv", cells), ("per_question.parquet", rows)):
         path = kept / name
         old = (pd.read_csv(path) if name.endswith(".csv") else pd.read_parquet(path)) if path.exists() else None
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("add", help="add an ablation directory's finished cells to the kept results")
     a.add_argument("ablation", type=Path)
     a.add_argument("kept", type=Path)
+    a.add_argument("--as-method", help="record the cells under this method name (one method swept with another "
+                                       "setting, e.g. iwsi-median for --set valid_center=median)")
     t = sub.add_parser("tables", help="print the accuracy table and the paired comparisons")
     t.add_argument("kept", type=Path)
     args = p.parse_args(argv)
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         args.kept.mkdir(parents=True, exist_ok=True)
-        add(args.ablation, args.kept)
+        add(args.ablation, args.kept, args.as_method)
     else:
         print(tables(args.kept))
     return 0
