@@ -86,6 +86,11 @@ def make_samples(rng: np.random.Generator, num_questions: int, num_samples: int,
     df["ds_weight"] = ds_weight(df["w_prime"])
     df["num_tokens"] = rng.integers(20, 120, size=len(df))
     df["rationale"] = _rationales(rng, df, gold, m)
+    # IFD's losses from a generator of their own, so the columns above stay what they were before IFD existed
+    extra = np.random.default_rng(len(df))
+    df["loss_answer"] = df["loss"] * np.exp(extra.normal(0.0, 0.1, len(df)))
+    df["loss_alone"] = df["loss_answer"] / np.exp(extra.normal(-0.25, 0.2, len(df)))
+    df["ifd"] = df["loss_answer"] / df["loss_alone"]
     return df
 
 
@@ -109,6 +114,13 @@ def make_valid(rng: np.random.Generator, n: int, valid_mean: float) -> pd.DataFr
                          "rationale": [_rationale(rng, int(x), int(y), str(2 * (x + y)), "plain")
                                        for x, y in zip(a, b)],
                          "gold": [str(2 * (x + y)) for x, y in zip(a, b)], "loss": loss})
+
+
+def make_valid_pool(valid: pd.DataFrame, seed: int, extra: int = 40) -> pd.DataFrame:
+    """valid_pool.parquet: D_v, then `extra` further valid rationales with losses of the same spread."""
+    more = make_valid(np.random.default_rng(seed + 7), extra, float(valid["loss"].mean()))
+    more["question_id"] = [f"vp{i:04d}" for i in range(extra)]
+    return pd.concat([valid.assign(in_dv=True), more.assign(in_dv=False)], ignore_index=True)
 
 
 def make_umap(rng: np.random.Generator, samples: pd.DataFrame, valid: pd.DataFrame) -> pd.DataFrame:
@@ -165,6 +177,7 @@ def make_run_dir(path: str | Path, num_questions: int = 50, num_samples: int = 4
     samples["kept"] = mask
     samples.to_parquet(path / "samples.parquet", index=False)
     valid.to_parquet(path / "valid.parquet", index=False)
+    make_valid_pool(valid, seed).to_parquet(path / "valid_pool.parquet", index=False)
     evals = make_eval(rng, 200)
     if with_optional:
         make_umap(rng, samples, valid).to_parquet(path / "umap.parquet", index=False)

@@ -75,3 +75,49 @@ def add_signals(df, valid_losses, center: str):
     if {"loss_answer", "loss_alone"} <= set(df.columns):  # runs scored before IFD existed have neither
         df["ifd"] = ifd(df["loss_answer"], df["loss_alone"])
     return df
+
+
+def draw_centers(pool_losses, valid_size: int, center: str = "mean", draws: int = 50, seed: int = 0) -> np.ndarray:
+    """L̄_v of `draws` seeded draws of a D_v of `valid_size` rationales (without replacement) from the scored
+    valid pool: what the run's L̄_v could have been with other human rationales of the same split."""
+    pool = np.asarray(pool_losses, dtype=float)
+    if valid_size < 1 or pool.size < valid_size:
+        return np.zeros(0)
+    rng = np.random.default_rng(seed)
+    return np.array([valid_center(pool[rng.choice(pool.size, valid_size, replace=False)], center)
+                     for _ in range(draws)])
+
+
+def cut_stability(majority_losses, own_center: float, centers, keep: int) -> dict[str, float]:
+    """How much IWSI's kept set moves when L̄_v moves: keep the `keep` lowest-w_DS samples of D_c (their
+    losses) under the run's own L̄_v and under each of `centers`, and report the Jaccard index of each
+    draw's kept set with the run's (median, 5 % and 95 % quantiles) and the range of σ_k% over the draws.
+
+    w_DS = max(w', 1/w') ranks a loss by |log L − log L̄_v|, so a kept set is the `keep` log-losses nearest
+    log L̄_v: a window of the sorted losses, found by binary search (a k step of the dashboard on 40k D_c
+    samples: ~1 ms instead of ~200 ms for 50 argsorts). Exact ties at a window's edge go to the lower loss."""
+    x = np.sort(np.log(np.asarray(majority_losses, dtype=float)))
+    centers = np.asarray(centers, dtype=float)
+    keep = min(keep, x.size)
+    if keep < 1 or centers.size == 0:
+        return {"draws": int(centers.size), "jaccard_median": np.nan, "jaccard_p5": np.nan, "jaccard_p95": np.nan,
+                "sigma_min": np.nan, "sigma_max": np.nan}
+
+    def window(center: float) -> tuple[int, float]:
+        """(first index of the nearest window, w_DS at its cut)."""
+        c, lo, hi = np.log(center), 0, x.size - keep
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if c - x[mid] > x[mid + keep] - c:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo, float(np.exp(max(c - x[lo], x[lo + keep - 1] - c)))
+
+    own, _ = window(own_center)
+    starts, sigma = zip(*(window(c) for c in centers))
+    overlap = np.maximum(0, keep - np.abs(np.array(starts) - own))
+    jaccard = overlap / (2 * keep - overlap)
+    p5, median, p95 = np.quantile(jaccard, [0.05, 0.5, 0.95])
+    return {"draws": int(centers.size), "jaccard_median": float(median), "jaccard_p5": float(p5),
+            "jaccard_p95": float(p95), "sigma_min": float(min(sigma)), "sigma_max": float(max(sigma))}

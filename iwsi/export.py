@@ -48,9 +48,13 @@ def build_manifest(samples: pd.DataFrame, kept: pd.DataFrame, k: float, sigma: f
 
 def run_method(config: dict) -> tuple[str, float | None, int]:
     """The method a run was made with, its entropy threshold and seed (runs without a method used iwsi)."""
-    method = config.get("method") if config.get("method") in filtering.METHODS else "iwsi"
-    seed = config.get("seed") if isinstance(config.get("seed"), int) else 0
-    return method, config.get("entropy_threshold") if method == "entropy" else None, seed
+    method = config.get("method")
+    method = method if isinstance(method, str) and method in filtering.METHODS else "iwsi"  # a list is unhashable
+    seed = config.get("seed")
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0  # numpy's seeds
+    threshold = config.get("entropy_threshold")
+    threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+    return method, threshold if method == "entropy" else None, seed
 
 
 def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | None = None) -> dict:

@@ -8,6 +8,7 @@ The cache directory is `$IWSI_CACHE` or `<repo>/cache`, read at call time so tes
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -76,6 +77,17 @@ def read_json(path: Path, default=None):
     return data if isinstance(data, dict) else default
 
 
+def finite(value) -> float | None:
+    """A number read from a run's file (metrics.json, status, progress) when it is one: finite, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return value if math.isfinite(value) else None
+
+
 def read_config(run: Path) -> dict:
     try:
         data = yaml.safe_load((run / "config.yaml").read_text())
@@ -92,7 +104,8 @@ def _stat_mtime(path: Path) -> float:
 
 
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
+    pid = _pid(pid)
+    if pid is None:
         return False
     try:
         # Reap our own finished child first: a zombie still answers kill(pid, 0).
@@ -103,35 +116,129 @@ def pid_alive(pid: int | None) -> bool:
     return process_alive(pid)
 
 
+def _pid(value) -> int | None:
+    """A pid read from a file, if it can be one: 0 and -1 would signal our process group or every process."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 < value < 2**31 else None
+
+
+def _cmdline(pid: int) -> str | None:
+    """The process's command line, its arguments joined by spaces (/proc, else ps); None if unknown."""
+    if Path("/proc/self").is_dir():
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return None
+    try:  # macOS and the BSDs have no /proc
+        out = subprocess.run(["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _holds_lock(run: Path, pid: int) -> bool:
+    """`pid` holds the run's lock (iwsi/rundir.py: RunDir.lock): the lock file names it and the lock is held.
+    The OS frees the lock when its holder dies, so a pid left behind by a killed run (and perhaps reused by
+    another process since) never passes."""
+    path = run / "lock"
+    try:
+        if int(path.read_text().strip()) != pid:
+            return False
+    except (OSError, ValueError):  # no lock file: no live pipeline in this run
+        return False
+    fds = Path(f"/proc/{pid}/fd")
+    if fds.is_dir():  # Linux: read-only, exact: the process has this very file open (filelock holds it open)
+        try:
+            lock = path.stat()
+            return any(_same_file(fd, lock) for fd in fds.iterdir())
+        except PermissionError:  # another user's process: ask the lock itself
+            return _lock_taken(path)
+        except OSError:
+            return False
+    return _lock_taken(path)
+
+
+def _same_file(fd: Path, target: os.stat_result) -> bool:
+    try:
+        found = fd.stat()
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+
+
+def _lock_taken(path: Path) -> bool:
+    """Without /proc: someone holds the flock on `path` (a non-blocking shared lock is refused)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the lock file naming a live pid is all there is to go on
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the shared lock the probe may have taken
+    return False
+
+
+def _is_run_process(run: Path, status: dict, launch: dict) -> bool:
+    """The pid the run names is alive and is this run's process, not a pid reused by another process: the
+    process started from the dashboard (its command line is launch.json's command) before the pipeline
+    takes the run's lock, and the lock's holder after."""
+    pid = _pid(status.get("pid"))
+    if pid is None or not pid_alive(pid):
+        return False
+    if status.get("stage") == STARTING and pid == launch.get("pid"):
+        command = launch.get("command")
+        return isinstance(command, list) and _cmdline(pid) == " ".join(map(str, command))
+    return _holds_lock(run, pid)
+
+
+STARTING = "starting"  # the stage shown between a launch and the pipeline's first status
+
+
 def run_state(run: Path) -> dict:
-    """status.json (or launch.json before the pipeline starts), with `state` corrected for dead pids."""
+    """status.json (or launch.json before the pipeline starts), with `state` corrected: a run that says it
+    is running, but whose process is gone or is not this run's (its pid reused after a kill), failed."""
     status = read_json(run / "status.json") or {}
     launch = read_json(run / "launch.json") or {}
-    newer_launch = launch and (run / "launch.json").stat().st_mtime > _stat_mtime(run / "status.json")
-    if launch and (not status or (newer_launch and pid_alive(launch.get("pid")))):
-        status = {"state": "running", "pid": launch.get("pid"), "stage": "starting", "error": None,
-                  "started": launch.get("started"), "updated": launch.get("started")}
+    newer_launch = launch and _stat_mtime(run / "launch.json") > _stat_mtime(run / "status.json")
+    started = {"state": "running", "pid": launch.get("pid"), "stage": STARTING, "error": None,
+               "started": launch.get("started"), "updated": launch.get("started")}
+    if launch and (not status or (newer_launch and _is_run_process(run, started, launch))):
+        status = started
     if not status:
         return {"state": "unknown", "pid": None, "stage": None, "error": None}
-    if status.get("state") == "running" and not pid_alive(status.get("pid")):
-        status = {**status, "state": "failed", "error": status.get("error") or "process exited without a final status"}
+    if status.get("state") == "running" and not _is_run_process(run, status, launch):
+        status = {**status, "state": "failed", "error": status.get("error") or
+                  f"stopped unexpectedly: its process (pid {status.get('pid')}) is gone or is no longer this run's, "
+                  "and left no final status (killed?); resume it to go on from its last finished stage"}
     return status
 
 
 def describe_run(name: str) -> dict:
-    """One row of the Runs table."""
+    """One row of the Runs table; a value of the wrong type in a run's file shows as text, or empty."""
     run = runs_dir() / name
     cfg, metrics, status = read_config(run), read_json(run / "metrics.json") or {}, run_state(run)
-    acc = metrics.get("accuracy") or {}
-    return {"run": name, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
-            "method": metrics.get("method", cfg.get("method")), "k": metrics.get("k", cfg.get("k")),
-            "status": status.get("state"), "stage": status.get("stage"),
-            "accuracy base": acc.get("base"), "accuracy trained": acc.get("trained"),
-            "updated": status.get("updated")}
+    acc = metrics.get("accuracy") if isinstance(metrics.get("accuracy"), dict) else {}
+    k = finite(metrics.get("k"))
+    return {"run": name, "dataset": _text(cfg.get("dataset")), "model": _text(cfg.get("model")),
+            "method": _text(metrics.get("method", cfg.get("method"))), "k": finite(cfg.get("k")) if k is None else k,
+            "status": _text(status.get("state")), "stage": _text(status.get("stage")),
+            "accuracy base": finite(acc.get("base")), "accuracy trained": finite(acc.get("trained")),
+            "updated": _text(status.get("updated"))}
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def read_progress(run: Path) -> dict[str, dict]:
-    """Last progress record per stage, in the order stages first appeared."""
+    """Last progress record per stage, in the order stages first appeared; `stage` a string and `done`,
+    `total`, `elapsed` non-negative numbers (0 where a damaged line holds something else)."""
     last: dict[str, dict] = {}
     try:
         lines = (run / "progress.jsonl").read_text().splitlines()
@@ -142,7 +249,11 @@ def read_progress(run: Path) -> dict[str, dict]:
             rec = json.loads(line)
         except ValueError:
             continue  # a line being appended right now
-        last[rec.get("stage", "?")] = rec
+        if not isinstance(rec, dict):  # JSON, but not a record (a damaged file): skipped like a torn line
+            continue
+        done, total, elapsed = (max(finite(rec.get(key)) or 0.0, 0.0) for key in ("done", "total", "elapsed"))
+        stage = str(rec.get("stage", "?"))
+        last[stage] = {**rec, "stage": stage, "done": int(done), "total": int(total), "elapsed": elapsed}
     return last
 
 
@@ -220,14 +331,33 @@ def launch_run(name: str, config: Path, sets: list[str]) -> int:
 
 
 def cancel_run(name: str) -> bool:
-    """SIGTERM the run's process (pid from status.json, else launch.json); False if not running."""
-    state = run_state(run_path(name))
-    if state.get("state") != "running" or not state.get("pid"):
+    """SIGTERM the run's own process; False when none is running. The pid is checked to be this run's
+    (run_state) after it is pinned with a pidfd (Linux), so a pid that dies and is reused between the
+    check and the signal is never hit."""
+    run = run_path(name)
+    state = run_state(run)
+    pid = _pid(state.get("pid")) if state.get("state") == "running" else None
+    if pid is None:
         return False
     try:
-        os.kill(int(state["pid"]), signal.SIGTERM)
+        pinned = os.pidfd_open(pid)
     except ProcessLookupError:
         return False
+    except (AttributeError, OSError):  # no pidfd (macOS, an old kernel): check, then signal
+        pinned = None
+    try:
+        state = run_state(run)
+        if state.get("state") != "running" or state.get("pid") != pid:
+            return False
+        if pinned is None:
+            os.kill(pid, signal.SIGTERM)
+        else:
+            signal.pidfd_send_signal(pinned, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    finally:
+        if pinned is not None:
+            os.close(pinned)
     return True
 
 

@@ -243,3 +243,47 @@ def test_empty_cache_in_chromium(tmp_path):
             time.sleep(0.25)
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         assert "Run embedded demo" in driver.page_source
+
+
+def test_hostile_text_fetches_nothing(tmp_path):
+    """issue 29: questions, rationales, answers, suggestion reasons, probe examples and a run's status that
+    hold `![x](http://127.0.0.1:PORT/…)`, `<img src=…>` and links are shown as text: the browser that opens
+    the Runs, Rationales, Samples explorer and Probe pages sends no request to PORT."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from selenium.webdriver.common.by import By
+
+    from tests.test_untrusted_text import make_hostile_probe, make_hostile_run
+
+    asked = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    listener = ThreadingHTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    port = listener.server_address[1]
+    cache = tmp_path / "cache"
+    make_hostile_run(cache / "runs" / "hostile", port)
+    make_hostile_probe(cache / "probes" / "hostile-probe", port)
+    shown = f"![x](http://127.0.0.1:{port}/image.png)"  # the payload as characters on the page
+    try:
+        with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
+            for page in ("", "rationales", "explorer", "probe"):
+                driver.get(f"{url}/{page}")
+                wait_rendered(driver, 0)
+                if page != "explorer":  # the explorer shows texts in its table (a canvas) until a row is picked
+                    assert wait_for_text(driver, shown), page
+                time.sleep(1.5)  # time for an image the page drew to be fetched
+            assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    assert not asked, asked

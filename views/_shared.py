@@ -5,6 +5,7 @@ Tables are cached by (path, mtime, columns), so a rewritten file is picked up on
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from iwsi.runs import (
     WRITTEN_BY,
     RunNameError,
     ablations_dir,
+    finite,
     list_ablations,
     list_run_names,
     read_config,
@@ -30,10 +32,24 @@ from iwsi.runs import (
 
 # Columns every chart page needs; the text columns are loaded only where rationales are shown.
 NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "loss", "w_prime", "ds_weight"]
-# Read too where present: the run's kept set and the judges' scores some methods select by.
-SELECTION = ["kept"] + [m.score_column for m in filtering.METHODS.values() if m.score_column]
+# Read too where present: the run's kept set, IFD and the judges' scores some methods select by.
+SELECTION = ["kept", "ifd"] + [m.score_column for m in filtering.METHODS.values() if m.score_column]
 TEXT = ["question_id", "sample_id", "question", "rationale", "answer", "gold"]
 EMPTY_HINT = "No runs yet — click **Run embedded demo** on the Runs page or run `make run`."
+LINK_K = re.compile(r"[0-9]{1,6}")  # ASCII digits only: int() rejects '²', which str.isdigit accepts
+MARKDOWN_SYNTAX = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def md_text(value) -> str:
+    """`value` (dataset text, model output, a file's content) as literal text inside markdown.
+
+    Streamlit's markdown draws images (the browser fetches their URL: a public dataset could make it
+    call any host), links, autolinks, HTML, `:colour[...]` directives, icons and `$...$` LaTeX. CommonMark
+    lets any ASCII punctuation be backslash-escaped, which turns each of these into its plain characters;
+    lines stay lines (hard breaks), without the indentation that would start a code block. Inside a code
+    span escapes show as backslashes, so escaped text is never put between backticks."""
+    text = MARKDOWN_SYNTAX.sub(r"\\\1", str(value))
+    return "  \n".join(line.strip() for line in text.splitlines())
 
 
 def mtime(path: Path) -> float:
@@ -75,7 +91,7 @@ def table(run: Path, name: str, columns: list[str] | None = None, shared: bool =
     try:
         return reader(str(path), stamp, tuple(columns) if columns else None)
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        st.error(f"`{name}` in run **{run.name}** cannot be read ({type(err).__name__}: {str(err)[:120]}). "
+        st.error(f"`{name}` in run **{run.name}** cannot be read ({type(err).__name__}: {md_text(str(err)[:120])}). "
                  f"Rerun `iwsi run --out {run}`: the pipeline checks its files and rebuilds a broken one.",
                  icon=":material/error:")
         if stop_if_broken:
@@ -128,8 +144,7 @@ def run_method(run: Path) -> tuple[str, float | None, float | None, int]:
     """(method, its entropy threshold, k, seed) the run was made with."""
     config = read_config(run)
     method, threshold, seed = export_run_method(config)
-    k = config.get("k")
-    return method, threshold, float(k) if isinstance(k, (int, float)) else None, seed
+    return method, threshold, finite(config.get("k")), seed
 
 
 def kept_for_k(run: Path, k: float, method: str | None = None) -> tuple[np.ndarray, float]:
@@ -152,8 +167,12 @@ def sidebar() -> None:
     link = st.query_params  # a shared link or a reload: ?run=NAME&k=K (the page is the URL's path)
     if "run" not in st.session_state and link.get("run") in names:
         st.session_state["run"] = link["run"]
-    if "k" not in st.session_state and str(link.get("k", "")).isdigit():
-        st.session_state["k"] = min(100, max(1, int(link["k"])))
+    odd_k = None
+    if "k" not in st.session_state and "k" in link:
+        if LINK_K.fullmatch(link["k"]):
+            st.session_state["k"] = min(100, max(1, int(link["k"])))
+        else:  # e.g. ?k=² (a digit to str.isdigit, not to int) or 5,000 digits (beyond int's limit)
+            odd_k = link["k"]
     if st.session_state.get("select_run") in names:  # a page asked for a run (e.g. one it just launched)
         st.session_state["run"] = st.session_state.pop("select_run")
     if st.session_state.get("run") not in names:  # first visit, or the selected run was deleted
@@ -166,13 +185,22 @@ def sidebar() -> None:
             st.caption(f"No runs in `{runs_dir()}` yet.")
         if "k" not in st.session_state:
             run = selected_run()
-            st.session_state["k"] = int(round(float((metrics(run) if run else {}).get("k", 80))))
+            st.session_state["k"] = run_k_or_default(metrics(run) if run else {})
+        if odd_k is not None:
+            st.warning(f"The link's k ({md_text(odd_k[:12])}{'…' if len(odd_k) > 12 else ''}) is not a whole number "
+                       f"from 1 to 100: showing k = {st.session_state['k']}.", icon=":material/warning:")
         st.slider("k — % of majority samples kept", 1, 100, key="k",
                   help="the selected run's method keeps its k % of D_c; shared by every page")
     run = st.session_state.get("run")
     state = {"k": str(st.session_state["k"])} | ({"run": run} if run else {})
     if dict(st.query_params) != state:
         st.query_params.from_dict(state)
+
+
+def run_k_or_default(metrics: dict) -> int:
+    """The k a run was made with (metrics.json) as the slider's start, or 80 when the file holds no usable k."""
+    k = finite(metrics.get("k"))
+    return int(round(k)) if k is not None and 1 <= k <= 100 else 80
 
 
 def selected_run() -> Path | None:

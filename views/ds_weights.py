@@ -8,19 +8,25 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.dsweight import CENTERS, cut_stability, draw_centers, valid_center
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
-from iwsi.filtering import METHODS
+from iwsi.filtering import METHODS, num_to_keep
 from iwsi.runs import read_config
 from views._shared import (
     header,
     kept_for_k,
+    md_text,
     metrics,
+    mtime,
     open_in_explorer,
     require_samples,
     run_method,
     samples_figure,
     selected_k,
+    table,
 )
+
+DRAWS = 50  # D_v draws from the valid pool for the stability readout
 
 header("DS weights", "Distribution-shift weight w_DS = max(w′, 1/w′) with w′ = L̄_v / L (paper Eq. 4-5). "
                      "IWSI keeps the k % of majority samples with the lowest w_DS: move **k** in the sidebar "
@@ -40,10 +46,49 @@ n_q = samples.loc[majority, "question_id"].nunique()
 cols[3].metric("questions kept", f"{samples.loc[mask, 'question_id'].nunique():,} / {n_q:,}",
                help="questions with at least one kept sample / questions with a majority answer")
 cols[4].metric("σ_k%", f"{sigma:.4f}", help=f"the DS weight at the k % cut (IWSI's threshold); at the run's k: "
-                                             f"{metrics(run).get('sigma_k', '—')}")
+                                             f"{md_text(metrics(run).get('sigma_k', '—'))}")
 if method != "iwsi":
     st.caption(f"This run trained with **{METHODS[method].label}**: the dashed line is where IWSI would cut at "
                f"k = {k:g} (an overlay for comparison), not this run's rule.")
+
+config = read_config(run)
+center = config.get("valid_center") if config.get("valid_center") in CENTERS else "mean"  # an odd value: the paper's
+valid = table(run, "valid.parquet", ["loss"])
+if valid is not None and len(valid):
+    st.caption(f"L̄_v = **{center}** of the {len(valid)} D_v losses = {valid_center(valid['loss'], center):.4f} "
+               f"(config `valid_center`; the paper uses the mean).")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def stability(path: str, stamp: float, samples_stamp: float, k: float, center: str, valid_size: int) -> dict | None:
+    """IWSI's kept set at k under DRAWS other D_v of the run's size drawn from the scored valid pool."""
+    pool = table(run, "valid_pool.parquet", ["loss", "in_dv"])
+    if pool is None or len(pool) <= valid_size:
+        return None
+    own = valid_center(pool.loc[pool["in_dv"].astype(bool), "loss"], center)
+    losses = samples.loc[majority, "loss"].to_numpy(float)
+    centers = draw_centers(pool["loss"], valid_size, center, DRAWS, seed=0)
+    return {**cut_stability(losses, own, centers, num_to_keep(len(losses), k)), "pool": len(pool)}
+
+
+valid_size = int(valid["loss"].size) if valid is not None else 0
+pool_path = run / "valid_pool.parquet"
+readout = stability(str(pool_path), mtime(pool_path), mtime(run / "samples.parquet"), float(k), center, valid_size)
+st.subheader("Stability under other draws of D_v")
+if readout is None:
+    st.caption("No valid pool in this run (`valid_pool` = 0, a dataset without further human rationales, or a run "
+               "made before the pool existed): the stability of the cut cannot be shown.")
+else:
+    cols = st.columns(3)
+    cols[0].metric(f"kept-set Jaccard, median of {readout['draws']}", f"{readout['jaccard_median']:.3f}",
+                   help=f"IWSI's kept set at k = {k:g} with L̄_v from another D_v of {valid_size} rationales "
+                        f"drawn from the {readout['pool']} scored valid rationales, against this run's kept set "
+                        "(1 = the same samples)")
+    cols[1].metric("Jaccard 5–95 %", f"{readout['jaccard_p5']:.3f} – {readout['jaccard_p95']:.3f}")
+    cols[2].metric("σ_k% over the draws", f"{readout['sigma_min']:.4f} – {readout['sigma_max']:.4f}")
+    st.caption("Paper §5: the tiny valid set makes the weight unstable. A low Jaccard means another handful of "
+               "human rationales would have kept a different set; `valid_center=median` moves less with one "
+               "odd rationale.")
 
 only_majority = st.toggle("majority samples only (D_c)", value=True, help="the cut applies to D_c")
 

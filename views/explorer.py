@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.runs import LABELS, read_labels
-from views._shared import EXPLORER_HANDOFF, TEXT, header, kept_for_k, require_samples, selected_k, table
+from views._shared import EXPLORER_HANDOFF, TEXT, header, kept_for_k, md_text, require_samples, selected_k, table
 
 header("Samples explorer", "All candidates of the run: search questions and rationales, filter, sort any column; "
                            "pick a row to see every sample of its question and the vote.")
@@ -81,10 +81,10 @@ if not rows or rows[0] >= len(shown):
 qid = shown["question_id"].iloc[rows[0]]
 pos = np.flatnonzero(texts["question_id"].to_numpy() == qid)
 one = texts.iloc[pos]
-st.subheader(f"Question {qid}")
+st.subheader(f"Question {md_text(qid)}")
 winner = one["majority_answer"].iloc[0] if "majority_answer" in one else next(iter(one["answer"][in_dc[pos]]), None)
-st.markdown(f"{one['question'].iloc[0]}  \ngold `{one['gold'].iloc[0]}` · majority answer "
-            f"`{winner}` · agreement {one['agreement'].iloc[0]:.2f} · "
+st.markdown(f"{md_text(one['question'].iloc[0])}  \ngold **{md_text(one['gold'].iloc[0])}** · majority answer "
+            f"**{md_text(winner)}** · agreement {one['agreement'].iloc[0]:.2f} · "
             f"answer entropy u = {samples['entropy'].to_numpy()[pos][0]:.3f}")
 votes = one["answer"].fillna("(unparsed)").value_counts().rename_axis("answer").reset_index(name="samples")
 left, right = st.columns([1, 3])

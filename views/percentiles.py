@@ -26,8 +26,14 @@ if not names:
     st.info(EMPTY_HINT, icon=":material/info:")
     st.stop()
 current = selected_run()
+
+
+def dataset_of(name: str, default: str = "?") -> str:
+    return str(read_config(runs_dir() / name).get("dataset", default))  # as text: a hand-edited config may hold a list
+
+
 # Default: the selected run plus one run per other dataset, so datasets overlay out of the box.
-first_per_dataset = {read_config(runs_dir() / n).get("dataset", n): n for n in reversed(names)}
+first_per_dataset = {dataset_of(n, n): n for n in reversed(names)}
 default = list(dict.fromkeys(([current.name] if current is not None and current.name in names else [])
                              + list(first_per_dataset.values())))[:6]
 chosen = st.multiselect("Runs", names, default=default, help="pick runs of different datasets to overlay them")
@@ -37,8 +43,7 @@ for name in chosen:
     samples = table(runs_dir() / name, "samples.parquet", NUMERIC, stop_if_broken=False)
     if samples is None:
         continue
-    dataset = read_config(runs_dir() / name).get("dataset", "?")
-    parts.append(charts.percentile_table(samples).assign(label=f"{dataset} · {name}"))
+    parts.append(charts.percentile_table(samples).assign(label=f"{dataset_of(name)} · {name}"))
 curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["label", "k", "sigma"])
 log_y = st.toggle("log scale", help="σ at k = 100 is the largest weight, often an outlier that flattens the curves")
 st.plotly_chart(cached_figure(charts.percentile_curves, curves, selected_k(), log_y), key="percentiles")

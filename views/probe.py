@@ -13,7 +13,7 @@ import streamlit as st
 from iwsi import probe_charts, probe_stats
 from iwsi.contract import probes_root
 from iwsi.runs import NAME_RE
-from views._shared import header, mtime, selected_k
+from views._shared import header, md_text, mtime, selected_k
 
 header("Probe", "Known-defect variants of human rationales (redundant, jumping, spurious; style as a control), scored "
                 "like the score stage: how well does each selection signal tell them from the clean originals? "
@@ -56,10 +56,11 @@ try:
     info = json.loads((folder / "probe.json").read_text())
 except (OSError, ValueError):
     info = {}
+info = info if isinstance(info, dict) else {}  # a damaged probe.json: the page shows its tables without it
 scores_all, auroc_all = table(folder, "scores.parquet"), table(folder, "auroc.parquet")
 variants, skipped = table(folder, "variants.parquet"), table(folder, "skipped.parquet")
 labels = list(scores_all["setting"].unique())
-setting = st.radio("Scoring setting", labels, horizontal=True) if len(labels) > 1 else labels[0]
+setting = st.radio("Scoring setting", labels, horizontal=True, format_func=md_text) if len(labels) > 1 else labels[0]
 scores = scores_all[scores_all["setting"] == setting]
 auroc = auroc_all[auroc_all["setting"] == setting]
 k = selected_k()
@@ -68,20 +69,20 @@ sigma = probe_stats.sigma_k(scores, k)
 cols = st.columns(5)
 cols[0].metric("clean rationales", f"{(scores['kind'] == probe_stats.CLEAN).sum():,}")
 cols[1].metric("defective", f"{(scores['kind'] != probe_stats.CLEAN).sum():,}")
-cols[2].metric("D_v (valid set)", str(info.get("valid_size", "—")))
+cols[2].metric("D_v (valid set)", md_text(info.get("valid_size", "—")))
 cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}",
                help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
 cols[4].metric("skipped (too short)", f"{0 if skipped is None else len(skipped):,}",
                help="rationales a defect could not be applied to; listed at the bottom")
-st.caption(f"{info.get('title', folder.name)} · model `{info.get('model', '—')}`"
-           + (f" · command: `{info['command']}`" if info.get("command") else ""))
+st.caption(f"{md_text(info.get('title', folder.name))} · model {md_text(info.get('model', '—'))}"
+           + (f" · command: {md_text(info['command'])}" if info.get("command") else ""))
 
 st.subheader("AUROC per defect kind and signal")
 st.dataframe(probe_stats.format_table(auroc).drop(columns="setting", errors="ignore"), hide_index=True)
 st.plotly_chart(probe_charts.auroc_bars(auroc), key="auroc_bars")
 st.caption("Signals are oriented so that higher = flagged as defective: w_DS and loss as IWSI uses them, w′ in both "
            "directions (w′ low ranks exactly like the loss), judges' scores low. CIs: percentile bootstrap over "
-           f"questions ({info.get('boot', '—')} resamples), variant and clean original resampled together.")
+           f"questions ({md_text(info.get('boot', '—'))} resamples), variant and clean original resampled together.")
 
 st.subheader("ROC curves")
 kinds = probe_charts.defect_kinds(scores)
@@ -105,19 +106,19 @@ st.plotly_chart(probe_charts.ds_histograms(scores, sigma), key="ds_hist")
 st.subheader("Examples")
 if variants is None:
     st.info("This probe was made from a run's labels (`iwsi probe --run`): read its samples on the Rationales page "
-            f"of run `{Path(info.get('run', '')).name}`.", icon=":material/info:")
+            f"of run {md_text(Path(str(info.get('run', ''))).name)}.", icon=":material/info:")
 else:
     kind = st.selectbox("Defect kind", kinds)
     pairs = probe_charts.example_pairs(scores, variants, kind)
     first = st.number_input("first example", 0, max(len(pairs) - 1, 0), 0, step=3) if len(pairs) > 3 else 0
     for _, row in pairs.iloc[first:first + 3].iterrows():
-        st.markdown(f"**{row['pair']}** — {row['question']}")
+        st.markdown(f"**{md_text(row['pair'])}** — {md_text(row['question'])}")
         left, right = st.columns(2)
-        for col, side, title in ((left, "clean", "clean original"), (right, "variant", kind)):
+        for col, side, title in ((left, "clean", "clean original"), (right, "variant", md_text(kind))):
             with col.container(border=True):
                 st.markdown(f"**{title}** · loss {row[f'loss_{side}']:.3f} · w′ {row[f'w_prime_{side}']:.3f} · "
                             f"w_DS **{row[f'ds_weight_{side}']:.3f}**"
-                            + (f"  \n_{row['note']}_" if side == "variant" else ""))
+                            + (f"  \n_{md_text(row['note'])}_" if side == "variant" else ""))
                 st.text(row[f"rationale_{side}"])
 if skipped is not None and len(skipped):
     with st.expander(f"{len(skipped)} rationales too short for a defect"):

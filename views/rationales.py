@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.runs import LABELS, label_sources, read_labels, save_labels
-from views._shared import TEXT, header, kept_for_k, missing, mtime, require_samples, selected_k, table
+from views._shared import TEXT, header, kept_for_k, md_text, missing, mtime, require_samples, selected_k, table
 
 header("Rationales", "For one question, its highest- and lowest-DSE rationales side by side. Label samples as "
                      "redundant, jumping or spurious (the paper's taxonomy of high-DSE samples); suggestions come "
@@ -16,7 +16,8 @@ texts = table(run, "samples.parquet", TEXT, shared=True)
 
 
 def shown(value) -> str:
-    return "—" if value is None or pd.isna(value) else str(value)
+    """A data or model value inside markdown: escaped, "—" when missing."""
+    return "—" if value is None or pd.isna(value) else md_text(value)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -76,19 +77,19 @@ one["confirmed"] = one["source"].eq("human")
 one["label"] = one["label"].where(one["label"].notna(), one["suggested_label"])
 one = one.sort_values("ds_weight", ascending=False, kind="stable")
 
-st.markdown(f"**{qid}** — {one['question'].iloc[0]}  \ngold: `{shown(one['gold'].iloc[0])}`")
+st.markdown(f"**{md_text(qid)}** — {shown(one['question'].iloc[0])}  \ngold: **{shown(one['gold'].iloc[0])}**")
 
 
 def card(col, title: str, row: pd.Series) -> None:
     known = None if pd.isna(row["is_correct"]) else bool(row["is_correct"])
     verdict = {True: ":green[correct]", False: ":red[wrong]"}.get(known, "gold unknown")
     with col.container(border=True):
-        st.markdown(f"**{title}** · sample {row['sample_id']} · w_DS **{row['ds_weight']:.3f}** · "
+        st.markdown(f"**{title}** · sample {shown(row['sample_id'])} · w_DS **{row['ds_weight']:.3f}** · "
                     f"loss {row['loss']:.3f}  \n"
-                    f"answer `{shown(row['answer'])}` · {verdict} · "
+                    f"answer **{shown(row['answer'])}** · {verdict} · "
                     f"{'majority' if row['majority'] else 'outside the majority'} · "
                     f"{'kept' if row['kept'] else 'dropped'} at current k"
-                    + (f"  \nsuggested: **{row['suggested_label']}** — {row['reason']}"
+                    + (f"  \nsuggested: **{shown(row['suggested_label'])}** — {shown(row['reason'])}"
                        if pd.notna(row.get("suggested_label")) else ""))
         st.text(row["rationale"])
 
@@ -132,10 +133,10 @@ pos = min(max(pos + len(one) if pos < 0 else pos, 0), len(one) - 1)
 st.session_state["label_pos"] = pos
 focus = one.iloc[pos]
 saved_as = focus["source"] if pd.notna(focus["source"]) else "suggested, not saved"
-current = f"**{focus['label']}** ({saved_as})" if pd.notna(focus["label"]) else "none yet"
+current = f"**{shown(focus['label'])}** ({shown(saved_as)})" if pd.notna(focus["label"]) else "none yet"
 with st.container(border=True):
-    st.markdown(f"Sample **{pos + 1} of {len(one)}** of question {qid} · sample {focus['sample_id']} · "
-                f"w_DS **{focus['ds_weight']:.3f}** · answer `{shown(focus['answer'])}` · label: {current}")
+    st.markdown(f"Sample **{pos + 1} of {len(one)}** of question {md_text(qid)} · sample {shown(focus['sample_id'])} · "
+                f"w_DS **{focus['ds_weight']:.3f}** · answer **{shown(focus['answer'])}** · label: {current}")
     st.text(focus["rationale"])
 args = (qid, focus["sample_id"])
 with st.container(horizontal=True):  # buttons as wide as their label and key hint, wrapped when narrow

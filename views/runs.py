@@ -14,6 +14,7 @@ from iwsi.runs import (
     cancel_run,
     check_launch,
     describe_run,
+    finite,
     launch_run,
     list_run_names,
     log_tail,
@@ -21,7 +22,7 @@ from iwsi.runs import (
     run_path,
     run_state,
 )
-from views._shared import NUMERIC, has_columns, header, metrics, selected_k, selected_run, table
+from views._shared import NUMERIC, has_columns, header, md_text, metrics, selected_k, selected_run, table
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
                "Launch the embedded demo or the paper preset; progress updates live.")
@@ -34,12 +35,12 @@ def start(name: str, preset: str | None, sets: list[str], config=None) -> None:
         return
     problems = check_launch(name, config, sets)  # the whole form, before anything is written
     if problems:
-        st.error("Not started:\n" + "\n".join(f"- {p}" for p in problems))
+        st.error("Not started:\n" + "\n".join(f"- {md_text(p)}" for p in problems))  # they can quote the data
         return
     try:
         pid = launch_run(name, config, sets)
     except (RunNameError, ValueError, OSError) as err:
-        st.error(str(err))
+        st.error(md_text(err))
         return
     st.session_state["select_run"] = name  # the sidebar selects it on the rerun (its widget is drawn already)
     st.toast(f"Started run {name} (pid {pid})")
@@ -75,7 +76,7 @@ def progress_view(name: str) -> None:
     """Per-stage progress bars, cancel button, and the log tail when the run failed."""
     run = run_path(name)
     state = run_state(run)
-    st.markdown(f"**{name}** — state: `{state.get('state')}`, stage: `{state.get('stage')}`")
+    st.markdown(f"**{name}** — state: **{md_text(state.get('state'))}**, stage: **{md_text(state.get('stage'))}**")
     for stage, rec in read_progress(run).items():
         total, done = rec.get("total") or 0, rec.get("done") or 0
         frac = min(1.0, done / total) if total else 0.0
@@ -83,13 +84,13 @@ def progress_view(name: str) -> None:
         # the stage's average rate so far (steadier than the last interval); no ETA once the run stopped
         live = state.get("state") == "running"
         eta = f" · ~{elapsed * (total - done) / done:.0f} s left" if live and 0 < done < total else ""
-        st.progress(frac, text=f"{stage}: {done:,}/{total:,} · {elapsed:.1f} s{eta}")
+        st.progress(frac, text=f"{md_text(stage)}: {done:,}/{total:,} · {elapsed:.1f} s{eta}")
     if state.get("state") == "running":
         if st.button("Cancel run", icon=":material/cancel:"):
             st.toast("SIGTERM sent" if cancel_run(name) else "run is not running")
     elif state.get("state") in ("failed", "cancelled", "stopped"):
         if state.get("error"):
-            st.error(state["error"])
+            st.error(md_text(state["error"]))  # an exception's message can quote the data or the model's output
         if st.button("Resume", icon=":material/replay:", help="rerun with the run's own config.yaml: finished "
                      "stages and chunks are kept"):
             start(name, None, [], config=run / "config.yaml")
@@ -127,12 +128,15 @@ if run is not None:
     m = metrics(run)
     if m:
         cols = st.columns(5)
-        acc = m.get("accuracy") or {}
-        cols[0].metric("candidates", f"{m.get('num_candidates', 0):,}")
-        cols[1].metric("majority (D_c)", f"{m.get('num_majority', 0):,}")
-        cols[2].metric("kept", f"{m.get('num_kept', 0):,}")
-        cols[3].metric("accuracy base", f"{acc['base']:.3f}" if acc.get("base") is not None else "—")
-        cols[4].metric("accuracy trained", f"{acc['trained']:.3f}" if acc.get("trained") is not None else "—")
+        acc = m.get("accuracy") if isinstance(m.get("accuracy"), dict) else {}
+        count = {key: finite(m.get(key)) for key in ("num_candidates", "num_majority", "num_kept")}
+        count = {key: "—" if n is None else f"{int(n):,}" for key, n in count.items()}  # a damaged metrics.json
+        accuracy = {key: finite(acc.get(key)) for key in ("base", "trained")}
+        cols[0].metric("candidates", count["num_candidates"])
+        cols[1].metric("majority (D_c)", count["num_majority"])
+        cols[2].metric("kept", count["num_kept"])
+        cols[3].metric("accuracy base", "—" if accuracy["base"] is None else f"{accuracy['base']:.3f}")
+        cols[4].metric("accuracy trained", "—" if accuracy["trained"] is None else f"{accuracy['trained']:.3f}")
         change = accuracy_change(run)
         if change:
             st.caption(change)
