@@ -100,7 +100,7 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple], list
     sys.path.insert(0, str(REPO / "tests"))
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from test_browser import chromium, streamlit_server, wait_rendered
+    from test_browser import chromium, slider_key, streamlit_server, wait_rendered
 
     charts = dict(CHARTS, ablations=2 if any((cache / "ablations").glob("*/results.parquet")) else 0)
     charts["percentiles"] = 2 if charts["ablations"] else 1
@@ -120,10 +120,9 @@ def browser_pages(cache: Path, repeats: int = 3) -> tuple[dict[str, tuple], list
             loads[page] = (statistics.median(reload), statistics.median(nav), cold[page])
         _navigate(driver, "ds_weights", charts["ds_weights"])
         for k in range(79, 72, -1):
-            thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
             driver.execute_script(OBSERVE)
             t = time.perf_counter()
-            thumb.send_keys(Keys.ARROW_LEFT)
+            slider_key(driver, Keys.ARROW_LEFT)
             _wait_text(driver, f"kept at k={k}", css='[data-testid="stMetricLabel"]')
             wait_rendered(driver, charts["ds_weights"], timeout=30, settle=0.0)
             slider.append(time.perf_counter() - t)

@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     repo = Path(args.repo)
     sys.path[:0] = [str(repo / "tests"), str(repo)]
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from test_browser import chromium, streamlit_server, wait_rendered
+    from test_browser import chromium, slider_key, streamlit_server, wait_rendered
 
     from benchmarks.bench_app import CHARTS
 
@@ -108,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         driver.execute_cdp_cmd("Profiler.setSamplingInterval", {"interval": 200})
         driver.execute_cdp_cmd("Profiler.start", {})
         for _ in range(args.repeats):
-            driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input') \
-                .send_keys(Keys.ARROW_LEFT)
+            slider_key(driver, Keys.ARROW_LEFT)
             time.sleep(1.5)
         profile = driver.execute_cdp_cmd("Profiler.stop", {})["profile"]
         kept = driver.execute_script("return [...document.querySelectorAll('.js-plotly-plot')].map(e => !!e.__kept)")

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "tests"))
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from test_browser import chromium, streamlit_server, wait_rendered
+    from test_browser import chromium, slider_key, streamlit_server, wait_rendered
 
     from benchmarks.bench_app import CHARTS, OBSERVE, _wait_text
 
@@ -46,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         driver.get(f"{url}/{args.page}")
         wait_rendered(driver, CHARTS[args.page], timeout=120, settle=1.0)
         for step in range(args.steps):
-            thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
             value = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]')
             k = float(value.text)
             driver.execute_script(OBSERVE)
             start = time.perf_counter()
-            thumb.send_keys(Keys.ARROW_LEFT)
+            slider_key(driver, Keys.ARROW_LEFT)
             if args.poll:  # as iwsi bench app waits (benchmarks/bench_app.py browser_pages)
                 _wait_text(driver, f"kept at k={k - 1:g}", css='[data-testid="stMetricLabel"]')
                 wait_rendered(driver, CHARTS[args.page], timeout=30, settle=0.0)

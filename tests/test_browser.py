@@ -163,6 +163,17 @@ def test_every_page_in_chromium(tmp_path):
     assert k_after_navigation == "79"
 
 
+def slider_key(driver, key) -> None:
+    """Press `key` on the sidebar's k slider. Its <input type="range"> is visually hidden (react-aria), which
+    ChromeDriver 150 refuses to type into: focus it by script, then send the key to the focused element."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
+    driver.execute_script("arguments[0].focus()", thumb)
+    ActionChains(driver).send_keys(key).perform()
+
+
 def move_k_and_navigate(driver, url: str) -> str:
     """Move k one step on DS weights, follow the sidebar link to another page: k must stay."""
     from selenium.webdriver.common.by import By
@@ -170,8 +181,7 @@ def move_k_and_navigate(driver, url: str) -> str:
 
     driver.get(f"{url}/ds_weights")
     wait_rendered(driver, 1)
-    slider = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSlider"] input')
-    slider.send_keys(Keys.ARROW_LEFT)
+    slider_key(driver, Keys.ARROW_LEFT)
     for _ in range(200):
         if "kept at k=79" in driver.find_element(By.CSS_SELECTOR, "body").text:
             break
