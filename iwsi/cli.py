@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from iwsi.config import STAGES, ConfigError, load_config, parse_sets
+from iwsi.probe_variants import SEVERITIES
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -85,7 +86,11 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     probe.add_argument("--n", type=int, default=100, help="clean rationales to probe (after valid_size rows for D_v)")
     probe.add_argument("--kinds", default="redundant,jumping,spurious,style", help="comma-separated defect kinds")
-    probe.add_argument("--sweep", metavar="KEY=V1,V2", help="score once per value, e.g. loss_span=full,completion")
+    probe.add_argument("--severity", choices=SEVERITIES, default="mild",
+                       help="mild: one step repeated / the last step kept / one number changed; severe: every step "
+                            "repeated / the whole reasoning removed / every number changed")
+    probe.add_argument("--sweep", metavar="KEY=V1,V2",
+                       help="score once per value, e.g. loss_span=full,completion or valid_size=5,20")
     probe.add_argument("--k", type=float, default=None, help="k %% cut for the dropped/kept shares (default: config k)")
     probe.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     probe.add_argument("--self-eval", action="store_true", help="also score with the self-evaluation judge")

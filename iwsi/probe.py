@@ -1,14 +1,16 @@
 """`iwsi probe`: what each selection signal detects, on rationales whose defects are known.
 
     iwsi probe [--config FILE] [--set KEY=VALUE ...] [--n 100] [--kinds redundant,jumping,spurious,style]
-               [--sweep loss_span=full,completion] [--k 80] [--boot 1000] [--self-eval] [--name NAME | --out DIR]
+               [--severity mild|severe] [--sweep loss_span=full,completion | valid_size=5,20] [--k 80]
+               [--boot 1000] [--self-eval] [--name NAME | --out DIR]
     iwsi probe --run RUN_DIR [--k 80] [--name NAME | --out DIR]
 
 Variants mode reads the dataset's valid-set human rationales (`load_splits`): the first `valid_size`
 form D_v, the next `--n` are the clean rationales. Each gets known-defect variants
 (iwsi/probe_variants.py) with the same final answer. Clean texts, variants and D_v are scored with
-the base model exactly as the score stage does (`iwsi.score.losses`, the config's engine and
-loss_span), then w' and w_DS against D_v (iwsi/dsweight.py), once per `--sweep` value. Run mode
+the base model exactly as the score stage does (`iwsi.score.loss_table`, the config's engine and
+loss_span), then w', w_DS (each valid centre) and IFD against D_v (iwsi/dsweight.py), once per `--sweep`
+value (a valid_size sweep scores the texts once: D_v is the first valid_size rows of the largest). Run mode
 reads a run's samples.parquet and its labels (labels.parquet from the Rationales page, the
 suggestions.parquet of the embed stage) and needs no model.
 
@@ -17,7 +19,8 @@ Writes cache/probes/<name>/ (the dashboard's Probe page reads it):
   variants.parquet  pair, kind, question, task, gold, rationale, note (variants mode)
   skipped.parquet   pair, kind, reason: rationales too short for a defect (variants mode)
   valid.parquet     question_id, question, rationale: D_v (variants mode)
-  scores.parquet    setting, pair, kind, loss, num_tokens, w_prime, ds_weight, valid_mean [, self_score, rm_score]
+  scores.parquet    setting, pair, kind, loss, num_tokens, loss_answer, loss_alone, w_prime, ds_weight,
+                    ds_weight_median, ds_weight_geomean, ifd, valid_mean [, self_score, rm_score]
   auroc.parquet     setting, kind, signal, auroc, ci_low, ci_high, n_defective, n_clean
   cut.parquet       setting, kind, signal, k, n, kept, dropped, base_rate, defective_in_dropped,
                     defective_in_kept, threshold
@@ -41,7 +44,7 @@ from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
 from iwsi.rundir import RunDirError, now_iso, read_json, write_json, write_parquet
 
-SWEEP_KEYS = ("loss_span", "engine", "model")  # the config keys that change a score
+SWEEP_KEYS = ("loss_span", "engine", "model", "valid_size")  # the config keys that change a score
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 MANIFEST = "probe.json"
 TABLES = ("variants", "skipped", "valid", "scores", "auroc", "cut")
@@ -96,25 +99,29 @@ def out_dir(args, default_name: str) -> Path:
     return probes_root() / name
 
 
-def probe_questions(cfg: RunConfig, n: int) -> tuple[list[Question], list[Question], list[str]]:
-    """(D_v, clean rationales, loader notes): valid-set rows with a rationale, D_v first."""
+def probe_questions(cfg: RunConfig, n: int,
+                    head: int | None = None) -> tuple[list[Question], list[Question], list[str]]:
+    """(D_v rows, clean rationales, loader notes): valid-set rows with a rationale, the first `head` (default
+    valid_size; a valid_size sweep takes its largest, and each setting the first valid_size of them) for D_v."""
     from iwsi.datasets import load_splits
 
     if n < 1:
         raise ConfigError(f"--n {n} is too small: give at least 1 rationale to probe")
-    splits = load_splits(cfg.dataset, cfg.data_dir, 1, cfg.valid_size + n, 0, cfg.seed, cfg.fields or None)
-    return splits.valid[:cfg.valid_size], splits.valid[cfg.valid_size:], splits.notes
+    head = head or cfg.valid_size
+    splits = load_splits(cfg.dataset, cfg.data_dir, 1, head + n, 0, cfg.seed, cfg.fields or None)
+    return splits.valid[:head], splits.valid[head:], splits.notes
 
 
 # -- variants and scores -----------------------------------------------------------------------------
-def build_variants(questions: list[Question], kinds: list[str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_variants(questions: list[Question], kinds: list[str], seed: int,
+                   severity: str = "mild") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean rows and their variants (pair = the clean row's question id), and the skipped ones."""
     donors = tuple(reasoning(q.rationale) for q in questions)
     rows, skipped = [], []
     for q in questions:
         base = {"pair": q.question_id, "question": q.question, "task": q.task, "gold": q.gold}
         rows.append({**base, "kind": probe_stats.CLEAN, "rationale": q.rationale, "note": ""})
-        for v in make_variants(q.rationale, q.task, seed, q.question_id, kinds, donors):
+        for v in make_variants(q.rationale, q.task, seed, q.question_id, kinds, donors, severity):
             if v.text is None:
                 skipped.append({"pair": q.question_id, "kind": v.kind, "reason": v.note})
             else:
@@ -123,22 +130,27 @@ def build_variants(questions: list[Question], kinds: list[str], seed: int) -> tu
 
 
 def score_texts(model, tokenizer, variants: pd.DataFrame, valid: list[Question], cfg: RunConfig) -> pd.DataFrame:
-    """Losses of D_v and of every text as the score stage computes them, then w' and w_DS."""
-    from iwsi.dsweight import ds_weight, importance_weight, valid_loss_mean
-    from iwsi.score import losses
+    """The score stage's losses (iwsi.score.loss_table) of every text and of D_v."""
+    from iwsi.score import loss_table
 
-    scored = losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid], engine=cfg.engine,
+    texts = (variants["question"].tolist(), variants["rationale"].tolist())
+    scored = loss_table(model, tokenizer, *texts, engine=cfg.engine, span=cfg.loss_span)
+    dv = loss_table(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid], engine=cfg.engine,
                     span=cfg.loss_span)
-    valid_mean = valid_loss_mean([loss for loss, _ in scored])
-    out = losses(model, tokenizer, variants["question"].tolist(), variants["rationale"].tolist(),
-                 engine=cfg.engine, span=cfg.loss_span)
-    df = variants[["pair", "kind"]].copy()
-    df["loss"] = [loss for loss, _ in out]
-    df["num_tokens"] = [t for _, t in out]
-    df["w_prime"] = importance_weight(df["loss"], valid_mean)
-    df["ds_weight"] = ds_weight(df["w_prime"])
-    df["valid_mean"] = valid_mean
-    return df
+    return pd.concat([variants[["pair", "kind"]].reset_index(drop=True), scored], axis=1).assign(
+        valid_losses=[dv["loss"].tolist()] * len(scored))
+
+
+def with_signals(scored: pd.DataFrame, valid_size: int) -> pd.DataFrame:
+    """w′ and w_DS against the first `valid_size` D_v losses, the paper's mean centre and the others (one
+    column per centre), and IFD (iwsi.dsweight)."""
+    from iwsi.dsweight import CENTERS, add_signals, valid_center, weights
+
+    valid = scored["valid_losses"].iloc[0][:valid_size]
+    df = add_signals(scored.drop(columns="valid_losses"), valid, "mean")
+    for center in CENTERS[1:]:
+        df[f"ds_weight_{center}"] = weights(df["loss"], valid, center)[1]
+    return df.assign(valid_mean=valid_center(valid, "mean"))
 
 
 def judge_scores(model, tokenizer, variants: pd.DataFrame, cfg: RunConfig, self_eval: bool) -> dict[str, list[float]]:
@@ -211,24 +223,29 @@ def probe_variants(args, cfg: RunConfig) -> Path:
     from iwsi.models import check_model, load_model, load_tokenizer
 
     kinds = parse_kinds(args.kinds)
+    severity = getattr(args, "severity", "mild")
     plan = settings(cfg, args.sweep)
     k = float(args.k if args.k is not None else cfg.k)
-    out = out_dir(args, f"{cfg.dataset}-n{args.n}-s{cfg.seed}")
+    suffix = "" if severity == "mild" else f"-{severity}"
+    out = out_dir(args, f"{cfg.dataset}-n{args.n}-s{cfg.seed}{suffix}")
     check_out(out)
-    valid, clean, notes = probe_questions(cfg, args.n)
+    valid, clean, notes = probe_questions(cfg, args.n, max(c.valid_size for _, c in plan))
     for _, c in plan:
         check_model(c.model, c.trust_remote_code)
     started, load_before = time.time(), machine()
-    variants, skipped = build_variants(clean, kinds, cfg.seed)
-    parts, timings, models, judged = [], [], {}, {}
+    variants, skipped = build_variants(clean, kinds, cfg.seed, severity)
+    parts, timings, models, judged, scored = [], [], {}, {}, {}
     for label, c in plan:
         if c.model not in models:
             models[c.model] = (load_model(c.model, trust_remote_code=c.trust_remote_code),
                                load_tokenizer(c.model, c.trust_remote_code))
         model, tok = models[c.model]
         t0 = time.time()
-        print(f"probe: scoring {len(variants)} texts + {len(valid)} valid ({label})", file=sys.stderr, flush=True)
-        df = score_texts(model, tok, variants, valid, c)
+        key = (c.model, c.engine, c.loss_span)  # a valid_size sweep scores the texts once
+        if key not in scored:
+            print(f"probe: scoring {len(variants)} texts + {len(valid)} valid ({label})", file=sys.stderr, flush=True)
+            scored[key] = score_texts(model, tok, variants, valid, c)
+        df = with_signals(scored[key], c.valid_size)
         seconds, t1 = round(time.time() - t0, 1), time.time()
         key = (c.model, c.engine, c.reward_model)  # judges do not depend on loss_span: score them once
         if key not in judged:
@@ -237,14 +254,17 @@ def probe_variants(args, cfg: RunConfig) -> Path:
             df[column] = values
         parts.append(df.assign(setting=label))
         timings.append({"setting": label, "loss_span": c.loss_span, "engine": c.engine, "model": c.model,
+                        "valid_size": c.valid_size,
                         "valid_mean": float(df["valid_mean"].iloc[0]), "seconds": seconds,
                         "judge_seconds": round(time.time() - t1, 1),
                         "texts": len(df), "tokens": int(df["num_tokens"].sum())})
     scores = pd.concat(parts, ignore_index=True)
     auroc, cut = analyse(scores, k, paired=True, n_boot=args.boot, seed=cfg.seed)
-    info = {"kind": "probe", "mode": "variants", "title": f"{cfg.dataset}, n = {len(clean)}, D_v = {len(valid)}",
+    info = {"kind": "probe", "mode": "variants",
+            "title": f"{cfg.dataset}, n = {len(clean)}, D_v = {len(valid)}, {severity} defects",
             "dataset": cfg.dataset, "data_dir": cfg.data_dir, "model": cfg.model, "engine": cfg.engine,
-            "seed": cfg.seed, "n": len(clean), "valid_size": len(valid), "kinds": kinds, "k": k, "boot": args.boot,
+            "seed": cfg.seed, "n": len(clean), "valid_size": len(valid), "kinds": kinds, "severity": severity,
+            "k": k, "boot": args.boot,
             "self_eval": bool(args.self_eval), "reward_model": cfg.reward_model, "settings": timings,
             "skipped": skipped.groupby("kind").size().to_dict() if len(skipped) else {}, "notes": notes,
             "command": "iwsi " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["probe"] else None,
@@ -274,7 +294,7 @@ def run_scores(samples: pd.DataFrame, labels: pd.DataFrame | None, suggestions: 
             flagged |= hit
             groups.append(maj[hit].assign(kind=f"{label} ({source})"))
     groups.append(maj[~flagged.to_numpy()].assign(kind=probe_stats.CLEAN))
-    judged = [c for c in ("self_score", "rm_score") if c in maj]
+    judged = [c for c in ("ifd", "self_score", "rm_score") if c in maj]  # ifd: runs scored since IFD existed
     columns = ["pair", "kind", *keys, "loss", "w_prime", "ds_weight", *judged]
     return pd.concat(groups, ignore_index=True)[columns]
 

@@ -7,7 +7,8 @@ both directions (w' high and w' low); w' low ranks exactly like the raw loss (w'
 
 Input is a scores table with one row per scored text: `kind` ("clean" or a defect kind), `pair`
 (the clean original a variant was made from; equal pairs make a paired bootstrap) and the signal
-columns (loss, w_prime, ds_weight, optional self_score, rm_score).
+columns (loss, w_prime, ds_weight and its median / geomean-centred versions, ifd, optional self_score,
+rm_score).
 """
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ from iwsi.filtering import keep_lowest
 CLEAN = "clean"
 # signal name → (column, sign): the signal is sign * column
 SIGNALS: dict[str, tuple[str, int]] = {
-    "w_DS": ("ds_weight", 1),
+    "w_DS": ("ds_weight", 1),  # L̄_v = the mean of D_v's losses (the paper)
+    "w_DS median": ("ds_weight_median", 1),
+    "w_DS geomean": ("ds_weight_geomean", 1),
     "loss": ("loss", 1),
     "w′ high": ("w_prime", 1),
     "w′ low": ("w_prime", -1),
+    "IFD low": ("ifd", -1),   # what the ifd method drops first (it keeps the highest IFD below 1)
+    "IFD high": ("ifd", 1),
     "self-eval low": ("self_score", -1),
     "RM low": ("rm_score", -1),
 }

@@ -30,6 +30,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 KINDS = ("redundant", "jumping", "spurious", "style")
+# How much of the rationale a defect touches: mild (one step repeated, only the last step kept, one number
+# changed) or severe (every step repeated, the whole reasoning removed, every number changed). Style is a
+# control and the same at both; spurious on a task without numbers borrows whole steps at both.
+SEVERITIES = ("mild", "severe")
 
 _ANSWER_IS = re.compile(r"the\s+answer\s+is\b", re.IGNORECASE)
 # A step ends at a newline, or at . ! ? followed by a space ("0.5" and "$1.25" stay whole).
@@ -91,24 +95,31 @@ def _rng(seed: int, key: str, kind: str) -> random.Random:
     return random.Random(f"{seed}|{key}|{kind}")  # str seeds hash with SHA-512: stable across runs
 
 
-def redundant(p: Parsed, rng: random.Random) -> tuple[str | None, str]:
+def redundant(p: Parsed, rng: random.Random, severe: bool = False) -> tuple[str | None, str]:
     if not p.steps:
         return None, "no reasoning step to repeat (the rationale is only the answer sentence)"
     i = rng.randrange(len(p.steps))
     steps, seps = list(p.steps), list(p.seps)
-    steps.insert(i + 1, p.steps[i])
-    seps.insert(i, " ")
+    if severe:  # each step right after itself
+        steps = [step for step in p.steps for _ in (0, 1)]
+        seps = [sep for original in [*p.seps, None] for sep in (" ", original)][:-1]
+    else:
+        steps.insert(i + 1, p.steps[i])
+        seps.insert(i, " ")
     filler = rng.choice(FILLERS)
     j = rng.randrange(len(steps) + 1)  # insert position, 0 … after the last step
     steps.insert(j, filler)
     seps.insert(min(j, len(seps)), " ")
-    note = f"repeated step {i + 1}; inserted {filler!r} at position {j + 1}"
+    what = "repeated every step" if severe else f"repeated step {i + 1}"
+    note = f"{what}; inserted {filler!r} at position {j + 1}"
     return render(steps, seps, p.answer, p.before_answer), note
 
 
-def jumping(p: Parsed, rng: random.Random) -> tuple[str | None, str]:
+def jumping(p: Parsed, rng: random.Random, severe: bool = False) -> tuple[str | None, str]:
     if not p.steps:
         return None, "already the bare answer: no step to remove"
+    if severe:
+        return p.answer, f"removed all {len(p.steps)} step(s): bare answer"
     if len(p.steps) == 1:
         return p.answer, "removed the only step: bare answer"
     removed = "step 1" if len(p.steps) == 2 else f"steps 1–{len(p.steps) - 1}"
@@ -129,11 +140,17 @@ def _changed_number(text: str, rng: random.Random) -> str:
     return out
 
 
-def spurious(p: Parsed, rng: random.Random, task: str, donors: tuple[str, ...] = ()) -> tuple[str | None, str]:
+def spurious(p: Parsed, rng: random.Random, task: str, donors: tuple[str, ...] = (),
+             severe: bool = False) -> tuple[str | None, str]:
     if not p.steps:
         return None, "no reasoning step to corrupt (the rationale is only the answer sentence)"
     if task == "number":
         spots = [(i, m) for i, s in enumerate(p.steps) for m in _NUMBER.finditer(s)]
+        if spots and severe:
+            steps = list(p.steps)
+            for i, m in reversed(spots):  # from the end, so earlier match positions stay valid
+                steps[i] = steps[i][:m.start()] + _changed_number(m.group(), rng) + steps[i][m.end():]
+            return render(steps, p.seps, p.answer, p.before_answer), f"changed all {len(spots)} numbers of the steps"
         if spots:
             i, m = spots[rng.randrange(len(spots))]
             new = _changed_number(m.group(), rng)
@@ -148,7 +165,7 @@ def spurious(p: Parsed, rng: random.Random, task: str, donors: tuple[str, ...] =
     return f"{donor.strip()}{p.before_answer}{p.answer}", "steps replaced by another question's reasoning"
 
 
-def style(p: Parsed, rng: random.Random) -> tuple[str | None, str]:
+def style(p: Parsed, rng: random.Random, severe: bool = False) -> tuple[str | None, str]:
     if not p.steps:
         return None, "no reasoning step to rewrite"
     lines = [f"Step {i + 1}: {s}" for i, s in enumerate(p.steps)]
@@ -161,21 +178,24 @@ def reasoning(rationale: str) -> str:
     return " ".join(p.steps) if p else ""
 
 
-def make_variant(kind: str, rationale: str, task: str, seed: int, key: str, donors: tuple[str, ...] = ()) -> Variant:
+def make_variant(kind: str, rationale: str, task: str, seed: int, key: str, donors: tuple[str, ...] = (),
+                 severity: str = "mild") -> Variant:
     """One variant of `rationale` (see the module docstring); `key` identifies the row (its question id)."""
     if kind not in KINDS:
         raise ValueError(f"unknown defect kind {kind!r}: choose from {', '.join(KINDS)}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}: choose from {', '.join(SEVERITIES)}")
     p = parse(rationale)
     if p is None:
         return Variant(kind, None, "no 'The answer is X.' sentence to keep")
-    rng = _rng(seed, key, kind)
+    rng, severe = _rng(seed, key, kind), severity == "severe"
     if kind == "spurious":
-        text, note = spurious(p, rng, task, donors)
+        text, note = spurious(p, rng, task, donors, severe)
     else:
-        text, note = {"redundant": redundant, "jumping": jumping, "style": style}[kind](p, rng)
+        text, note = {"redundant": redundant, "jumping": jumping, "style": style}[kind](p, rng, severe)
     return Variant(kind, text, note)
 
 
 def make_variants(rationale: str, task: str, seed: int, key: str, kinds=KINDS,
-                  donors: tuple[str, ...] = ()) -> list[Variant]:
-    return [make_variant(kind, rationale, task, seed, key, donors) for kind in kinds]
+                  donors: tuple[str, ...] = (), severity: str = "mild") -> list[Variant]:
+    return [make_variant(kind, rationale, task, seed, key, donors, severity) for kind in kinds]

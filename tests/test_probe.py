@@ -134,6 +134,28 @@ def test_real_probe_on_embedded_model(tmp_path):
     assert set(auroc["kind"]) == {"jumping", "spurious"} and auroc["auroc"].between(0, 1).all()
 
 
+@pytest.mark.slow
+def test_probe_sweeps_valid_size_on_the_same_texts_with_severe_defects(tmp_path):
+    """--sweep valid_size scores the texts once and centres each setting on the first valid_size D_v rows;
+    every signal (w_DS per centre, IFD both ways) gets an AUROC; severe jumping is the bare answer."""
+    out = tmp_path / "probe"
+    argv = ["probe", "--n", "3", "--boot", "100", "--sweep", "valid_size=2,4", "--kinds", "jumping",
+            "--severity", "severe", "--out", str(out)]
+    assert cli.main(argv) == 0
+    scores, variants = pd.read_parquet(out / "scores.parquet"), pd.read_parquet(out / "variants.parquet")
+    assert (variants.loc[variants["kind"] == "jumping", "rationale"].str.match(r"^The answer is [^.]+\.$")).all()
+    small, large = (scores[scores["setting"] == f"valid_size={n}"].reset_index(drop=True) for n in (2, 4))
+    assert small["loss"].tolist() == large["loss"].tolist() and small["ifd"].tolist() == large["ifd"].tolist()
+    np.testing.assert_allclose(small["ifd"], small["loss_answer"] / small["loss_alone"])
+    valid = pd.read_parquet(out / "valid.parquet")
+    assert len(valid) == 4 and small["valid_mean"].iloc[0] != large["valid_mean"].iloc[0]
+    assert np.isfinite(small[["ds_weight_median", "ds_weight_geomean"]]).all().all()
+    signals = set(pd.read_parquet(out / "auroc.parquet")["signal"])
+    assert {"w_DS", "w_DS median", "w_DS geomean", "loss", "IFD low", "IFD high"} <= signals
+    info = json.loads((out / "probe.json").read_text())
+    assert info["severity"] == "severe" and [s["valid_size"] for s in info["settings"]] == [2, 4]
+
+
 def test_build_variants_reports_too_short_rationales():
     from iwsi.probe import build_variants
     from iwsi.records import Question

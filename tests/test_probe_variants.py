@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from iwsi.answers import extract_answer
-from iwsi.probe_variants import KINDS, Variant, make_variant, make_variants, parse, reasoning, render
+from iwsi.probe_variants import _NUMBER, KINDS, Variant, make_variant, make_variants, parse, reasoning, render
 
 TWO_STEPS = "Sara gave away 6 of her 15 shells, so 15 - 6 = 9.\nThen she found 4 more, so 9 + 4 = 13. The answer is 13."
 YESNO = "Penguins breed on the ice of Antarctica. Emperor penguins live there all year. The answer is yes."
@@ -78,3 +78,32 @@ def test_final_answer_unchanged_and_deterministic(text, task):
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unknown defect kind"):
         make_variant("sloppy", TWO_STEPS, "number", 0, "q")
+
+
+SEVERE_CASE = "Tom has 16 stamps and gives away 6, so 16 - 6 = 10. Then he buys 3, so 10 + 3 = 13. The answer is 13."
+
+
+def test_severe_variants_touch_every_step_and_keep_the_answer():
+    from iwsi.probe_variants import make_variant, parse
+
+    steps = parse(SEVERE_CASE).steps
+    redundant = make_variant("redundant", SEVERE_CASE, "number", 0, "q1", severity="severe").text
+    assert all(redundant.count(step) == 2 for step in steps)
+    assert make_variant("jumping", SEVERE_CASE, "number", 0, "q1", severity="severe").text == "The answer is 13."
+    spurious = make_variant("spurious", SEVERE_CASE, "number", 0, "q1", severity="severe")
+    changed = parse(spurious.text).steps
+    # every number the variant module recognises ("6," before a comma is not one: it may be a thousands group)
+    numbers = [[m.group() for m in _NUMBER.finditer(" ".join(s))] for s in (steps, changed)]
+    assert len(numbers[0]) == len(numbers[1]) == 7 and all(a != b for a, b in zip(*numbers))
+    for kind in ("redundant", "jumping", "spurious", "style"):
+        assert make_variant(kind, SEVERE_CASE, "number", 0, "q1", severity="severe").text.endswith("The answer is 13.")
+
+
+def test_mild_is_the_default_and_an_unknown_severity_is_refused():
+    from iwsi.probe_variants import make_variant
+
+    for kind in ("redundant", "jumping", "spurious", "style"):
+        assert make_variant(kind, SEVERE_CASE, "number", 3, "q") == make_variant(kind, SEVERE_CASE, "number", 3, "q",
+                                                                                 severity="mild")
+    with pytest.raises(ValueError, match="choose from mild, severe"):
+        make_variant("jumping", SEVERE_CASE, "number", 0, "q", severity="gross")
