@@ -389,7 +389,8 @@ def make_probe_dir(path: str | Path, n: int = 40, seed: int = 0) -> Path:
     info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}",
             "dataset": "synthetic-arith",
             "model": "fixture", "n": n, "valid_size": 5, "kinds": list(KINDS), "k": 80.0, "boot": 200, "seed": seed,
-            "settings": [{"setting": s, "seconds": 0.0} for s in scores["setting"].unique()], "skipped": {}}
+            "settings": [{"setting": s, "loss_span": s.split("=", 1)[1], "valid_size": 5, "seconds": 0.0}
+                         for s in scores["setting"].unique()], "skipped": {}}
     valid_df = pd.DataFrame({"question_id": [q.question_id for q in valid], "question": [q.question for q in valid],
                              "rationale": [q.rationale for q in valid]})
     write_tables(Path(path), info, scores, auroc, cut, {"variants": variants, "skipped": skipped, "valid": valid_df})

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The signal lab's probe (docs/results.md, "Which signal"): every signal's AUROC per defect kind on three
+# datasets, both loss spans, D_v of 5 and 20 (one valid_size sweep on the same texts), mild and severe defects.
+#   benchmarks/signal_lab_probe.sh            # writes cache/probes/signal-lab-<dataset>-<span>-<severity>/
+#   .venv/bin/python benchmarks/probe_tables.py cache/probes/signal-lab-*   # the summary table
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for dataset in synthetic-arith gsm8k strategyqa; do
+  data=()
+  [ "$dataset" = synthetic-arith ] || data=(--set "data_dir=../shared/data/$dataset")
+  for severity in mild severe; do
+    for span in full completion; do
+      echo "$dataset $severity $span start $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+      .venv/bin/iwsi probe --set "dataset=$dataset" "${data[@]}" --set "loss_span=$span" --n 100 \
+          --sweep valid_size=5,20 --severity "$severity" --name "signal-lab-$dataset-$span-$severity" > /dev/null
+    done
+  done
+done
+echo "done $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
