@@ -158,9 +158,28 @@ def test_every_page_in_chromium(tmp_path):
     shots = Path(os.environ["IWSI_SCREENSHOTS"]) if os.environ.get("IWSI_SCREENSHOTS") else None
     with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
         problems = visit_all(driver, url, shots)
-        k_after_navigation = move_k_and_navigate(driver, url)
+        k_after_navigation, ds_weights_text = move_k_and_navigate(driver, url)
     assert not problems, problems
     assert k_after_navigation == "79"
+    # the DS weights page's centre and its cut's stability under other D_v draws, recomputed at the new k
+    assert "L̄_v = mean of the" in ds_weights_text and "Stability under other draws of D_v" in ds_weights_text
+    shown = ds_weights_text.split("kept-set Jaccard, median of 50", 1)[1].split()[0]
+    assert shown in {stability_at(run, 79) for run in (cache / "runs").iterdir()}
+
+
+def stability_at(run: Path, k: float) -> str:
+    """The Jaccard median the DS weights page shows for `run` at k (the library's own computation)."""
+    import pandas as pd
+
+    from iwsi.dsweight import cut_stability, draw_centers, valid_center
+    from iwsi.filtering import num_to_keep
+
+    samples, pool = pd.read_parquet(run / "samples.parquet"), pd.read_parquet(run / "valid_pool.parquet")
+    losses = samples.loc[samples["is_majority"], "loss"]
+    dv = pool.loc[pool["in_dv"], "loss"]
+    out = cut_stability(losses, valid_center(dv), draw_centers(pool["loss"], len(dv), "mean", 50, 0),
+                        num_to_keep(len(losses), k))
+    return f"{out['jaccard_median']:.3f}"
 
 
 def slider_key(driver, key) -> None:
@@ -174,8 +193,9 @@ def slider_key(driver, key) -> None:
     ActionChains(driver).send_keys(key).perform()
 
 
-def move_k_and_navigate(driver, url: str) -> str:
-    """Move k one step on DS weights, follow the sidebar link to another page: k must stay."""
+def move_k_and_navigate(driver, url: str) -> tuple[str, str]:
+    """Move k one step on DS weights, follow the sidebar link to another page: (k there, the DS weights page's
+    text after the step)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -186,6 +206,8 @@ def move_k_and_navigate(driver, url: str) -> str:
         if "kept at k=79" in driver.find_element(By.CSS_SELECTOR, "body").text:
             break
         time.sleep(0.05)
+    wait_rendered(driver, 1)
+    ds_weights_text = driver.find_element(By.CSS_SELECTOR, "body").text
     link = [a for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
             if a.text.endswith("Correctness vs DSE")]
     link[0].click()
@@ -194,7 +216,8 @@ def move_k_and_navigate(driver, url: str) -> str:
             break
         time.sleep(0.05)
     wait_rendered(driver, 2)
-    return driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]').text
+    thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]')
+    return thumb.text, ds_weights_text
 
 
 def wait_for_text(driver, text: str, timeout: float = 30) -> bool:
