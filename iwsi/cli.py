@@ -54,11 +54,13 @@ def cmd_probe(args) -> int:
     return main(args)
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
+def add_run_args(p: argparse.ArgumentParser, out_help: str = "run directory (default: cache/runs/<run_id>)",
+                 force: bool = True) -> None:
     p.add_argument("--config", help="YAML config (default: configs/demo.yaml, the embedded CPU demo)")
-    p.add_argument("--out", help="run directory (default: cache/runs/<run_id>)")
+    p.add_argument("--out", help=out_help)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--force", action="store_true", help="redo the stages a config change affects")
+    if force:
+        p.add_argument("--force", action="store_true", help="redo the stages a config change affects")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -70,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--until", choices=STAGES, help="stop after this stage")
     run.set_defaults(func=cmd_run)
     ablate = sub.add_parser("ablate", help="sweep methods × k × seeds over shared generations")
-    add_run_args(ablate)
+    add_run_args(ablate, "ablation directory (default: cache/ablations/<datasets>-<config hash>)", force=False)
     ablate.add_argument("--methods", default="lmsi,iwsi", help="comma-separated methods")
     ablate.add_argument("--k", default="80", help="comma-separated k values")
     ablate.add_argument("--seeds", default="0", help="comma-separated seeds")
@@ -133,7 +135,13 @@ def _benchmark(rest: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["export"], ["bench"]):  # their own parsers read every option, --help included
+        rest = [a for a in argv[1:] if a != "--debug"]
+        args = argparse.Namespace(command=argv[0], debug="--debug" in argv[1:],
+                                  func=lambda _: _forward(argv[0], rest))
+    else:
+        args = parser().parse_args(argv)
     from iwsi.rundir import StageFailed
 
     try:

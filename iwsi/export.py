@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from iwsi import filtering
+from iwsi.prompts import format_rationale_target, question_suffix
 from iwsi.rundir import atomic_write_text, owner, write_json
 from iwsi.runs import read_config
 
@@ -31,8 +32,9 @@ def kept_frame(samples: pd.DataFrame, k: float, method: str = "iwsi", entropy_th
 
 
 def to_sft_jsonl(kept: pd.DataFrame) -> str:
-    """`{"prompt": "Q: ...\\nA:", "completion": " rationale"}` per kept row."""
-    lines = [json.dumps({"prompt": f"Q: {q}\nA:", "completion": f" {r}"}, ensure_ascii=False)
+    """`{"prompt": "Q: ...\\nA:", "completion": " rationale\\n\\n"}` per kept row: exactly the pair the train
+    stage learns (iwsi/prompts.py), so a TRL run on the export trains on the same text."""
+    lines = [json.dumps({"prompt": question_suffix(q), "completion": format_rationale_target(r)}, ensure_ascii=False)
              for q, r in zip(kept["question"], kept["rationale"])]
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -102,3 +102,20 @@ def test_labels_round_trip(run):
     with pytest.raises(ValueError):
         runs.save_labels(run, again.assign(label="nonsense"))
     assert not list(run.glob(".labels*"))  # no temp file left behind
+
+
+def test_an_exported_line_tokenizes_to_the_training_example():
+    """The export's prompt/completion is the pair the train stage learns: prompt + completion tokenized give
+    train.encode_example's ids, and the completion's tokens are the labelled ones."""
+    from iwsi.export import to_sft_jsonl
+    from iwsi.models import load_tokenizer
+    from iwsi.train import encode_example
+
+    tok = load_tokenizer("embedded")
+    kept = pd.DataFrame({"question": ["  Tom has 3 apples. How many? "], "rationale": [" 3 apples. The answer is 3. "]})
+    line = json.loads(to_sft_jsonl(kept))
+    example = encode_example(tok, kept["question"][0], kept["rationale"][0])
+    prompt = tok(line["prompt"], add_special_tokens=False)["input_ids"]
+    completion = tok(line["completion"], add_special_tokens=False)["input_ids"]
+    assert prompt + completion == example["input_ids"]
+    assert [t for t in example["labels"] if t != -100] == completion

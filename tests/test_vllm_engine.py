@@ -82,6 +82,26 @@ def test_losses_agree_with_the_native_scorer(llm, native, candidates, span):
     assert mad <= 0.02 and rho >= 0.99
 
 
+def test_the_three_score_losses_agree_with_the_native_engine(llm, native, candidates):
+    """loss, L(r | q) and L(r) (IFD's denominator) from vLLM's prompt log-probs against the native engine on the
+    same model and dtype: within 1e-3 nats where both run float32 (a CPU without bf16), else within the bf16
+    bound of the test above (tests/test_engine.py checks native and hf against transformers in float32)."""
+    import torch
+
+    from iwsi.models import default_dtype
+    from iwsi.score import LOSS_COLUMNS, loss_table
+
+    model, tok = native
+    qs, rs = [q for q, _ in candidates[:12]], [r for _, r in candidates[:12]]
+    mine = loss_table(llm, tok, qs, rs, engine="vllm", span="full")
+    ref = loss_table(model, tok, qs, rs, engine="iwsi", span="full")
+    float32 = default_dtype("cpu") == torch.float32 and next(model.parameters()).dtype == torch.float32
+    for column in LOSS_COLUMNS:
+        diff = np.abs(mine[column].to_numpy() - ref[column].to_numpy())
+        print(f"\nvllm vs native {column}: mean |diff| {diff.mean():.5f}, max {diff.max():.5f} nats")
+        assert diff.max() <= 1e-3 if float32 else diff.mean() <= 0.02
+
+
 def test_greedy_accuracy_on_50_test_questions_agrees_with_native(llm, native, splits):
     """Same greedy accuracy within what bf16 numerics allow. Both engines run bf16 with different kernels, so
     near-tied argmaxes flip (engine: hf agrees with itself across batch sizes on 81 % of rows): on 50
