@@ -121,3 +121,19 @@ def cut_stability(majority_losses, own_center: float, centers, keep: int) -> dic
     p5, median, p95 = np.quantile(jaccard, [0.05, 0.5, 0.95])
     return {"draws": int(centers.size), "jaccard_median": float(median), "jaccard_p5": float(p5),
             "jaccard_p95": float(p95), "sigma_min": float(min(sigma)), "sigma_max": float(max(sigma))}
+
+
+def dv_stability(samples, pool, k: float, center: str = "mean", draws: int = 50, seed: int = 0) -> dict | None:
+    """The stability readout of a run (DS weights page, docs/results.md): IWSI's kept set at k against its
+    kept set under `draws` seeded draws of a D_v of the run's size from its scored valid pool
+    (valid_pool.parquet: `loss`, `in_dv`); None when the pool holds no rationale beyond D_v."""
+    from iwsi.filtering import num_to_keep
+
+    in_dv = pool["in_dv"].astype(bool).to_numpy()
+    if len(pool) <= in_dv.sum() or not in_dv.any():
+        return None
+    losses = samples.loc[samples["is_majority"].astype(bool), "loss"].to_numpy(float)
+    centers = draw_centers(pool["loss"], int(in_dv.sum()), center, draws, seed)
+    own = valid_center(pool.loc[in_dv, "loss"], center)
+    return {**cut_stability(losses, own, centers, num_to_keep(len(losses), k)), "pool": len(pool),
+            "valid_size": int(in_dv.sum())}

@@ -543,8 +543,7 @@ def test_ds_weights_page_shows_the_centre_and_the_stability_of_the_cut(full_cach
     as k moves (iwsi.dsweight.cut_stability)."""
     import yaml
 
-    from iwsi.dsweight import cut_stability, draw_centers, valid_center
-    from iwsi.filtering import num_to_keep
+    from iwsi.dsweight import dv_stability, valid_center
 
     run = full_cache / "runs" / "gsm8k-run"
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -556,9 +555,7 @@ def test_ds_weights_page_shows_the_centre_and_the_stability_of_the_cut(full_cach
 
     def readout(k):
         samples, pool = pd.read_parquet(run / "samples.parquet"), pd.read_parquet(run / "valid_pool.parquet")
-        losses = samples.loc[samples["is_majority"], "loss"]
-        return cut_stability(losses, valid_center(pool.loc[pool["in_dv"], "loss"], "median"),
-                             draw_centers(pool["loss"], len(valid), "median", 50, 0), num_to_keep(len(losses), k))
+        return dv_stability(samples, pool, k, "median")
 
     shown = lambda: next(m for m in at.metric if m.label.startswith("kept-set Jaccard")).value  # noqa: E731
     assert shown() == f"{readout(80)['jaccard_median']:.3f}"

@@ -171,14 +171,9 @@ def stability_at(run: Path, k: float) -> str:
     """The Jaccard median the DS weights page shows for `run` at k (the library's own computation)."""
     import pandas as pd
 
-    from iwsi.dsweight import cut_stability, draw_centers, valid_center
-    from iwsi.filtering import num_to_keep
+    from iwsi.dsweight import dv_stability
 
-    samples, pool = pd.read_parquet(run / "samples.parquet"), pd.read_parquet(run / "valid_pool.parquet")
-    losses = samples.loc[samples["is_majority"], "loss"]
-    dv = pool.loc[pool["in_dv"], "loss"]
-    out = cut_stability(losses, valid_center(dv), draw_centers(pool["loss"], len(dv), "mean", 50, 0),
-                        num_to_keep(len(losses), k))
+    out = dv_stability(pd.read_parquet(run / "samples.parquet"), pd.read_parquet(run / "valid_pool.parquet"), k)
     return f"{out['jaccard_median']:.3f}"
 
 

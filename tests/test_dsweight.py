@@ -9,6 +9,7 @@ from iwsi.dsweight import (
     cut_stability,
     draw_centers,
     ds_weight,
+    dv_stability,
     ifd,
     importance_weight,
     valid_center,
@@ -103,3 +104,12 @@ def test_cut_stability_equals_the_argsort_definition_on_random_losses():
     out = cut_stability(losses, own, centers, keep)
     assert out["jaccard_median"] == pytest.approx(np.median(jaccard))
     assert out["sigma_min"] == pytest.approx(min(sigmas)) and out["sigma_max"] == pytest.approx(max(sigmas))
+
+
+def test_dv_stability_reads_a_run_and_needs_a_pool_beyond_d_v():
+    samples = pd.DataFrame({"loss": [1.0, 2.0, 4.0, 8.0, 0.1], "is_majority": [True] * 4 + [False]})
+    pool = pd.DataFrame({"loss": [1.4, 1.4, 1.4], "in_dv": [True, False, False]})
+    out = dv_stability(samples, pool, 50, "mean", draws=5)  # every draw of one rationale gives L̄_v = 1.4
+    assert out["jaccard_median"] == 1.0 and out["valid_size"] == 1 and out["pool"] == 3 and out["draws"] == 5
+    assert out == {**cut_stability([1.0, 2.0, 4.0, 8.0], 1.4, [1.4] * 5, 2), "pool": 3, "valid_size": 1}
+    assert dv_stability(samples, pool.head(1), 50) is None  # D_v alone: nothing to draw from

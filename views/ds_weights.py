@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
-from iwsi.dsweight import CENTERS, cut_stability, draw_centers, valid_center
+from iwsi.dsweight import CENTERS, dv_stability, valid_center
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
-from iwsi.filtering import METHODS, num_to_keep
+from iwsi.filtering import METHODS
 from iwsi.runs import read_config
 from views._shared import (
     header,
@@ -60,20 +60,14 @@ if valid is not None and len(valid):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def stability(path: str, stamp: float, samples_stamp: float, k: float, center: str, valid_size: int) -> dict | None:
+def stability(path: str, stamp: float, samples_stamp: float, k: float, center: str) -> dict | None:
     """IWSI's kept set at k under DRAWS other D_v of the run's size drawn from the scored valid pool."""
     pool = table(run, "valid_pool.parquet", ["loss", "in_dv"])
-    if pool is None or len(pool) <= valid_size:
-        return None
-    own = valid_center(pool.loc[pool["in_dv"].astype(bool), "loss"], center)
-    losses = samples.loc[majority, "loss"].to_numpy(float)
-    centers = draw_centers(pool["loss"], valid_size, center, DRAWS, seed=0)
-    return {**cut_stability(losses, own, centers, num_to_keep(len(losses), k)), "pool": len(pool)}
+    return None if pool is None else dv_stability(samples, pool, k, center, DRAWS, seed=0)
 
 
-valid_size = int(valid["loss"].size) if valid is not None else 0
 pool_path = run / "valid_pool.parquet"
-readout = stability(str(pool_path), mtime(pool_path), mtime(run / "samples.parquet"), float(k), center, valid_size)
+readout = stability(str(pool_path), mtime(pool_path), mtime(run / "samples.parquet"), float(k), center)
 st.subheader("Stability under other draws of D_v")
 if readout is None:
     st.caption("No valid pool in this run (`valid_pool` = 0, a dataset without further human rationales, or a run "
@@ -81,7 +75,7 @@ if readout is None:
 else:
     cols = st.columns(3)
     cols[0].metric(f"kept-set Jaccard, median of {readout['draws']}", f"{readout['jaccard_median']:.3f}",
-                   help=f"IWSI's kept set at k = {k:g} with L̄_v from another D_v of {valid_size} rationales "
+                   help=f"IWSI's kept set at k = {k:g} with L̄_v from another D_v of {readout['valid_size']} rationales "
                         f"drawn from the {readout['pool']} scored valid rationales, against this run's kept set "
                         "(1 = the same samples)")
     cols[1].metric("Jaccard 5–95 %", f"{readout['jaccard_p5']:.3f} – {readout['jaccard_p95']:.3f}")
