@@ -4,6 +4,7 @@
 #   benchmarks/signal_lab_probe.sh            # writes cache/probes/signal-lab-<dataset>-<span>-<severity>/
 #   .venv/bin/python benchmarks/probe_tables.py cache/probes/signal-lab-*   # the summary table
 set -euo pipefail
+PY=${PY:-.venv/bin/python}  # a clean worktree runs with the main venv: PY=/work/main/.venv/bin/python
 cd "$(dirname "$0")/.."
 for dataset in synthetic-arith gsm8k strategyqa; do
   data=()
@@ -11,7 +12,7 @@ for dataset in synthetic-arith gsm8k strategyqa; do
   for severity in mild severe; do
     for span in full completion; do
       echo "$dataset $severity $span start $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
-      .venv/bin/iwsi probe --set "dataset=$dataset" "${data[@]}" --set "loss_span=$span" --n 100 \
+      $PY -m iwsi.cli probe --set "dataset=$dataset" "${data[@]}" --set "loss_span=$span" --n 100 \
           --sweep valid_size=5,20 --severity "$severity" --name "signal-lab-$dataset-$span-$severity" > /dev/null
     done
   done
