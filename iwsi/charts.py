@@ -3,7 +3,7 @@
 Large tables are reduced with numpy first (histogram bins, smoothed densities, capped scatter
 points), so a 100k-sample run sends a few hundred numbers to the browser, not 100k points.
 Colours are fixed across pages: correct green, wrong red, valid blue, self-generated orange,
-kept purple, dropped grey. Tested in tests/test_charts.py without Streamlit.
+kept purple, removed by the vote grey, removed by the cut brown. Tested in tests/test_charts.py without Streamlit.
 """
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from iwsi.filtering import METHODS, num_to_keep
 
 # the cut line is mid grey: seen on the light and the dark theme
 COLORS = {"correct": "#2ca02c", "wrong": "#d62728", "unknown": "#9e9e9e", "valid": "#1f77b4",
-          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut": "#7f7f7f"}
+          "self": "#ff7f0e", "kept": "#9467bd", "dropped": "#a0a0a0", "cut_removed": "#8c564b", "cut": "#7f7f7f"}
 METHOD_COLORS = ["#9467bd", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#17becf"]
 DS_LABEL = "DS weight w_DS = max(w′, 1/w′)"
 DEFAULT_EDGES = (1.0, 1.1, 1.3, 1.5, 2.0, math.inf)
 DEFAULT_THRESHOLDS = (0.2, 0.4, 0.6, 1.0)  # u* of the DS-density chart (paper Fig. 5)
-MIN_DENSITY_N = 20  # fewer samples than this: no density curve is drawn (shown in the legend only)
+# u* curves: mid-tone colours that read on the light and the dark theme (contrast ≥ 3:1 on both backgrounds)
+U_PALETTE = ["#1f77b4", "#0f8f8f", "#7b6fd0", "#c0661a", "#d0407a", "#6f8f1f"]
+MIN_DENSITY_N = 20  # fewer values than this: no density curve (u* curves: hidden; losses: one tick per value)
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
@@ -240,31 +242,50 @@ def accuracy_vs_k(results: pd.DataFrame) -> go.Figure:
     if results.empty:
         return _empty(title, "no ablation results")
     s = ablation_summary(results)
+    free = s["method"].map(k_free)
+    ks = s.loc[~free, "k"]
+    span = [float(ks.min()), float(ks.max())] if len(ks) else [0.0, 100.0]
     fig = go.Figure()
     for i, ((dataset, method), part) in enumerate(s.groupby(["dataset", "method"], sort=True)):
+        color = METHOD_COLORS[i % len(METHOD_COLORS)]
+        if k_free(method):  # run once, whatever k: a level line across the k axis, not a point at k = 100
+            mean, lo, hi = part["mean"].mean(), part["ci_low"].mean(), part["ci_high"].mean()
+            ci = "" if math.isnan(lo) else f" [{lo:.3f}, {hi:.3f}]"
+            fig.add_scatter(x=span, y=[mean, mean], mode="lines", name=f"{dataset} · {method} (k-free)",
+                            line=dict(color=color, dash="dash"),
+                            hovertemplate=f"{mean:.3f}{ci}, at every k<extra>{dataset} · {method}</extra>")
+            continue
         fig.add_scatter(x=part["k"], y=part["mean"], mode="lines+markers", name=f"{dataset} · {method}",
-                        line=dict(color=METHOD_COLORS[i % len(METHOD_COLORS)]),
+                        line=dict(color=color),
                         error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
                                      arrayminus=part["mean"] - part["ci_low"]))
     return _layout(fig, title, "k (% of majority samples kept)", "test accuracy")
 
 
+def k_free(method: str) -> bool:
+    """The method ignores k (an ablation runs it once and records it at k = 100)."""
+    return method in METHODS and not METHODS[method].uses_k
+
+
 def ablation_bars(results: pd.DataFrame, k: float) -> go.Figure:
-    """Grouped bars: mean accuracy per dataset, one bar per method at one fixed k (k-free methods at
-    100), 95 % CI whiskers. A fixed k, not each method's best: a k chosen on the test set flatters."""
+    """Grouped bars: mean accuracy per dataset, one bar per method at one fixed k (k-free methods: their one
+    run, marked "k-free"), 95 % CI whiskers. A fixed k, not each method's best: a k chosen on the test set
+    flatters."""
     from iwsi.report import at_k
 
-    title = f"Accuracy by method at k = {k:g}"
+    title = f"Accuracy by method at k = {k:g} (k-free methods: their one run)"
     if results.empty:
         return _empty(title, "no ablation results")
     best = ablation_summary(at_k(results, k))
     fig = go.Figure()
     for i, (method, part) in enumerate(best.groupby("method", sort=True)):
         control = method in METHODS and METHODS[method].control  # controls hatched: references, not methods
-        fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method) + (" (control)" if control else ""),
+        tags = ", ".join(t for t, on in (("k-free", k_free(method)), ("control", control)) if on)
+        at = "k-free" if k_free(method) else "k=%{customdata}"
+        fig.add_bar(x=part["dataset"], y=part["mean"], name=str(method) + (f" ({tags})" if tags else ""),
                     marker_color=METHOD_COLORS[i % len(METHOD_COLORS)], marker_pattern_shape="/" if control else "",
                     customdata=part["k"],
-                    hovertemplate="%{x} · k=%{customdata}: %{y:.3f}<extra>" + str(method) + "</extra>",
+                    hovertemplate="%{x} · " + at + ": %{y:.3f}<extra>" + str(method) + "</extra>",
                     error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["mean"],
                                  arrayminus=part["mean"] - part["ci_low"]))
     fig.update_layout(barmode="group")
@@ -294,13 +315,33 @@ def correctness_by_interval(samples: pd.DataFrame, edges=DEFAULT_EDGES) -> go.Fi
     share = np.divide(right, n, out=np.zeros(len(n)), where=n > 0)
     labels = interval_labels(edges)
     fig = go.Figure()
+    # textangle 0: plotly turns a label that does not fit its bar's width by 90°, unreadable; level, it shrinks
     fig.add_bar(x=labels, y=share * 100, name="correct", marker_color=COLORS["correct"],
-                text=[f"{v:.0%}" if c else "" for v, c in zip(share, n)], textposition="inside")
+                text=[f"{v:.0%}" if c else "" for v, c in zip(share, n)], textposition="inside", textangle=0)
     fig.add_bar(x=labels, y=(1 - share) * 100 * (n > 0), name="wrong", marker_color=COLORS["wrong"],
-                text=[f"n={c:,}" for c in n], textposition="outside", cliponaxis=False)
+                text=[f"n={c:,}" for c in n], textposition="outside", textangle=0, cliponaxis=False)
     fig.update_layout(barmode="stack")
     fig.update_yaxes(range=[0, 112])
     return _layout(fig, title, "DS-weight interval", "share of samples (%)")
+
+
+def correctness_trend(samples: pd.DataFrame) -> dict | None:
+    """What the run shows on the paper's claim (higher DS weight, more wrong answers): share correct at or below
+    the median DS weight vs above it (gold known), their difference low − high and its 95 % normal interval.
+    None with too few samples to split."""
+    known = samples[samples["is_correct"].notna()] if "is_correct" in samples else samples.iloc[:0]
+    w, ok = known["ds_weight"].to_numpy(float), known["is_correct"].astype(bool).to_numpy()
+    if not len(w):
+        return None
+    median = float(np.median(w))
+    low = w <= median
+    if low.all():
+        return None
+    p_low, p_high = float(ok[low].mean()), float(ok[~low].mean())
+    half = 1.96 * math.sqrt(p_low * (1 - p_low) / low.sum() + p_high * (1 - p_high) / (~low).sum())
+    diff = p_low - p_high
+    return {"median": median, "low": p_low, "high": p_high, "n_low": int(low.sum()), "n_high": int((~low).sum()),
+            "diff": diff, "lo": diff - half, "hi": diff + half}
 
 
 # -- densities (Correctness page bottom, Distributions page) -----------------------------------------
@@ -331,22 +372,23 @@ def ds_density_by_uncertainty(samples: pd.DataFrame, thresholds) -> go.Figure:
     w, u = samples["ds_weight"].to_numpy(float), samples["entropy"].to_numpy(float)
     hi = _upper(w, 99.0)
     fig = go.Figure()
-    palette = ["#08306b", "#2171b5", "#6baed6", "#fd8d3c", "#d94801", "#7f2704"]
     for i, t in enumerate(sorted(thresholds)):
         sel = w[u <= t + 1e-12]
         grid, dens = density_curve(sel, 1.0, hi)
         few = len(sel) < MIN_DENSITY_N  # a KDE of a handful of points spikes: listed, hidden until clicked
-        fig.add_scatter(x=grid, y=dens, mode="lines", line=dict(color=palette[i % len(palette)], width=2),
+        fig.add_scatter(x=grid, y=dens, mode="lines", line=dict(color=U_PALETTE[i % len(U_PALETTE)], width=2),
                         name=f"u* = {t:g} (n={len(sel):,}{', too few: hidden' if few else ''})",
                         visible="legendonly" if few else True)
     return _layout(fig, title, DS_LABEL, "density")
 
 
-def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.ndarray) -> go.Figure:
-    """Loss densities of the valid set, all self-generated and the kept samples, μ and σ in the legend — Fig. 4."""
+def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.ndarray,
+                   k: float | None = None) -> go.Figure:
+    """Loss densities of the valid set, all self-generated and the kept samples, μ and σ in the legend — Fig. 4.
+    A group of fewer than MIN_DENSITY_N losses is drawn as one tick per loss on the x-axis, not a density."""
     title = "Loss distributions (mean token NLL under the base model)"
     parts = [("valid", valid_loss, COLORS["valid"]), ("self-generated (all)", self_loss, COLORS["self"]),
-             ("kept (current k)", kept_loss, COLORS["kept"])]
+             ("kept (current k)" if k is None else f"kept (k = {k:g})", kept_loss, COLORS["kept"])]
     allv = np.concatenate([np.asarray(v, float) for _, v, _ in parts])
     if not len(allv):
         return _empty(title, "no losses")
@@ -358,10 +400,16 @@ def loss_densities(valid_loss: np.ndarray, self_loss: np.ndarray, kept_loss: np.
         vals = np.asarray(vals, float)
         if not len(vals):
             continue
-        grid, dens = density_curve(vals, lo, hi)
         mu, sd = float(vals.mean()), float(vals.std())
-        fig.add_scatter(x=grid, y=dens, mode="lines", name=f"{name}: μ={mu:.3f}, σ={sd:.3f}, n={len(vals):,}",
-                        line=dict(color=color, width=2.5), fill="tozeroy" if name == "valid" else None)
+        label = f"{name}: μ={mu:.3f}, σ={sd:.3f}, n={len(vals):,}"
+        if len(vals) < MIN_DENSITY_N:  # a KDE of a handful of losses invents a smooth shape: show each loss
+            fig.add_scatter(x=vals, y=np.zeros(len(vals)), mode="markers", name=f"{label} (each loss)",
+                            marker=dict(color=color, symbol="line-ns-open", size=22, line=dict(width=2, color=color)),
+                            hovertemplate="loss %{x:.3f}<extra>" + name + "</extra>")
+        else:
+            grid, dens = density_curve(vals, lo, hi)
+            fig.add_scatter(x=grid, y=dens, mode="lines", name=label, line=dict(color=color, width=2.5),
+                            fill="tozeroy" if name == "valid" else None)
         fig.add_vline(x=mu, line=dict(color=color, dash="dot", width=1))
     return _layout(fig, title, "loss L (nats per token)", "density")
 
@@ -372,13 +420,13 @@ UMAP_POINTS = 2000  # self points drawn by default: the map's shape shows, and i
 SVG_MAX_POINTS = 2500  # up to here SVG markers; above, WebGL (Scattergl)
 
 
-def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int | None = UMAP_POINTS,
+def umap_points(umap: pd.DataFrame, kept: np.ndarray, majority: np.ndarray, max_points: int | None = UMAP_POINTS,
                 seed: int = 0) -> pd.DataFrame:
     """Rows to draw: every valid point plus at most `max_points` self points (uniform, fixed seed).
 
-    `kept` is a boolean per umap row (False for valid); max_points None draws every point. Keeps the original
-    row number in `row`."""
-    df = umap.assign(row=np.arange(len(umap)), kept=kept)
+    `kept` and `majority` (in D_c, the vote's winners) are booleans per umap row (False for valid); max_points
+    None draws every point. Keeps the original row number in `row`."""
+    df = umap.assign(row=np.arange(len(umap)), kept=kept, majority=majority)
     self_idx = np.flatnonzero((df["source"] == "self").to_numpy())  # not .to_numpy() == : 8.6 vs 0.8 ms (Arrow strings)
     if max_points is not None and len(self_idx) > max_points:
         drop = np.random.default_rng(seed).choice(self_idx, len(self_idx) - max_points, replace=False)
@@ -386,30 +434,45 @@ def umap_points(umap: pd.DataFrame, kept: np.ndarray, max_points: int | None = U
     return df
 
 
-def umap_totals(umap: pd.DataFrame, kept: np.ndarray) -> dict[str, int]:
+VOTE_REMOVED, CUT_REMOVED = "removed by the vote", "removed by the cut"
+
+
+def _removed(self_: np.ndarray, kept: np.ndarray, majority: np.ndarray) -> dict[str, np.ndarray]:
+    # Two reasons a self-generated sample is not trained on: its answer lost the vote (outside D_c), or the
+    # method's cut dropped it from D_c. The paper's before/after (§5) is about the cut: the two are told apart.
+    return {VOTE_REMOVED: self_ & ~kept & ~majority, CUT_REMOVED: self_ & ~kept & majority}
+
+
+def umap_totals(umap: pd.DataFrame, kept: np.ndarray, majority: np.ndarray) -> dict[str, int]:
     """Counts of umap_scatter's layers over every point of the run (not the drawn subsample)."""
     self_ = (umap["source"] == "self").to_numpy(bool)
-    return {"dropped": int((self_ & ~kept).sum()), "kept": int((self_ & kept).sum()),
-            "self-generated": int(self_.sum()), "valid (human)": int((~self_).sum())}
+    removed = {name: int(mask.sum()) for name, mask in _removed(self_, kept, majority).items()}
+    return {**removed, "kept": int((self_ & kept).sum()), "self-generated": int(self_.sum()),
+            "valid (human)": int((~self_).sum())}
 
 
-def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, int] | None = None) -> go.Figure:
-    """Map of valid (blue) vs self-generated samples; `after` greys out the dropped ones.
+def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, int] | None = None,
+                 k: float | None = None) -> go.Figure:
+    """Map of valid (blue) vs self-generated samples; `after` greys out those the vote removed and marks
+    those the cut at k removed.
 
     SVG markers up to SVG_MAX_POINTS, WebGL above: where the browser draws WebGL in software (headless Chromium
     on a 2-core CPU), a WebGL chart took 0.4-0.9 s to appear against ~0.3 s for 2,000 SVG points, while SVG
     slows down past a few thousand markers (docs/benchmarks.md, 2026-12-04).
-    points: output of umap_points (source, x, y, kept, row); customdata carries `row` for selections.
+    points: output of umap_points (source, x, y, kept, majority, row); customdata carries `row` for selections.
     totals: each layer's count in the whole run (umap_totals), shown in the legend beside what is drawn."""
-    title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before"
-                                                 else "after filtering (current k)")
+    at = "current k" if k is None else f"k = {k:g}"
+    title = "UMAP of base-model embeddings: " + ("before filtering" if view == "before" else f"after filtering ({at})")
     if points.empty:
         return _empty(title, "no embeddings")
     src = points["source"].to_numpy()
     layers = []
     if view == "after":
-        layers.append(("dropped", (src == "self") & ~points["kept"].to_numpy(), COLORS["dropped"], 4, 0.45))
-        layers.append(("kept", (src == "self") & points["kept"].to_numpy(), COLORS["self"], 5, 0.6))
+        self_, kept = src == "self", points["kept"].to_numpy(bool)
+        removed = _removed(self_, kept, points["majority"].to_numpy(bool))
+        layers.append((VOTE_REMOVED, removed[VOTE_REMOVED], COLORS["dropped"], 4, 0.4))
+        layers.append((CUT_REMOVED, removed[CUT_REMOVED], COLORS["cut_removed"], 5, 0.7))
+        layers.append(("kept", self_ & kept, COLORS["self"], 5, 0.6))
     else:
         layers.append(("self-generated", src == "self", COLORS["self"], 5, 0.5))
     layers.append(("valid (human)", src == "valid", COLORS["valid"], 9, 0.95))

@@ -3,7 +3,8 @@
 chart builders (`iwsi.charts`) with the same defaults as the pages.
 
 Figures are written as SVG and PDF by kaleido (>= 1, it drives the system Chromium), all in one
-batch: `iwsi-<name>-<figure>.svg/.pdf`, plus `iwsi-<name>-<table>.md/.tex`.
+batch: `iwsi-<name>-<figure>.svg/.pdf`, plus `iwsi-<name>-<table>.md/.tex`. A run's figures and its table are
+made at one k, named in every file (`iwsi-<run>-k<k>-…`) and in the table's caption.
 """
 from __future__ import annotations
 
@@ -52,13 +53,18 @@ def _read(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _kept_at(samples: pd.DataFrame, config: dict, k: float) -> tuple[np.ndarray, float]:
+    """The run's own method's kept set at k, and σ_k%."""
+    method, threshold, seed = run_method(config)
+    run_k = config.get("k") if isinstance(config.get("k"), (int, float)) else None
+    return kept_mask(samples, k, method, threshold, seed, run_k)
+
+
 def run_figures(run: Path, k: float) -> dict[str, go.Figure]:
     """The figures the run's pages draw at their defaults, with the run's own method's kept set at k."""
     samples = pd.read_parquet(run / "samples.parquet")
     config = read_config(run)
-    method, threshold, seed = run_method(config)
-    run_k = config.get("k") if isinstance(config.get("k"), (int, float)) else None
-    mask, sigma = kept_mask(samples, k, method, threshold, seed, run_k)
+    mask, sigma = _kept_at(samples, config, k)
     majority = samples[samples["is_majority"].astype(bool)]
     figures = {name: charts.add_cut(charts.histogram_base(majority, column), sigma, column)
                for name, column in (("ds_weights", "ds_weight"), ("w_prime", "w_prime"))}
@@ -69,12 +75,15 @@ def run_figures(run: Path, k: float) -> dict[str, go.Figure]:
     valid = _read(run / "valid.parquet")
     loss = samples["loss"].to_numpy(float)
     figures["loss_densities"] = charts.loss_densities(
-        valid["loss"].to_numpy(float) if valid is not None else np.array([]), loss, loss[mask])
+        valid["loss"].to_numpy(float) if valid is not None else np.array([]), loss, loss[mask], k=k)
     umap = _read(run / "umap.parquet")
     if umap is not None:
         rows = umap_sample_rows(umap, samples)
-        kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
-        figures["umap"] = charts.umap_scatter(charts.umap_points(umap, kept), "after", charts.umap_totals(umap, kept))
+        at = np.clip(rows, 0, None)
+        kept = np.where(rows >= 0, mask[at], False)
+        majority = np.where(rows >= 0, samples["is_majority"].to_numpy(bool)[at], False)
+        figures["umap"] = charts.umap_scatter(charts.umap_points(umap, kept, majority), "after",
+                                              charts.umap_totals(umap, kept, majority), k=k)
     return figures
 
 
@@ -82,17 +91,21 @@ def _tex_escape(text: str) -> str:
     return text.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
 
 
-def run_table(run: Path) -> pd.DataFrame:
-    """quantity, value: the run's setting, its data at each stage and its test accuracy (with the
-    paired 95 % bootstrap interval of trained − base)."""
+def run_table(run: Path, k: float) -> pd.DataFrame:
+    """quantity, value: the run's setting, its data at each stage (the kept set at k, the figures' k) and its
+    test accuracy (the model trained at the run's own k, with the paired 95 % bootstrap interval of trained − base)."""
     config, metrics = read_config(run), read_json(run / "metrics.json") or {}
     acc = metrics.get("accuracy") or {}
-    rows = [("dataset", config.get("dataset")), ("model", config.get("model")),
-            ("method", filtering.METHODS[run_method(config)[0]].label), ("k (run)", config.get("k")),
-            ("samples per question m", config.get("num_samples")),
-            ("candidates", metrics.get("num_candidates")), ("majority D_c", metrics.get("num_majority")),
-            ("kept (run's k)", metrics.get("num_kept")), ("σ_k% (run's k)", metrics.get("sigma_k")),
-            ("accuracy base", acc.get("base")), ("accuracy trained", acc.get("trained"))]
+    method = filtering.METHODS[run_method(config)[0]]
+    samples = pd.read_parquet(run / "samples.parquet")
+    mask, sigma = _kept_at(samples, config, k)
+    trained_k = config.get("k") if method.uses_k else "– (the method uses no k)"
+    rows = [("dataset", config.get("dataset")), ("model", config.get("model")), ("method", method.label),
+            ("k the run trained with", trained_k), ("samples per question m", config.get("num_samples")),
+            ("candidates", len(samples)), ("majority D_c", int(samples["is_majority"].sum())),
+            (f"kept at k = {k:g}" if method.uses_k else "kept (no k)", int(mask.sum())),
+            (f"σ_k% at k = {k:g} (IWSI's cut)", float(sigma)),
+            ("accuracy base", acc.get("base")), ("accuracy trained (at the run's own k)", acc.get("trained"))]
     ev = _read(run / "eval.parquet")
     if ev is not None and {"base", "trained"} <= set(ev["model"]):
         wide = ev.pivot_table(index="question_id", columns="model", values="is_correct", aggfunc="first").dropna()
@@ -116,9 +129,10 @@ def table_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}", f"% {_tex_escape(caption)}"]) + "\n"
 
 
-def run_tables(run: Path) -> dict[str, str]:
-    table = run_table(run)
-    caption = f"Run {run.name}: setting, data after each stage and test accuracy."
+def run_tables(run: Path, k: float) -> dict[str, str]:
+    table = run_table(run, k)
+    caption = (f"Run {run.name} at k = {k:g} (the figures' k): setting, data after each stage and test accuracy "
+               "of the model the run trained.")
     return {"summary.md": table_markdown(table, caption), "summary.tex": table_latex(table, caption)}
 
 
@@ -158,7 +172,8 @@ def bundle(name: str, figures: dict[str, go.Figure], tables: dict[str, str]) -> 
 
 
 def run_bundle(run: Path, k: float) -> bytes:
-    return bundle(run.name, run_figures(run, k), run_tables(run))
+    """Figures and table at one k, named in each file: iwsi-<run>-k<k>-<figure>.pdf, …"""
+    return bundle(f"{run.name}-k{k:g}", run_figures(run, k), run_tables(run, k))
 
 
 def ablation_bundle(folder: Path) -> bytes:

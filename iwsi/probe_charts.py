@@ -31,9 +31,13 @@ def defect_kinds(scores: pd.DataFrame) -> list[str]:
 
 
 def roc_figure(scores: pd.DataFrame, kind: str, auroc: pd.DataFrame | None = None) -> go.Figure:
-    """ROC curve of every available signal for `kind` vs clean; the legend carries each AUROC."""
+    """ROC curve of every available signal for `kind` vs clean; the legend carries each AUROC. w′ low is not
+    drawn beside the loss: w′ = L̄_v / L ranks exactly like the loss, so its curve would lie hidden under the
+    loss's; the loss's legend entry says so."""
     title = f"ROC: {kind} vs clean"
     names = available(scores)
+    same = "loss" in names and "w′ low" in names
+    names = [n for n in names if not (same and n == "w′ low")]
     if kind not in set(scores["kind"]) or not names:
         return _empty(title, "no scored samples of this kind")
     fig = go.Figure()
@@ -43,11 +47,11 @@ def roc_figure(scores: pd.DataFrame, kind: str, auroc: pd.DataFrame | None = Non
         pts = roc_points(scores, kind, name)
         if pts.empty:
             continue
-        label = name
+        label = "loss = w′ low" if same and name == "loss" else name
         if auroc is not None:
             row = auroc[(auroc["kind"] == kind) & (auroc["signal"] == name)]
             if len(row):
-                label = f"{name} ({row['auroc'].iloc[0]:.2f})"
+                label = f"{label} ({row['auroc'].iloc[0]:.2f})"
         fig.add_scatter(x=pts["fpr"], y=pts["tpr"], mode="lines", name=label,
                         line=dict(color=SIGNAL_COLORS.get(name), width=2), line_shape="hv")
     fig.update_xaxes(range=[0, 1]).update_yaxes(range=[0, 1.02])

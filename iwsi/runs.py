@@ -277,7 +277,7 @@ def launch_command(config: Path, out: Path, sets: list[str]) -> list[str]:
 def check_launch(name: str, config: Path, sets: list[str]) -> list[str]:
     """Every problem with a launch form (name, each override, the resulting config, the data), before
     anything is written; [] when it can start. The model is checked by the run itself (no torch here)."""
-    from iwsi.config import ConfigError, check_value, load_config, parse_sets
+    from iwsi.config import ConfigError, _read_yaml, check_value, load_config, parse_sets
     from iwsi.datasets import DatasetError, load_splits
 
     problems = []
@@ -293,9 +293,12 @@ def check_launch(name: str, config: Path, sets: list[str]) -> list[str]:
     problems += [f"override {b!r} is not KEY=VALUE (e.g. k=80)" for b in bad]
     try:
         overrides = parse_sets([s for s in sets if s not in bad])
+        # the file's keys too (a resumed run's config.yaml may be hand-edited): every bad key at once, where
+        # load_config stops at the first
+        values = {**_read_yaml(config), **overrides}
     except ConfigError as err:
         return problems + [str(err)]
-    for key, value in overrides.items():
+    for key, value in values.items():
         try:
             check_value(key, value)
         except ConfigError as err:

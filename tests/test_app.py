@@ -113,12 +113,13 @@ def test_launch_rejects_bad_name(full_cache):
 
 def test_labels_are_saved_and_survive(full_cache):
     at = open_page("views/rationales.py")
+    run = full_cache / "runs" / at.sidebar.selectbox[0].value
+    suggested = pd.read_parquet(run / "suggestions.parquet").dropna(subset=["suggested_label"])
+    at.text_input[0].set_value(suggested["question_id"].iloc[0]).run()  # a question with suggestions
     save = [b for b in at.button if b.label == "Save labels"][0]
     save.click().run()
     assert not at.exception
-    labels = pd.read_parquet(full_cache / "runs" / "svamp-run" / "labels.parquet") if (
-        full_cache / "runs" / "svamp-run" / "labels.parquet").exists() else pd.read_parquet(
-        full_cache / "runs" / "gsm8k-run" / "labels.parquet")
+    labels = pd.read_parquet(run / "labels.parquet")
     assert list(labels.columns) == ["question_id", "sample_id", "label", "source", "updated"]
     assert set(labels["source"]) == {"suggested"}  # issue 13 #3: untouched suggestions are not human labels
     at2 = open_page("views/rationales.py")  # a fresh session reads them back: counts per label and source
@@ -215,7 +216,7 @@ def test_symlinked_run_folders_are_not_listed(cache):
         open_page(page)
 
 
-# -- issue 13 #1: a run trained with another method is shown with that method's kept set ------------------
+# -- a run trained with another method is shown with that method's kept set ------------------
 @pytest.mark.parametrize("method", ["entropy", "lmsi"])
 def test_pages_show_the_runs_own_kept_set(cache, method):
     from iwsi.filtering import select
@@ -223,12 +224,13 @@ def test_pages_show_the_runs_own_kept_set(cache, method):
     run = make_run_dir(cache / "runs" / f"{method}-run", num_questions=60, num_samples=4, seed=7, method=method, k=80)
     df = pd.read_parquet(run / "samples.parquet")
     at = open_page("views/ds_weights.py")
-    kept = next(m for m in at.metric if m.label.startswith("kept at k="))
-    assert kept.label == "kept at k=80" and kept.value == f"{int(df['kept'].sum()):,}"
+    kept = next(m for m in at.metric if m.label.startswith("kept"))
+    assert kept.label == ("kept (no k)" if method == "lmsi" else "kept at k=80")
+    assert kept.value == f"{int(df['kept'].sum()):,}"
     assert method != "lmsi" or int(df["kept"].sum()) == int(df["is_majority"].sum())
     assert any("trained with" in m.value and ("Entropy" in m.value or "LMSI" in m.value) for m in at.markdown)
     at.sidebar.slider[0].set_value(50).run()  # moving k recomputes *this* method's cut
-    kept = next(m for m in at.metric if m.label.startswith("kept at k="))
+    kept = next(m for m in at.metric if m.label.startswith("kept"))
     assert kept.value == f"{int(select(df, method, 50)[0].sum()):,}"
 
 
@@ -488,7 +490,7 @@ def test_figure_downloads_are_offered_and_built_lazily(full_cache, monkeypatch):
     monkeypatch.setattr(present, "ablation_bundle", lambda *a: built.append(a) or b"")
     at = open_page("views/runs.py")
     names = [d.proto.label for d in at.get("download_button")]
-    assert "Figures & tables for the paper (zip)" in names
+    assert "Figures & tables for the paper (zip, k = 80)" in names
     at.switch_page("views/ablations.py").run()
     assert "Figures & tables for the paper (zip)" in [d.proto.label for d in at.get("download_button")]
     assert not built  # rendering a page renders no figure

@@ -111,21 +111,22 @@ def test_loss_densities_legend_has_mean_and_std(samples):
     v = np.array([0.7, 0.8, 0.9])
     fig = charts.loss_densities(v, samples["loss"].to_numpy(), samples["loss"].to_numpy()[:10])
     assert fig.data[0].name.startswith("valid: μ=0.800")
-    assert [t.line.color for t in fig.data] == [charts.COLORS["valid"], charts.COLORS["self"], charts.COLORS["kept"]]
+    assert [t.marker.color if t.mode == "markers" else t.line.color for t in fig.data] == [
+        charts.COLORS["valid"], charts.COLORS["self"], charts.COLORS["kept"]]
 
 
 def test_umap_points_caps_self_and_keeps_valid(run, monkeypatch):
     um = pd.read_parquet(run / "umap.parquet")
-    kept = np.zeros(len(um), bool)
-    pts = charts.umap_points(um, kept, max_points=50)
+    kept, majority = np.zeros(len(um), bool), np.arange(len(um)) % 2 == 0
+    pts = charts.umap_points(um, kept, majority, max_points=50)
     assert (pts["source"] == "valid").sum() == (um["source"] == "valid").sum()
     assert (pts["source"] == "self").sum() == 50
-    assert len(charts.umap_points(um, kept, max_points=None)) == len(um)
+    assert len(charts.umap_points(um, kept, majority, max_points=None)) == len(um)
     fig = charts.umap_scatter(pts, "after")
     assert all(type(t) is go.Scatter for t in fig.data)  # few points: SVG
     monkeypatch.setattr(charts, "SVG_MAX_POINTS", len(pts) - 1)
     assert all(isinstance(t, go.Scattergl) for t in charts.umap_scatter(pts, "after").data)  # many: WebGL
-    assert {t.name.split(" (")[0] for t in fig.data} == {"dropped", "kept", "valid"}
+    assert {t.name.split(" (")[0] for t in fig.data} == {"removed by the vote", "removed by the cut", "kept", "valid"}
     assert charts.umap_scatter(pts, "before").data[0].name.startswith("self-generated")
 
 
@@ -139,7 +140,7 @@ def test_ablation_summary_and_charts(tmp_path):
     assert first.ci_high - first["mean"] == pytest.approx(report.mean_ci(accs)[1])  # same t-CI as results.md
     assert len(charts.accuracy_vs_k(res).data) == 4
     bars = charts.ablation_bars(res, 80)
-    assert {t.name for t in bars.data} == {"iwsi", "lmsi (control)"}
+    assert {t.name for t in bars.data} == {"iwsi", "lmsi (k-free, control)"}
     assert all(list(t.customdata) == [80.0] * len(t.customdata) for t in bars.data if t.name == "iwsi")  # fixed k
     assert all(len(t.y) == res["dataset"].nunique() and max(t.y) < 1 for t in bars.data)  # one bar per dataset
 
@@ -178,7 +179,8 @@ def test_labels_say_what_is_drawn(samples):
     umap = pd.DataFrame({"source": ["valid"] * 5 + ["self"] * 100, "x": np.arange(105.0), "y": np.arange(105.0),
                          "question_id": "q", "sample_id": np.arange(105)})
     kept = np.r_[[False] * 5, [True] * 60, [False] * 40]
-    fig = charts.umap_scatter(charts.umap_points(umap, kept, max_points=10), "after", charts.umap_totals(umap, kept))
+    fig = charts.umap_scatter(charts.umap_points(umap, kept, kept, max_points=10), "after",
+                              charts.umap_totals(umap, kept, kept))
     assert {t.name.split(" (")[0]: t.name for t in fig.data}["kept"].startswith("kept (60; ")
     table = charts.percentile_table(samples).assign(label="a")
     assert charts.percentile_curves(table, 80, log_y=True).layout.yaxis.type == "log"

@@ -19,7 +19,7 @@ def test_run_figures_are_the_pages_charts_at_the_runs_kept_set(tmp_path):
     kept = int(pd.read_parquet(run / "samples.parquet")["kept"].sum())
     legend = [t.name for t in figs["loss_densities"].data]
     assert any(name.startswith("kept") and name.endswith(f"n={kept:,}") for name in legend), legend
-    table = present.run_table(run).set_index("quantity")["value"]
+    table = present.run_table(run, 60).set_index("quantity")["value"]
     assert table["method"] == "Entropy-filter"
     assert "n = 200" in table["trained − base (points, 95 % CI, n)"]
 
@@ -39,9 +39,10 @@ def test_bundles_hold_svg_pdf_and_tables(tmp_path):
         pytest.skip(f"kaleido cannot render here: {err}")
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = set(zf.namelist())
-    assert {"iwsi-r1-ds_weights.pdf", "iwsi-r1-ds_weights.svg", "iwsi-r1-umap.pdf", "iwsi-r1-summary.md",
-            "iwsi-r1-summary.tex"} <= names
-    assert zf.read("iwsi-r1-ds_weights.pdf").startswith(b"%PDF") and b"<svg" in zf.read("iwsi-r1-ds_weights.svg")
+    assert {"iwsi-r1-k80-ds_weights.pdf", "iwsi-r1-k80-ds_weights.svg", "iwsi-r1-k80-umap.pdf",
+            "iwsi-r1-k80-summary.md", "iwsi-r1-k80-summary.tex"} <= names
+    assert zf.read("iwsi-r1-k80-ds_weights.pdf").startswith(b"%PDF")
+    assert b"<svg" in zf.read("iwsi-r1-k80-ds_weights.svg")
     folder = make_ablation_dir(tmp_path / "ablations" / "a1")
     names = zipfile.ZipFile(io.BytesIO(present.ablation_bundle(folder))).namelist()
     assert {"iwsi-a1-accuracy_by_method.pdf", "iwsi-a1-accuracy_vs_k.svg", "iwsi-a1-results.md"} <= set(names)

@@ -71,7 +71,8 @@ def test_chart_builders(tmp_path):
     scores = pd.read_parquet(out / "scores.parquet").query("setting == 'loss_span=full'")
     auroc = pd.read_parquet(out / "auroc.parquet").query("setting == 'loss_span=full'")
     roc = probe_charts.roc_figure(scores, "jumping", auroc)
-    assert len(roc.data) == 1 + 4 and roc.data[1].x[0] == 0 and roc.data[1].y[-1] == 1
+    # chance + w_DS, loss (= w′ low, drawn once), w′ high
+    assert len(roc.data) == 1 + 3 and roc.data[1].x[0] == 0 and roc.data[1].y[-1] == 1
     assert len(probe_charts.auroc_bars(auroc).data) == 4
     hist = probe_charts.ds_histograms(scores, 1.2)
     assert len(hist.data) == 8 and all(abs(sum(t.y) - 1) < 1e-9 for t in hist.data)

@@ -27,6 +27,7 @@ from iwsi.runs import (
     read_config,
     read_json,
     run_path,
+    run_state,
     runs_dir,
 )
 
@@ -36,6 +37,8 @@ NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "
 SELECTION = ["kept", "ifd"] + [m.score_column for m in filtering.METHODS.values() if m.score_column]
 TEXT = ["question_id", "sample_id", "question", "rationale", "answer", "gold"]
 EMPTY_HINT = "No runs yet — click **Run embedded demo** on the Runs page or run `make run`."
+NOT_SCORED_HINT = ("No run has DS weights yet: the **score** stage writes them into `samples.parquet`. Follow the "
+                   "runs' progress on the Runs page.")
 LINK_K = re.compile(r"[0-9]{1,6}")  # ASCII digits only: int() rejects '²', which str.isdigit accepts
 MARKDOWN_SYNTAX = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
@@ -215,16 +218,19 @@ def selected_k() -> float:
     return float(st.session_state.get("k", 80))
 
 
-def header(title: str, explanation: str) -> None:
-    """Page title + one line saying what the page shows + the selected run's method."""
+def header(title: str, explanation: str, run_banner: bool = True) -> None:
+    """Page title + one line saying what the page shows + the selected run's method (`run_banner`: pages that
+    do not read the selected run, such as Probe and Ablations, leave it out)."""
     st.title(title)
     st.caption(explanation)
     run = selected_run()
-    if run is not None and (run / "config.yaml").exists():
+    if run_banner and run is not None and (run / "config.yaml").exists():
         method, _, run_k, _ = run_method(run)
-        k_text = f"k = {run_k:g}" if filtering.METHODS[method].uses_k and run_k is not None else "k not used"
+        uses_k = filtering.METHODS[method].uses_k
+        k_text = f"k = {run_k:g}" if uses_k and run_k is not None else "k not used"
+        kept = "this method's set at the sidebar k" if uses_k else "this method's set (the same at every k)"
         st.markdown(f"Run **{run.name}** · trained with **{filtering.METHODS[method].label}** ({k_text}): "
-                    f"*kept* on every page is this method's set at the sidebar k.")
+                    f"*kept* on every page is {kept}.")
 
 
 def require_samples() -> tuple[Path, pd.DataFrame]:
@@ -241,10 +247,14 @@ def require_samples() -> tuple[Path, pd.DataFrame]:
         st.stop()
     if not set(NUMERIC) <= set(samples.columns):
         absent = ", ".join(c for c in NUMERIC if c not in samples.columns)
+        state = run_state(run)
+        if state.get("state") == "running":  # still on its way: nothing to resume
+            then = (f"The run is at the **{md_text(state.get('stage'))}** stage now; this page fills in once score "
+                    "has finished (progress on the Runs page).")
+        else:
+            then = f"A run stopped with `--until vote` resumes with `iwsi run --out {run}`."
         st.info(f"Run **{run.name}** has no DS weights yet (`samples.parquet` lacks {absent}): they are "
-                f"written by the **score** stage. A run stopped with `--until vote` resumes with "
-                f"`iwsi run --out {run}`.",
-                icon=":material/hourglass_top:")
+                f"written by the **score** stage. {then}", icon=":material/hourglass_top:")
         st.stop()
     return run, samples
 

@@ -8,10 +8,10 @@ from iwsi import charts
 from iwsi.present import ablation_bundle
 from iwsi.report import controls_table, notes_markdown, table_k
 from iwsi.runs import ablations_dir
-from views._shared import cached_figure, header, pick_ablation
+from views._shared import cached_figure, header, md_text, pick_ablation
 
 header("Ablations", "Results of `iwsi ablate`: test accuracy per dataset, method and k over seeds, mean with a "
-                    "95 % confidence interval (paper Table 1 and Fig. 2).")
+                    "95 % confidence interval (paper Table 1 and Fig. 2).", run_banner=False)
 
 name, df = pick_ablation()
 folder = ablations_dir() / name
@@ -40,6 +40,10 @@ if "run_dir" in df:  # the cells' eval.parquet give per-question correctness
 left, right = st.columns(2)
 left.plotly_chart(cached_figure(charts.ablation_bars, df, k), key="bars")
 right.plotly_chart(cached_figure(charts.accuracy_vs_k, df), key="acc_k")
+free = sorted(m for m in df["method"].unique() if charts.k_free(m))
+if free:
+    st.caption(f"k-free methods ({md_text(', '.join(free))}) ignore k and run once: dashed level lines across k on "
+               "the right, bars marked *k-free* on the left.")
 
 st.subheader("Downloads")
 st.download_button("Figures & tables for the paper (zip)", lambda: ablation_bundle(folder),

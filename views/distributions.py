@@ -32,7 +32,12 @@ if valid is None:
     missing(run, "valid.parquet")
 valid_loss = valid["loss"].to_numpy(float) if valid is not None else np.array([])
 loss = samples["loss"].to_numpy(float)
-st.plotly_chart(cached_figure(charts.loss_densities, valid_loss, loss, loss[mask]), key="loss")
+st.plotly_chart(cached_figure(charts.loss_densities, valid_loss, loss, loss[mask], k=k), key="loss")
+few = [f"{name} (n = {len(v)})" for name, v in (("valid", valid_loss), ("kept", loss[mask]))
+       if 0 < len(v) < charts.MIN_DENSITY_N]
+if few:
+    st.caption(f"Fewer than {charts.MIN_DENSITY_N} losses in {' and '.join(few)}: each loss is drawn as a tick on "
+               "the x-axis instead of a smoothed density, which a handful of points cannot support.")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -50,6 +55,7 @@ if umap is None:
 rows = sample_rows(str(run / "umap.parquet"), mtime(run / "umap.parquet"),
                    str(run / "samples.parquet"), mtime(run / "samples.parquet"))
 kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
+majority = np.where(rows >= 0, samples["is_majority"].to_numpy(bool)[np.clip(rows, 0, None)], False)
 c1, c2 = st.columns([1, 2])
 view = c1.segmented_control("View", ["before", "after"], default="after", required=True,
                             format_func=lambda v: f"{v} filtering")
@@ -58,13 +64,18 @@ drawn = c2.select_slider("Self-generated points drawn", [1000, charts.UMAP_POINT
                          format_func=lambda v: v if v == "all" else f"{v:,}",
                          help=f"a uniform sample (fixed seed) of the self-generated points; every valid point is "
                               f"drawn. Above {charts.SVG_MAX_POINTS:,} points the map is drawn with WebGL.")
-points = charts.umap_points(umap, kept, None if drawn == "all" else int(drawn))
+points = charts.umap_points(umap, kept, majority, None if drawn == "all" else int(drawn))
 if len(points) < len(umap):
     st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
-event = st.plotly_chart(cached_figure(charts.umap_scatter, points, view or "after", charts.umap_totals(umap, kept)),
+totals = charts.umap_totals(umap, kept, majority)
+event = st.plotly_chart(cached_figure(charts.umap_scatter, points, view or "after", totals, k=k),
                         key="umap",
                         on_select="rerun",
                         selection_mode=("box", "lasso"))
+if view == "after":
+    st.caption(f"After filtering: **{charts.VOTE_REMOVED}** — the answer lost the majority vote (outside D_c); "
+               f"**{charts.CUT_REMOVED}** — in D_c, dropped by the run's method at k = {k:g} (the paper's "
+               "before/after, §5, is this cut).")
 
 picked = []
 for p in ((event or {}).get("selection") or {}).get("points", []):  # PlotlyState is a dict subclass

@@ -40,7 +40,7 @@ majority = samples["is_majority"].to_numpy(bool)
 cols = st.columns(5)
 cols[0].metric("candidates", f"{len(samples):,}")
 cols[1].metric("majority D_c", f"{majority.sum():,}")
-cols[2].metric(f"kept at k={k:g}", f"{mask.sum():,}",
+cols[2].metric(f"kept at k={k:g}" if METHODS[method].uses_k else "kept (no k)", f"{mask.sum():,}",
                help=f"the set {METHODS[method].label} keeps at this k ({METHODS[method].help})")
 n_q = samples.loc[majority, "question_id"].nunique()
 cols[3].metric("questions kept", f"{samples.loc[mask, 'question_id'].nunique():,} / {n_q:,}",

@@ -7,14 +7,25 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from iwsi.filtering import METHODS
 from iwsi.runs import LABELS, read_labels
-from views._shared import EXPLORER_HANDOFF, TEXT, header, kept_for_k, md_text, require_samples, selected_k, table
+from views._shared import (
+    EXPLORER_HANDOFF,
+    TEXT,
+    header,
+    kept_for_k,
+    md_text,
+    require_samples,
+    run_method,
+    selected_k,
+    table,
+)
 
 header("Samples explorer", "All candidates of the run: search questions and rationales, filter, sort any column; "
                            "pick a row to see every sample of its question and the vote.")
 run, samples = require_samples()
 mask, _ = kept_for_k(run, selected_k())
-texts = table(run, "samples.parquet", TEXT + ["majority_answer", "agreement"], shared=True)
+texts = table(run, "samples.parquet", TEXT + ["majority_answer"], shared=True)
 labels = read_labels(run)
 
 c1, c2 = st.columns([3, 1])
@@ -23,7 +34,9 @@ column_choice = c2.selectbox("Search in", ["question and rationale", "question",
 f1, f2, f3, f4, f5 = st.columns(5)
 correct = f1.selectbox("Answer", ["any", "correct", "wrong", "gold unknown"])
 majority = f2.selectbox("Majority (D_c)", ["any", "in D_c", "outside D_c"])
-kept = f3.selectbox(f"Kept at k={selected_k():g}", ["any", "kept", "dropped"])
+method = METHODS[run_method(run)[0]]
+kept = f3.selectbox(f"Kept at k={selected_k():g}" if method.uses_k else f"Kept ({method.label}: no k)",
+                    ["any", "kept", "dropped"])
 label = f4.selectbox("Label", ["any", "labelled", "unlabelled", *LABELS])
 source = f5.selectbox("Label source", ["any", "human", "suggested", "unknown"])
 lo, hi = float(samples["ds_weight"].min()), float(samples["ds_weight"].max())
@@ -55,9 +68,14 @@ keep &= {"any": True, "in D_c": in_dc, "outside D_c": ~in_dc}[majority]
 keep &= {"any": True, "kept": mask, "dropped": ~mask}[kept]
 w = samples["ds_weight"].to_numpy(float)
 keep &= (w >= ds_range[0] - 1e-12) & (w <= ds_range[1] + 1e-12)
+# Votes for the question's winning answer out of its m samples: a "majority" of 1 of 4 (all answers differ) is a
+# plurality of one, and shows as such.
+by_question = samples.groupby("question_id", sort=False)["is_majority"]
+dc_votes = by_question.transform("sum").astype(int).to_numpy()
+m_samples = by_question.transform("size").to_numpy()
 view = texts.loc[keep, ["question_id", "sample_id", "question", "rationale", "answer", "gold"]].assign(
     ds_weight=w[keep], loss=samples["loss"].to_numpy()[keep], is_correct=is_correct.to_numpy()[keep],
-    majority=in_dc[keep], kept=mask[keep])
+    majority=in_dc[keep], agreement=[f"{v} of {n}" for v, n in zip(dc_votes[keep], m_samples[keep])], kept=mask[keep])
 view = view.merge(labels[["question_id", "sample_id", "label", "source"]], on=["question_id", "sample_id"], how="left")
 if label != "any":
     view = view[view["label"].notna() if label == "labelled" else view["label"].isna() if label == "unlabelled"
@@ -83,8 +101,10 @@ pos = np.flatnonzero(texts["question_id"].to_numpy() == qid)
 one = texts.iloc[pos]
 st.subheader(f"Question {md_text(qid)}")
 winner = one["majority_answer"].iloc[0] if "majority_answer" in one else next(iter(one["answer"][in_dc[pos]]), None)
+won, of = int(dc_votes[pos[0]]), int(m_samples[pos[0]])
+weak = " — a plurality, not a majority (no more than half agree)" if 2 * won <= of else ""
 st.markdown(f"{md_text(one['question'].iloc[0])}  \ngold **{md_text(one['gold'].iloc[0])}** · majority answer "
-            f"**{md_text(winner)}** · agreement {one['agreement'].iloc[0]:.2f} · "
+            f"**{md_text(winner)}** · agreement **{won} of {of}** samples{weak} · "
             f"answer entropy u = {samples['entropy'].to_numpy()[pos][0]:.3f}")
 votes = one["answer"].fillna("(unparsed)").value_counts().rename_axis("answer").reset_index(name="samples")
 left, right = st.columns([1, 3])

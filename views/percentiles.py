@@ -8,6 +8,7 @@ from iwsi import charts
 from iwsi.runs import list_run_names, read_config, runs_dir
 from views._shared import (
     EMPTY_HINT,
+    NOT_SCORED_HINT,
     NUMERIC,
     cached_figure,
     has_columns,
@@ -21,9 +22,10 @@ from views._shared import (
 header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, against k — one curve per run, "
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
 
-names = [n for n in list_run_names() if has_columns(runs_dir() / n / "samples.parquet", NUMERIC)]
-if not names:
-    st.info(EMPTY_HINT, icon=":material/info:")
+every = list_run_names()
+names = [n for n in every if has_columns(runs_dir() / n / "samples.parquet", NUMERIC)]
+if not names:  # runs there, none scored yet: the demo button is not the way on
+    st.info(NOT_SCORED_HINT if every else EMPTY_HINT, icon=":material/info:")
     st.stop()
 current = selected_run()
 

@@ -17,7 +17,7 @@ from views._shared import header, md_text, mtime, selected_k
 
 header("Probe", "Known-defect variants of human rationales (redundant, jumping, spurious; style as a control), scored "
                 "like the score stage: how well does each selection signal tell them from the clean originals? "
-                "AUROC 0.5 = no better than chance. The sidebar **k** moves the cut below.")
+                "AUROC 0.5 = no better than chance. The sidebar **k** moves the cut below.", run_banner=False)
 
 
 def probes() -> list[Path]:
@@ -81,8 +81,9 @@ st.subheader("AUROC per defect kind and signal")
 st.dataframe(probe_stats.format_table(auroc).drop(columns="setting", errors="ignore"), hide_index=True)
 st.plotly_chart(probe_charts.auroc_bars(auroc), key="auroc_bars")
 st.caption("Signals are oriented so that higher = flagged as defective: w_DS and loss as IWSI uses them, w′ in both "
-           "directions (w′ low ranks exactly like the loss), judges' scores low. CIs: percentile bootstrap over "
-           f"questions ({md_text(info.get('boot', '—'))} resamples), variant and clean original resampled together.")
+           "directions (w′ low ranks exactly like the loss: one ROC curve below, **loss = w′ low**), judges' scores "
+           f"low. CIs: percentile bootstrap over questions ({md_text(info.get('boot', '—'))} resamples), variant and "
+           "clean original resampled together.")
 
 st.subheader("ROC curves")
 kinds = probe_charts.defect_kinds(scores)

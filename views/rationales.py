@@ -22,22 +22,26 @@ def shown(value) -> str:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def questions(path: str, stamp: float) -> pd.DataFrame:
-    """One row per question: text, gold, sample count, DS-weight extremes and spread, share correct."""
-    df = pd.read_parquet(path, columns=["question_id", "question", "gold", "ds_weight", "is_correct"])
-    g = df.groupby("question_id", sort=False)
-    out = g.agg(question=("question", "first"), gold=("gold", "first"), samples=("ds_weight", "size"),
-                max_ds=("ds_weight", "max"), min_ds=("ds_weight", "min"), correct=("is_correct", "mean"))
+    """One row per question: text, gold, sample count, D_c count, DS-weight extremes and spread within D_c (the
+    cards compare D_c's extremes: ranking by a sample outside it would promise a rationale they do not show),
+    share correct. A question without D_c samples has no extremes and sorts last."""
+    df = pd.read_parquet(path, columns=["question_id", "question", "gold", "ds_weight", "is_correct", "is_majority"])
+    out = df.groupby("question_id", sort=False).agg(question=("question", "first"), gold=("gold", "first"),
+                                                    samples=("ds_weight", "size"), correct=("is_correct", "mean"))
+    dc = df[df["is_majority"].astype(bool)].groupby("question_id", sort=False)["ds_weight"]
+    out = out.join(dc.agg(d_c="size", max_ds="max", min_ds="min"))
+    out["d_c"] = out["d_c"].fillna(0).astype(int)
     return out.assign(spread=out["max_ds"] - out["min_ds"]).reset_index()
 
 
 q = questions(str(run / "samples.parquet"), mtime(run / "samples.parquet"))
 c1, c2 = st.columns([3, 2])
 needle = c1.text_input("Search questions", placeholder="words in the question or its id")
-order = c2.selectbox("Sort by", ["highest DS weight", "largest DS spread", "question id"])
+order = c2.selectbox("Sort by", ["highest DS weight in D_c", "largest DS spread in D_c", "question id"])
 if needle:
     hit = q["question"].str.contains(needle, case=False, regex=False)
     q = q[hit | q["question_id"].astype(str).str.contains(needle, regex=False)]
-key = {"highest DS weight": "max_ds", "largest DS spread": "spread", "question id": "question_id"}[order]
+key = {"highest DS weight in D_c": "max_ds", "largest DS spread in D_c": "spread", "question id": "question_id"}[order]
 q = q.sort_values(key, ascending=key == "question_id", kind="stable")
 if q.empty:
     st.info("No question matches the search.")
@@ -47,8 +51,9 @@ if q.empty:
 generation = st.session_state.setdefault("questions_gen", 0)
 event = st.dataframe(q, hide_index=True, height=250, on_select="rerun", selection_mode="single-row",
                      key=f"questions_{generation}",
-                     column_config={"max_ds": st.column_config.NumberColumn("max w_DS", format="%.3f"),
-                                    "min_ds": st.column_config.NumberColumn("min w_DS", format="%.3f"),
+                     column_config={"d_c": st.column_config.NumberColumn("in D_c", help="majority samples"),
+                                    "max_ds": st.column_config.NumberColumn("max w_DS in D_c", format="%.3f"),
+                                    "min_ds": st.column_config.NumberColumn("min w_DS in D_c", format="%.3f"),
                                     "spread": st.column_config.NumberColumn(format="%.3f"),
                                     "correct": st.column_config.NumberColumn("share correct", format="%.2f")})
 qids = q["question_id"].tolist()
@@ -94,11 +99,17 @@ def card(col, title: str, row: pd.Series) -> None:
         st.text(row["rationale"])
 
 
-left, right = st.columns(2)
 in_majority = one[one["majority"]]
 pool = in_majority if len(in_majority) else one  # the filters choose among D_c: compare its extremes
-card(left, "Highest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[0])
-card(right, "Lowest DSE" + (" in D_c" if len(in_majority) else ""), pool.iloc[-1])
+where = " in D_c" if len(in_majority) else ""
+if len(pool) == 1:  # its highest and lowest are the same sample: shown once, and said so
+    st.info(f"This question has a single sample{where}: it is both the highest- and the lowest-DSE one, so it is "
+            "shown once" + (" (the other samples lost the vote)." if len(one) > 1 else "."), icon=":material/info:")
+    card(st, f"Only sample{where}", pool.iloc[0])
+else:
+    left, right = st.columns(2)
+    card(left, f"Highest DSE{where}", pool.iloc[0])
+    card(right, f"Lowest DSE{where}", pool.iloc[-1])
 
 st.subheader("Label by keyboard")
 KEYS = {"redundant": ("Redundant", "1"), "jumping": ("Jumping", "2"), "spurious": ("Spurious", "3"),

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.compare import paired_accuracy
+from iwsi.filtering import METHODS
 from iwsi.present import run_bundle
 from iwsi.runs import (
     PRESETS,
@@ -64,12 +65,20 @@ def launch_form() -> None:
             start(name.strip(), preset, [f"k={k}", f"seed={seed}", *extra.split()])
 
 
+def k_text(row: dict) -> str:
+    """The run's k, or "–" where its method uses none (LMSI keeps all of D_c whatever k says)."""
+    method = METHODS.get(row["method"])
+    if row["k"] is None or (method is not None and not method.uses_k):
+        return "–"
+    return f"{row['k']:g}"
+
+
 def runs_table(names: list[str]) -> None:
-    df = pd.DataFrame([describe_run(n) for n in names])
+    rows = [describe_run(n) for n in names]
+    df = pd.DataFrame([{**row, "k": k_text(row)} for row in rows])
     st.dataframe(df, hide_index=True, column_config={
         "accuracy base": st.column_config.NumberColumn(format="%.3f"),
-        "accuracy trained": st.column_config.NumberColumn(format="%.3f"),
-        "k": st.column_config.NumberColumn(format="%g")})
+        "accuracy trained": st.column_config.NumberColumn(format="%.3f")})
 
 
 def progress_view(name: str) -> None:
@@ -143,9 +152,10 @@ if run is not None:
     if has_columns(run / "samples.parquet", NUMERIC):
         k = selected_k()
         # built only on click (on the download thread: it reads the files itself, no st caches)
-        st.download_button("Figures & tables for the paper (zip)", lambda: run_bundle(run, k),
-                           file_name=f"iwsi-{run.name}-figures.zip", mime="application/zip",
-                           icon=":material/download:", help=f"every chart of the run's pages at k = {k:g} as SVG "
-                           f"and PDF (iwsi-{run.name}-ds_weights.pdf, …) plus its summary table in Markdown and LaTeX")
+        st.download_button(f"Figures & tables for the paper (zip, k = {k:g})", lambda: run_bundle(run, k),
+                           file_name=f"iwsi-{run.name}-k{k:g}-figures.zip", mime="application/zip",
+                           icon=":material/download:", help=f"every chart of the run's pages and its summary table, "
+                           f"all at the sidebar's k = {k:g} (iwsi-{run.name}-k{k:g}-ds_weights.pdf, …; SVG and PDF, "
+                           "Markdown and LaTeX); the accuracy is the model the run trained")
     running = run_state(run).get("state") == "running"
     st.fragment(progress_view, run_every=2 if running else None)(run.name)
