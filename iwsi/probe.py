@@ -261,7 +261,8 @@ def probe_variants(args, cfg: RunConfig) -> Path:
     scores = pd.concat(parts, ignore_index=True)
     auroc, cut = analyse(scores, k, paired=True, n_boot=args.boot, seed=cfg.seed)
     info = {"kind": "probe", "mode": "variants",
-            "title": f"{cfg.dataset}, n = {len(clean)}, D_v = {len(valid)}, {severity} defects",
+            "title": f"{cfg.dataset}, n = {len(clean)}, D_v = {' / '.join(str(c.valid_size) for _, c in plan)}, "
+                     f"{severity} defects",
             "dataset": cfg.dataset, "data_dir": cfg.data_dir, "model": cfg.model, "engine": cfg.engine,
             "seed": cfg.seed, "n": len(clean), "valid_size": len(valid), "kinds": kinds, "severity": severity,
             "k": k, "boot": args.boot,
