@@ -4,12 +4,15 @@
 checking that the engine can run on the device; `torch_device(cfg)` is the device models, scoring,
 embedding, training and evaluation are placed on. Every mismatch is a `ConfigError` (one line naming
 the fix) raised before the run writes anything: a GPU run never silently falls back to the CPU.
+`cuda_peak()` / `cuda_peak_note()` say how much GPU memory this process allocated (the evidence that a
+stage really ran on the GPU; benchmarks/gpu_check.py logs it per stage process).
 Reads nothing, writes nothing.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import sys
 
 from iwsi.config import ConfigError
 
@@ -83,3 +86,26 @@ def resolve(cfg):
         raise ConfigError(f"workers={cfg.workers} needs Ray installed: run `make vllm` or pip install -e '.[ray]', "
                           "or set workers=1")
     return dataclasses.replace(cfg, engine=engine) if engine != cfg.engine else cfg
+
+
+def cuda_peak() -> int | None:
+    """`torch.cuda.max_memory_allocated()` summed over this process's visible GPUs since the last
+    `reset_cuda_peak()`, or None when the process never initialised CUDA (or never imported torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+
+
+def reset_cuda_peak() -> None:
+    """Start a new peak (e.g. per stage) where CUDA is in use; nothing otherwise."""
+    if cuda_peak() is not None:
+        torch = sys.modules["torch"]
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
+
+
+def cuda_peak_note() -> str:
+    """'; cuda peak 12.3 MiB (1234567 B)' for a log line, or '' when this process did not use CUDA."""
+    peak = cuda_peak()
+    return "" if peak is None else f"; cuda peak {peak / 2**20:.1f} MiB ({peak} B)"

@@ -76,18 +76,25 @@ def chunk_path(run: RunDir, index: int):
     return run / "chunks" / f"generate-{index:05d}.parquet"
 
 
-def generate_chunk(model, tokenizer, chunk: list[Question], index: int, cfg, run: RunDir, progress=None) -> None:
-    """Sample one chunk and write its file; the same on one process or on any Ray worker."""
+def sample_chunk(model, tokenizer, chunk: list[Question], index: int, cfg, progress=None) -> pd.DataFrame:
+    """One chunk's candidates (seeded by the chunk index), nothing written: the same on one process or
+    on any Ray worker, which returns it to the driver (iwsi/distributed.py)."""
     outs = complete(model, tokenizer, chunk, cfg.num_samples, engine=cfg.engine,
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                     seed=cfg.seed * 100_003 + index, top_p=cfg.top_p, top_k=cfg.top_k, progress=progress)
-    write_parquet(chunk_path(run, index), candidates_frame(chunk, outs))
+    return candidates_frame(chunk, outs)
+
+
+def generate_chunk(model, tokenizer, chunk: list[Question], index: int, cfg, run: RunDir, progress=None) -> None:
+    """Sample one chunk and write its file."""
+    write_parquet(chunk_path(run, index), sample_chunk(model, tokenizer, chunk, index, cfg, progress))
 
 
 def generate(model, tokenizer, questions: list[Question], cfg, run: RunDir) -> pd.DataFrame:
     """Sample every pool question in checkpointed chunks; returns the candidates table.
 
-    With workers > 1 the chunks were written by Ray workers (iwsi/distributed.py) and are only read."""
+    With workers > 1 the chunks were sampled by Ray workers and written by the driver
+    (iwsi/distributed.py) and are only read here."""
     bar = Progress(run, "generate", len(questions), unit="q")
     parts = []
     for index, chunk in chunks(questions, chunk_size(run)):

@@ -24,6 +24,7 @@ from iwsi import filtering
 from iwsi.answers import is_correct
 from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
 from iwsi.datasets import load_splits
+from iwsi.device import cuda_peak_note, reset_cuda_peak
 from iwsi.dsweight import valid_center, valid_loss_mean
 from iwsi.records import Splits
 from iwsi.rundir import (
@@ -102,7 +103,7 @@ class Context:
 def stage_generate(ctx: Context) -> None:
     from iwsi.generate import generate
 
-    if ctx.cfg.workers > 1:  # Ray workers write every chunk file; generate() below only reads them
+    if ctx.cfg.workers > 1:  # Ray workers sample, the driver writes every chunk file; generate() only reads them
         from iwsi.distributed import generate_chunks
 
         generate_chunks(ctx.cfg, ctx.run, ctx.splits.pool)
@@ -127,7 +128,7 @@ def stage_score(ctx: Context) -> None:
     from iwsi.score import score_samples, score_valid
 
     model = None
-    if ctx.cfg.workers > 1:  # Ray workers write every chunk file; the calls below only read them
+    if ctx.cfg.workers > 1:  # Ray workers score, the driver writes every chunk file; the calls below read them
         from iwsi.distributed import score_chunks
 
         score_chunks(ctx.cfg, ctx.run, ctx.valid_rationales(), ctx.samples())
@@ -474,9 +475,10 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
             run.set_status("running", stage)
             run.log(f"stage {stage} started")
             start = time.time()
+            reset_cuda_peak()
             STAGE_FUNCS[stage](ctx)
             run.mark_done(stage, time.time() - start)
-            run.log(f"stage {stage} done in {time.time() - start:.1f}s")
+            run.log(f"stage {stage} done in {time.time() - start:.1f}s{cuda_peak_note()}")
             write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
         write_json(run / "metrics.json", build_metrics(run, ctx.cfg))  # also after a kill right after a marker
         # a run stopped with --until is not done: it resumes with the same command without --until

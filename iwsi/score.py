@@ -59,7 +59,7 @@ def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd
     """Losses of the valid rationales (D_v, then the further pool rationales), scored once per run."""
     path = run / "chunks" / "score-valid.parquet"
     ids = [q.question_id for q in valid]
-    if not _matches(path, {"question_id": ids}):
+    if not chunk_matches(path, {"question_id": ids}):
         bar = Progress(run, "score-valid", len(valid), unit="seq")
         score_valid_chunk(model, tokenizer, valid, cfg, run, progress=bar)
         bar.close()
@@ -96,12 +96,12 @@ def score_chunks(samples: pd.DataFrame, cfg, run: RunDir) -> list[tuple[int, pd.
 
 
 def is_scored(path, part: pd.DataFrame) -> bool:
-    return _matches(path, {c: part[c].tolist() for c in ID_COLUMNS})
+    return chunk_matches(path, {c: part[c].tolist() for c in ID_COLUMNS})
 
 
 def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) -> None:
     """Score one chunk's rows and write its file; the same on one process or on any Ray worker."""
-    _save(path, {c: part[c].tolist() for c in ID_COLUMNS},
+    save_chunk(path, {c: part[c].tolist() for c in ID_COLUMNS},
           loss_table(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), engine=cfg.engine,
                      span=cfg.loss_span, progress=progress))
 
@@ -109,15 +109,15 @@ def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) 
 def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir, progress=None) -> None:
     out = loss_table(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
                      engine=cfg.engine, span=cfg.loss_span, progress=progress)
-    _save(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
+    save_chunk(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
 
 
-def _save(path, ids: dict, out: pd.DataFrame) -> None:
+def save_chunk(path, ids: dict, out: pd.DataFrame) -> None:
     path.parent.mkdir(exist_ok=True)
     write_parquet(path, pd.concat([pd.DataFrame(ids), out.reset_index(drop=True)], axis=1))
 
 
-def _matches(path, ids: dict) -> bool:
+def chunk_matches(path, ids: dict) -> bool:
     """A chunk file exists, holds exactly these rows (guards against chunks of other samples) and every
     loss column (a chunk scored before a column existed is scored again)."""
     saved = read_checkpoint(path)
