@@ -1,4 +1,4 @@
-"""Issue 29: cancel signals only the run's own process, and a run whose process is gone shows as dead.
+"""Cancel signals only the run's own process, and a run whose process is gone shows as dead.
 
 status.json and launch.json name a pid; after a kill (SIGKILL, a reboot) the file keeps it, and the pid
 can be reused by any process. iwsi/runs.py checks that the pid is this run's (the holder of the run's

@@ -1,4 +1,4 @@
-"""Issue 29: dataset text and model output are shown as text, never rendered as markdown.
+"""Dataset text and model output are shown as text, never rendered as markdown.
 
 A question, rationale, answer or suggestion reason holding `![x](http://host/p.png)` must not make the
 researcher's browser fetch that URL, nor draw a link, HTML, a colour directive or LaTeX. The pages show
