@@ -53,15 +53,15 @@ def table(rows: pd.DataFrame, severity: str, span: str, valid_size: int) -> str:
     part = rows[(rows.severity == severity) & (rows.loss_span == span) & (rows.valid_size == valid_size)]
     if part.empty:
         return f"(no probe at severity {severity}, loss_span {span}, D_v {valid_size})\n"
-    datasets = list(dict.fromkeys(part.sort_values("dataset", key=lambda s: s != "synthetic-arith")["dataset"]))
+    datasets = sorted(set(part["dataset"]), key=lambda d: (d != "synthetic-arith", d))
     columns = [(d, k) for d in datasets for k in KINDS if ((part.dataset == d) & (part.kind == k)).any()]
     lines = ["| signal | " + " | ".join(f"{d} {k}" for d, k in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for signal in [s for s in SIGNALS if s in set(part.signal)]:
+    for signal in [s for s in SIGNALS if s in set(part.signal) and s != "w′ low"]:  # w′ low ranks as loss
         got = part[part.signal == signal].set_index(["dataset", "kind"])
         lines.append(f"| {signal} | " + " | ".join(cell(got.loc[c]) if c in got.index else "–" for c in columns) + " |")
     n = int(part["n_clean"].max())
     return (f"AUROC, {severity} defects, loss_span={span}, D_v = {valid_size}, up to {n} clean rationales per "
-            "dataset (* = 95 % bootstrap CI excludes 0.5)\n\n" + "\n".join(lines) + "\n")
+            "dataset (* = 95 % bootstrap CI excludes 0.5; w′ low ranks exactly as loss)\n\n" + "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
