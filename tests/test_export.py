@@ -26,9 +26,9 @@ def test_kept_frame_matches_pipeline_filter(run):
         assert kept.index.equals(df.index[ref.to_numpy()]) and sigma == pytest.approx(threshold)
 
 
-@pytest.mark.parametrize("method", ["lmsi", "entropy", "ground-truth"])
+@pytest.mark.parametrize("method", ["lmsi", "entropy", "ground-truth", "loss", "ifd"])
 def test_export_uses_the_runs_own_method(tmp_path, monkeypatch, method):
-    """issue 13 #1: the kept set of a non-IWSI run is that method's set, not the IWSI cut."""
+    """The kept set of a non-IWSI run is that method's set, not the IWSI cut."""
     monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
     run = make_run_dir(tmp_path / "runs" / method, num_questions=40, num_samples=4, seed=5, method=method, k=80)
     df = pd.read_parquet(run / "samples.parquet")
