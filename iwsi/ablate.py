@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import pandas as pd
 from iwsi import filtering, report
 from iwsi.config import METHODS, STAGES, ConfigError, RunConfig, load_config, parse_sets
 from iwsi.contract import ablations_root
+from iwsi.datasets import short
+from iwsi.datasets._io import require_dir
 from iwsi.rundir import APPENDED, RunDir, RunDirError, check_out_dir, claim_dir, owner, read_json, write_parquet
 
 # Every stage before filter: they depend on no cell setting (method, k, training) but the judges,
@@ -36,9 +39,12 @@ SHARED_STAGES = STAGES[:STAGES.index("filter")]
 
 def parse_list(text: str, kind=str, what: str = "value") -> list:
     try:
-        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+        values = [kind(x.strip()) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--{what} {text!r} is not a comma-separated list of {kind.__name__}s") from None
+        raise ConfigError(f"--{what} {short(text)} is not a comma-separated list of {kind.__name__}s") from None
+    if not values:  # an empty sweep would start the shared stages and train no cell
+        raise ConfigError(f"--{what} {short(text)} names no value: give at least one (comma-separated)")
+    return values
 
 
 def plan_cells(methods: list[str], ks: list[float]) -> list[tuple[str, float]]:
@@ -97,6 +103,10 @@ def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
     from iwsi.rundir import StageFailed
 
     note = None
+    damage = cell_damage(cell, cfg) if RunDir(cell).is_done("evaluate") else None
+    if damage and owner(cell) == "run":  # the cell's own work and links to shared files: redo it whole
+        print(f"iwsi: {cell}: {damage}: redoing the cell", file=sys.stderr)
+        shutil.rmtree(cell)
     if not RunDir(cell).is_done("evaluate"):
         check_out_dir(cell, "run")
         claim_dir(cell, "run")
@@ -115,6 +125,24 @@ def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
             "num_kept": m["num_kept"], "num_majority": m["num_majority"], "threshold": m.get("threshold"),
             "sigma_k": m.get("sigma_k"), "kept_correct": kept_correct(cell),
             "train_seconds": m["timings"].get("train"), "run_dir": str(cell), "note": note}
+
+
+def cell_damage(cell: Path, cfg: RunConfig) -> str | None:
+    """Why a finished cell cannot be read as it is (a file changed since its stage wrote it, config.yaml
+    or metrics.json damaged), or None."""
+    from iwsi.pipeline import changed_keys
+
+    run = RunDir(cell)
+    damage = run.verify()
+    if damage:
+        return damage[2]
+    if changed_keys(run, cfg) is None:
+        return "config.yaml was changed or damaged since iwsi wrote it"
+    m = read_json(cell / "metrics.json", None, quiet=True)
+    if not (isinstance(m, dict) and {"num_kept", "num_majority"} <= m.keys() and isinstance(m.get("timings"), dict)
+            and isinstance(m.get("accuracy", {}), dict)):
+        return "metrics.json is damaged"
+    return None
 
 
 def shared_path(out: Path, dataset: str, seed: int) -> Path:
@@ -159,7 +187,12 @@ def earlier_cells(out: Path, done: set[str]) -> list[dict]:
     for cell in sorted((out / "cells").glob("*/*")):
         if str(cell) in done or not RunDir(cell).is_done("evaluate"):
             continue
-        cfg = load_config(cell / "config.yaml")
+        try:
+            cfg = load_config(cell / "config.yaml")
+        except ConfigError:  # its settings are unknown: the sweep that made it redoes it (cell_damage)
+            print(f"iwsi: {cell} is left out of the tables: its config.yaml is damaged; rerun the sweep that made "
+                  "it to redo it, or delete the folder", file=sys.stderr)
+            continue
         rows.append(run_cell(cfg, RunDir(shared_path(out, cfg.dataset, cfg.seed)), cell))
     return rows
 
@@ -188,12 +221,16 @@ def main(args) -> int:
     ks = parse_list(args.k, float, "k")
     seeds = parse_list(args.seeds, int, "seeds")
     datasets = parse_list(args.datasets, str, "datasets") if args.datasets else [cfg.dataset]
-    # validate everything before any work: every k and dataset through RunConfig, then the methods
-    [replace(cfg, k=k) for k in ks] + [replace(cfg, dataset=d, data_dir=cfg.data_dir or ".") for d in datasets]
+    # validate everything before any work: every k, seed and dataset through RunConfig, then the methods
+    [replace(cfg, k=k) for k in ks] + [replace(cfg, seed=s) for s in seeds]
+    [replace(cfg, dataset=d, data_dir=cfg.data_dir or ".") for d in datasets]
     plan_cells(methods, ks)
     [replace(cfg, method=m) for m in methods]  # each method's own checks (rm needs a reward model)
     out = Path(args.out or ablations_root() / f"{'-'.join(datasets)}-{cfg.hash()}")
     data_root = Path(getattr(args, "data_root", None) or "../shared/data")
+    for d in datasets:  # the other datasets' folders, before the ablation folder is made
+        if data_dir(cfg, d, data_root):
+            require_dir(data_dir(cfg, d, data_root), d)
     shared_from = Path(args.shared_from) if getattr(args, "shared_from", None) else None
     if shared_from:
         check_shared_from(shared_from)

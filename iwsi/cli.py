@@ -10,10 +10,12 @@ completed artefacts stay and a rerun resumes (docs/reliability.md).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from iwsi.config import STAGES, ConfigError, load_config, parse_sets
+from iwsi.config import STAGES, ConfigError, load_config, parse_sets, user_path
+from iwsi.datasets import short
 from iwsi.probe_variants import SEVERITIES
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
@@ -25,6 +27,41 @@ def user_errors() -> tuple[type[Exception], ...]:
     from iwsi.rundir import RunDirError
 
     return ConfigError, DatasetError, ModelError, RunDirError
+
+
+# Options that hold a path (of run, ablate and probe; export checks its own): `~` is expanded here, once.
+PATH_OPTIONS = ("config", "out", "shared_from", "data_root", "run")
+
+
+def check_edge(args) -> None:
+    """What a command takes from outside its config, checked before any work: the path options (`~`
+    expanded, name lengths) and the environment variables iwsi reads."""
+    for option in PATH_OPTIONS:
+        value = getattr(args, option, None)
+        if isinstance(value, str):
+            setattr(args, option, user_path(f"--{option.replace('_', '-')}", value))
+    chunk = os.environ.get("IWSI_CHUNK")
+    if chunk is not None:  # read by the generate stage, which would fail on it mid-run on every rerun
+        try:
+            ok = int(chunk) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"IWSI_CHUNK={short(chunk)} is not a positive whole number (questions per generate "
+                              "chunk): set it to e.g. 32, or unset it")
+    if os.environ.get("IWSI_CACHE"):
+        from iwsi.contract import cache_root
+
+        cache = user_path("IWSI_CACHE", str(cache_root()))
+        found = Path(cache)
+        while not found.exists() and found != found.parent:
+            found = found.parent
+        if not found.is_dir():
+            raise ConfigError(f"IWSI_CACHE={cache} is {'' if found == Path(cache) else 'under '}a file, not a folder: "
+                              "point it at a folder iwsi may write to, or unset it")
+        if not os.access(found, os.W_OK | os.X_OK):
+            raise ConfigError(f"IWSI_CACHE={cache} is not writable ({found}): point it at a folder iwsi may write "
+                              "to, or unset it")
 
 
 def cmd_run(args) -> int:
@@ -142,12 +179,19 @@ def main(argv: list[str] | None = None) -> int:
                                   func=lambda _: _forward(argv[0], rest))
     else:
         args = parser().parse_args(argv)
-    from iwsi.rundir import StageFailed
+    from iwsi.rundir import DISK_FULL, StageFailed
 
     try:
+        if args.command in ("run", "ablate", "probe"):
+            check_edge(args)
         return args.func(args)
     except user_errors() as err:
         return _fail(args, err, 2)
+    except OSError as err:  # a full disk outside a stage (claiming, locking, config.yaml): files are atomic
+        if err.errno not in DISK_FULL:
+            raise
+        return _fail(args, OSError(f"{err.strerror} while writing {err.filename or 'a file'}: free some disk "
+                                   "space and rerun; completed work is kept"), 2, err)
     except StageFailed as err:  # mid-run: out of memory, NaN loss, ...; completed artefacts are kept
         return _fail(args, err, 1, err.cause)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from iwsi.contract import STAGES  # noqa: F401  (the stage order lives with the run-directory contract)
-from iwsi.datasets import DATASETS  # one list: the loaders
+from iwsi.datasets import DATASETS, short  # one list: the loaders; short: bounded reprs for messages
 from iwsi.dsweight import CENTERS  # one list: how L̄_v summarises the valid losses
 from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and their properties
 
@@ -27,6 +28,32 @@ LOSS_SPANS = ("full", "completion")
 
 class ConfigError(ValueError):
     """A bad config key or value; the message names the valid choices."""
+
+
+# Config keys that hold a path: `~` is expanded once, here, so every later reader sees the same path.
+PATH_KEYS = ("data_dir", "model", "reward_model")
+NAME_MAX, PATH_MAX = 255, 4096  # bytes (Linux, macOS); past them every os call fails with ENAMETOOLONG
+CONFIG_MAX_BYTES = 1 << 20  # a config file is a few keys; a bigger one is not a config
+
+
+def user_path(what: str, raw: str) -> str:
+    """A path as the user meant it: `~` expanded (bash leaves `--out=~/r` as it is, and pandas would
+    expand it later: two different folders), UTF-8, every name within NAME_MAX bytes. `what` is the
+    option or key named in the error."""
+    path = os.path.expanduser(raw)
+    try:  # argv keeps undecodable bytes as surrogates; config.yaml, logs and messages are UTF-8 text
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what}: the path holds bytes that are not UTF-8 text: rename it, or give another path") \
+            from None
+    long = next((name for name in encoded.split(b"/") if len(name) > NAME_MAX), None)
+    if long is not None:
+        raise ConfigError(f"{what}: the name {long[:20].decode(errors='replace')!r}… is {len(long)} bytes, more "
+                          f"than the {NAME_MAX} a file name may have: shorten it")
+    if len(encoded) >= PATH_MAX:
+        raise ConfigError(f"{what}: the path is {len(encoded)} bytes, more than the {PATH_MAX - 1} a path may "
+                          "have: shorten it")
+    return path
 
 
 def _f(default, help: str, **meta):
@@ -132,7 +159,7 @@ class RunConfig:
 def _check(f, value) -> None:
     meta = f.metadata
     if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{f.name}={value!r} is not valid: choose one of {', '.join(meta['choices'])}")
+        raise ConfigError(f"{f.name}={short(value)} is not valid: choose one of {', '.join(meta['choices'])}")
     if value is None or isinstance(value, (bool, dict, str)):
         return
     if isinstance(value, float) and not math.isfinite(value):
@@ -167,7 +194,7 @@ PLACEMENT = ("device", "workers", "worker_threads", "ray_address", "train_proces
 def coerce(key: str, raw):
     """Convert a YAML or `--set` value to the field's annotated type, naming the key on failure."""
     if key not in FIELDS:
-        raise ConfigError(f"unknown config key {key!r}: valid keys are {', '.join(FIELDS)}")
+        raise ConfigError(f"unknown config key {short(key)}: valid keys are {', '.join(FIELDS)}")
     kind, optional = field_type(key)
     help_ = FIELDS[key].metadata["help"]
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null", "")):
@@ -179,7 +206,7 @@ def coerce(key: str, raw):
     if kind is dict:
         return _as_fields(raw) if key == "fields" else raw
     if not isinstance(raw, (str, int, float)):  # lists, mappings, dates from YAML
-        raise ConfigError(f"{key}={raw!r} is a {type(raw).__name__}, not a single {kind.__name__}: {help_}")
+        raise ConfigError(f"{key}={short(raw)} is a {type(raw).__name__}, not a single {kind.__name__}: {help_}")
     try:
         if kind is bool:
             if isinstance(raw, bool):
@@ -194,10 +221,10 @@ def coerce(key: str, raw):
             return int(number)
         value = float(raw) if kind is float else str(raw)
     except (ValueError, KeyError, OverflowError):
-        raise ConfigError(f"{key}={raw!r} is not a valid {kind.__name__}: {help_}") from None
+        raise ConfigError(f"{key}={short(raw)} is not a valid {kind.__name__}: {help_}") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}={raw!r} is not a finite number: give a number ({help_})")
-    return value
+    return user_path(key, value) if key in PATH_KEYS else value
 
 
 def check_value(key: str, raw):
@@ -211,16 +238,17 @@ def _check_text(key: str, raw: str) -> None:
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError(f"{key}={raw!r} is not valid text (undecodable bytes): give plain UTF-8 text") from None
+        raise ConfigError(f"{key}={short(raw)} is not valid text (undecodable bytes): give plain UTF-8 text") from None
     if "\0" in raw:
-        raise ConfigError(f"{key}={raw!r} holds a NUL character: give plain text")
+        raise ConfigError(f"{key}={short(raw)} holds a NUL character: give plain text")
 
 
 def _as_fields(raw) -> dict:
-    fields_ = raw if isinstance(raw, dict) else _parse_fields(raw)
+    # only text is parsed: str() of a YAML list could be the 9**9 elements of an alias bomb
+    fields_ = raw if isinstance(raw, dict) else _parse_fields(raw) if isinstance(raw, str) else None
     if not isinstance(fields_, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
                                                 for k, v in fields_.items()):
-        raise ConfigError(f"fields={raw!r} is not valid: give a mapping such as {{question: q, answer: a}} "
+        raise ConfigError(f"fields={short(raw)} is not valid: give a mapping such as {{question: q, answer: a}} "
                           "(or --set fields=question:q,answer:a)")
     return fields_
 
@@ -230,7 +258,7 @@ def _parse_fields(raw: str) -> dict:
     try:
         return dict(part.split(":", 1) for part in str(raw).split(","))
     except ValueError:
-        raise ConfigError(f"fields={raw!r} is not valid: "
+        raise ConfigError(f"fields={short(raw)} is not valid: "
                           "write fields=question:NAME,answer:NAME,rationale:NAME") from None
 
 
@@ -238,7 +266,7 @@ def parse_sets(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--set {pair!r} is not KEY=VALUE: write e.g. --set k=80")
+            raise ConfigError(f"--set {short(pair)} is not KEY=VALUE: write e.g. --set k=80")
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -261,7 +289,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, (str, int, float, bool, type(None))):
-                raise ConfigError(f"key {key!r} (line {key_node.start_mark.line + 1}) is not a name")
+                raise ConfigError(f"key {short(key)} (line {key_node.start_mark.line + 1}) is not a name")
             if key in seen:
                 raise ConfigError(f"key {key!r} appears twice (line {key_node.start_mark.line + 1}): keep one")
             seen.add(key)
@@ -269,8 +297,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory: give a YAML file (e.g. configs/demo.yaml)")
+    if path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never ends
+        raise ConfigError(f"config file {str(path)!r} is not a regular file (a FIFO or device): give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found: give an existing YAML file (e.g. configs/demo.yaml)")
+    if path.stat().st_size > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is {path.stat().st_size:,} bytes, more than a config's "
+                          f"{CONFIG_MAX_BYTES:,}: give a YAML file of config keys")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
@@ -283,9 +318,12 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"config file {str(path)!r}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except RecursionError:  # the composer recurses once per nesting level
+        raise ConfigError(f"config file {str(path)!r} is nested too deeply: give a mapping of keys to values") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must be a mapping of keys to values")
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise ConfigError(f"config file {str(path)!r}: key {bad[0]!r} is not a name: use the keys of iwsi/config.py")
+        raise ConfigError(f"config file {str(path)!r}: key {short(bad[0])} is not a name: "
+                          "use the keys of iwsi/config.py")
     return data

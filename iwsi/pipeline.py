@@ -401,7 +401,7 @@ def previous_config(run: RunDir) -> RunConfig | None:
     """The config the run directory was made with, or None (a new directory, or config.yaml unreadable)."""
     try:
         return load_config(overrides=yaml.safe_load((run / "config.yaml").read_text()))
-    except (OSError, ConfigError, yaml.YAMLError, TypeError, AttributeError):
+    except (OSError, ConfigError, yaml.YAMLError, TypeError, AttributeError, RecursionError):
         return None
 
 

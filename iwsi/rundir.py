@@ -7,6 +7,7 @@ fingerprints), whether it ran here or was adopted from another run directory (`R
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from iwsi.contract import OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES, runs_root  # noqa: F401
+from iwsi.contract import FILES, OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES, runs_root  # noqa: F401
 
 
 class RunDirError(RuntimeError):
@@ -43,6 +44,12 @@ class StageFailed(RuntimeError):
 # The two files iwsi appends to instead of replacing: a copy of a run directory must not hard-link them.
 APPENDED = ("progress.jsonl", "log.txt")
 LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
+# What iwsi keeps at the top of a run folder (files, and the folders whose files it reads and writes).
+# A link, a folder where a file belongs or an unreadable file there is refused (odd_entry) before any
+# write: appends and the lock follow links, a linked folder would take iwsi's writes elsewhere, and a
+# FIFO blocks its reader.
+RUN_FOLDERS = ("stages", "chunks", "adapter")
+RUN_NAMES = tuple(f.name for f in FILES if "/" not in f.name) + ("lock",) + RUN_FOLDERS
 
 
 def owner(path: Path) -> str | None:
@@ -68,6 +75,9 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         if found != kind and any(path.iterdir()):
             what = f"an iwsi {found} directory" if found else "a non-empty folder that iwsi did not create"
             raise RunDirError(f"--out {path} is {what}: give a new or empty folder, or an existing {kind} directory")
+        odd = odd_entry(path)
+        if odd:
+            raise RunDirError(f"--out {path}: {odd}")
         if not os.access(path, os.W_OK | os.X_OK):
             raise RunDirError(f"--out {path} is not writable: give a folder you can write to")
         return
@@ -80,14 +90,48 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         raise RunDirError(f"--out {path} cannot be created: no permission to write in {parent}")
 
 
+def odd_entry(path: Path) -> str | None:
+    """What in iwsi's folder `path` iwsi may not read or write through (see RUN_NAMES), with the fix;
+    None when nothing is odd."""
+    names = [name for name in RUN_NAMES if os.path.lexists(path / name)]
+    for folder in RUN_FOLDERS:
+        where = path / folder
+        if where.is_dir() and not where.is_symlink() and os.access(where, os.R_OK | os.X_OK):
+            names += [f"{folder}/{entry.name}" for entry in sorted(where.iterdir())]
+    fix = "remove it, or give another --out"
+    for name in names:
+        entry, folder = path / name, name in RUN_FOLDERS
+        if entry.is_symlink():
+            return f"{name} is a symbolic link, and iwsi writes only its own files there: {fix}"
+        if folder and not entry.is_dir():
+            return f"{name} is not a folder, where iwsi keeps its own folder: {fix}"
+        if not folder and not entry.is_file():
+            return f"{name} is not a regular file (a folder, FIFO or device), where iwsi keeps its own file: {fix}"
+        if not os.access(entry, os.R_OK | (os.X_OK if folder else 0)):
+            return f"{name} cannot be read: give it read permission (chmod u+r), or give another --out"
+    return None
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def claim_dir(path: Path, kind: str = "run", mark: bool = True) -> None:
-    """Create `path` (checked by check_out_dir) and, with mark, mark it as iwsi's."""
+    """Create `path` (checked by check_out_dir) and, with mark, mark it as iwsi's. When that fails (a full
+    disk), the folders it created are removed again: nothing is left half-made."""
+    top = path
+    while not top.parent.exists() and top.parent != top.parent.parent:
+        top = top.parent
+    created = not top.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if mark and not isinstance(read_json(path / OWNER_FILE, None, quiet=True), dict):
+            write_json(path / OWNER_FILE, {"kind": kind, "schema_version": SCHEMA_VERSION, "created": now_iso()})
     except OSError as err:
-        raise RunDirError(f"--out {path} cannot be created ({err.strerror}): give a folder you can write to") from None
-    if mark and not isinstance(read_json(path / OWNER_FILE, None, quiet=True), dict):
-        write_json(path / OWNER_FILE, {"kind": kind, "schema_version": SCHEMA_VERSION, "created": now_iso()})
+        if created:
+            shutil.rmtree(top, ignore_errors=True)
+        raise RunDirError(f"--out {path} cannot be created ({err.strerror}): "
+                          f"{'free some disk space' if err.errno in DISK_FULL else 'give a folder you can write to'} "
+                          "and retry") from None
 
 
 def now_iso() -> str:
@@ -128,14 +172,19 @@ def _json_default(o):
 
 
 def read_json(path: Path, default=None, quiet: bool = False):
-    """JSON from `path`, `default` when it is missing (and, with quiet, when it does not parse)."""
+    """JSON from `path`, `default` when it is missing (and, with quiet, when it does not parse or is not a
+    regular file: a FIFO would block the reader)."""
     try:
+        if path.exists() and not path.is_file():
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError) as err:  # json recurses once per nesting level
         if quiet:
             return default
+        if isinstance(err, RecursionError):
+            raise ValueError(f"{path}: JSON nested too deeply") from None
         raise
 
 
@@ -161,8 +210,13 @@ class RunDir:
         return self.marker(stage).exists()
 
     def read_marker(self, stage: str) -> dict | None:
+        """The stage's marker, or None when it is damaged: not an object, or `files` not a table of records of
+        the stage's own files (a name such as ../x would make verify and adopt reach outside the folder)."""
         data = read_json(self.marker(stage), None, quiet=True)
-        return data if isinstance(data, dict) else None
+        files = data.get("files", {}) if isinstance(data, dict) else None
+        ok = isinstance(files, dict) and all(name in STAGE_OUTPUTS.get(stage, ()) and isinstance(record, dict)
+                                             for name, record in files.items())
+        return data if ok else None
 
     def mark_done(self, stage: str, seconds: float, **extra) -> None:
         self.marker(stage).parent.mkdir(parents=True, exist_ok=True)
@@ -193,10 +247,13 @@ class RunDir:
             self.mark_done(stage, marker.get("seconds", 0.0), adopted_from=str(src.path))
 
     def verify(self) -> tuple[str, str | None, str] | None:
-        """(stage to redo from, damaged file, why) for the first damaged artefact of the finished stages, or None.
+        """(stage to redo from, damaged file or folder, why) for the first damaged artefact of the finished
+        stages (or chunks/chunking.json), or None.
 
         A file is checked against the marker of the last finished stage that wrote it; the stage to
         redo is the first stage that writes it (a later writer reads the earlier version)."""
+        if self.chunking_damaged():  # every chunk's boundaries and seed are unknown: redo them all
+            return "generate", "chunks", "chunks/chunking.json is damaged (the chunk size is unknown)"
         latest: dict[str, tuple[str, dict]] = {}
         for stage in STAGE_OUTPUTS:
             if not self.is_done(stage):
@@ -215,14 +272,24 @@ class RunDir:
                 return first, name, f"{name} {why}"
         return None
 
+    def chunking_damaged(self) -> bool:
+        """chunks/chunking.json exists but holds no positive questions_per_chunk: the chunks' boundaries,
+        and so their seeds, are unknown (generate would fail on it on every rerun)."""
+        path = self.path / "chunks" / "chunking.json"
+        if not os.path.lexists(path):
+            return False
+        data = read_json(path, None, quiet=True)
+        size = data.get("questions_per_chunk") if isinstance(data, dict) else None
+        return not (isinstance(size, int) and not isinstance(size, bool) and size >= 1)
+
     def redo_from(self, stage: str, damaged: str | None = None) -> None:
-        """Forget `stage` and the later stages (their markers) and delete the damaged file; the other
-        files are rewritten as the stages rerun, and the checkpoints (generate/score chunks,
-        train_ckpt) are checked where they are read."""
+        """Forget `stage` and the later stages (their markers) and delete the damaged file (or folder:
+        `chunks` when its chunking is unknown); the other files are rewritten as the stages rerun, and the
+        checkpoints (generate/score chunks, train_ckpt) are checked where they are read."""
         for s in STAGES[STAGES.index(stage):]:
             self.marker(s).unlink(missing_ok=True)
-        if damaged and (self.path / damaged).is_file():
-            (self.path / damaged).unlink()
+        if damaged and os.path.lexists(self.path / damaged):
+            _remove(self.path / damaged)
 
     def record_config(self) -> None:
         """Remember config.yaml's fingerprint in the owner file: a later run can then tell a damaged or
@@ -235,8 +302,8 @@ class RunDir:
         return info.get("config") if isinstance(info, dict) else None
 
     def timings(self) -> dict[str, float]:
-        found = [self.read_marker(s) for s in STAGES if self.is_done(s)]
-        return {m["stage"]: m["seconds"] for m in found if m and "seconds" in m}
+        found = {s: self.read_marker(s) for s in STAGES if self.is_done(s)}
+        return {s: m["seconds"] for s, m in found.items() if m and "seconds" in m}
 
 
     def clear_from(self, stages: tuple[str, ...]) -> None:
@@ -282,12 +349,10 @@ class RunDir:
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
         line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2),
                            "time": now_iso()})
-        with open(self.path / APPENDED[0], "a") as fh:
-            fh.write(line + "\n")
+        _append(self.path / APPENDED[0], line + "\n")
 
     def log(self, message: str) -> None:
-        with open(self.path / APPENDED[1], "a") as fh:
-            fh.write(f"{now_iso()} {message}\n")
+        _append(self.path / APPENDED[1], f"{now_iso()} {message}\n")
 
     # -- lock ------------------------------------------------------------------------------------
     @contextmanager
@@ -360,6 +425,16 @@ def _link(src: Path, dst: Path) -> None:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
+
+
+def _append(path: Path, text: str) -> None:
+    """One write at the end of `path`; never through a link (O_NOFOLLOW), which check_out_dir refuses
+    anyway: a link planted after that check must not take iwsi's writes elsewhere either."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:

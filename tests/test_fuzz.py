@@ -7,7 +7,10 @@
   garbage; the rerun restores identical artefacts (redoing the stages needed) or exits 2 naming the
   file (the dashboard side of broken runs is in test_app.py);
 - no write outside what the project owns: every CLI command pointed at a folder of sentinel files
-  leaves them untouched.
+  leaves them untouched;
+- path shapes (issue 29): `~`, over-long names, FIFOs, devices, links, loops as every path option and
+  path config key; run files holding random values or shapes (a folder, a FIFO, a link, deep JSON):
+  exit 0, or 2 with one line, never a traceback or a hang, nothing written on exit 2.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from iwsi.cli import main
 from iwsi.config import FIELDS
 from iwsi.models import default_dtype
 from tests.test_bad_input import snapshot
+from tests.test_hostile_input import listing, time_bound
 
 SMALL = {"num_questions": 6, "valid_size": 2, "test_size": 4}
 # Strings a user (or a typo) can put in --set; the unicode alphabet includes lone surrogates, which
@@ -264,3 +268,133 @@ def test_no_command_touches_files_it_did_not_write(tmp_path, capsys, monkeypatch
     for args in commands:
         assert run_cli(args, capsys)[0] == 2, args
         assert snapshot(folder) == before, args
+
+
+# -- path shapes and run-file values (issue 29) ------------------------------------------------------------
+# Placeholders (upper case) become real entries of the example's folder; argv holds no NUL, and its
+# undecodable bytes arrive as surrogates \udc80-\udcff only.
+PATH_SHAPES = st.sampled_from(["~", "~/", "~/r", "~no-such-user-29/r", "~~", "~/" + "a" * 256, "a" * 255, "a" * 256,
+                               "é" * 128, "/", "//", ".", "..", "./", "a//b", "a/./b", "/dev/null", "/dev/zero",
+                               "/proc/self/status", " ", "-", "a b", "a\nb", "FIFO", "FILE", "DIR", "LINK", "LOOP",
+                               "BROKEN", "/" + "a/" * 2100, "\udc80x", "org/name", "a--b"])
+PATH_TEXT = st.text(alphabet=st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                                       st.sampled_from(["\udc80", "\udcff", "/", "~", "."])), max_size=16)
+PATH_TARGETS = ("--out", "--config", "data_dir", "model", "reward_model")
+
+
+def path_playground(tmp: Path) -> dict[str, str]:
+    """The placeholders' entries: a FIFO, a file, an empty folder, a link to the file, a link loop, a broken link."""
+    os.mkfifo(tmp / "fifo")
+    (tmp / "file").write_text("x")
+    (tmp / "dir").mkdir()
+    (tmp / "link").symlink_to(tmp / "file")
+    (tmp / "loop").symlink_to(tmp / "loop")
+    (tmp / "broken").symlink_to(tmp / "nowhere")
+    return {name.upper(): str(tmp / name) for name in ("fifo", "file", "dir", "link", "loop", "broken")}
+
+
+@FUZZ
+@given(target=st.sampled_from(PATH_TARGETS), value=st.one_of(PATH_SHAPES, PATH_TEXT))
+def test_path_values_exit_0_or_2(target, value, capsys):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"HOME": f"{tmp}/home"}):
+        tmp = Path(tmp)
+        (tmp / "home").mkdir()
+        (tmp / "work").mkdir()
+        value = path_playground(tmp).get(value, value)
+        out = tmp / "run"
+        small = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+        args = {"--out": ["run", f"--out={value}", *small],  # `=`: a value may start with "-"
+                "--config": ["run", f"--config={value}", "--out", str(out)],
+                "data_dir": ["run", "--out", str(out), *small, "--set", "dataset=jsonl", "--set", f"data_dir={value}"],
+                "model": ["run", "--out", str(out), *small, "--set", f"model={value}"],
+                "reward_model": ["run", "--out", str(out), *small, "--set", "method=rm", "--set",
+                                 f"reward_model={value}"]}[target]
+        cwd = os.getcwd()
+        os.chdir(tmp / "work")  # a relative --out lands here
+        try:
+            with time_bound():
+                status, err = run_cli(args, capsys)
+        finally:
+            os.chdir(cwd)
+        event(f"{target} exit {status}")
+        assert status in (0, 2) and "Traceback" not in err, err
+        if status == 2:
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("iwsi: error:"), err
+            assert not out.exists() and not any((tmp / "work").iterdir()), f"exit 2 but {target}={value!r} wrote"
+        assert not (tmp / "work" / "~").exists()  # `~` is the home folder, never a folder named ~
+
+
+RUN_FILES = ["iwsi.json", "config.yaml", "status.json", "metrics.json", "log.txt", "progress.jsonl", "lock",
+             "chunks/chunking.json", "chunks/generate-00000.parquet", "stages/generate.json", "candidates.parquet",
+             "stages", "chunks"]
+RUN_SHAPES = ("DIR", "FIFO", "LINK", "BROKEN", "MISSING", "DEEP")
+RUN_VALUES = st.one_of(st.sampled_from(RUN_SHAPES), YAML_VALUE.map(lambda v: json.dumps(v).encode()),
+                       st.binary(max_size=48))
+
+
+def fake_generate(ctx) -> None:
+    """The generate stage's bookkeeping without a model: the chunk size (read or recorded), one chunk, candidates."""
+    from iwsi.generate import chunk_size
+    from iwsi.rundir import write_parquet
+
+    assert chunk_size(ctx.run) >= 1
+    write_parquet(ctx.run / "chunks" / "generate-00000.parquet", pd.DataFrame({"question_id": ["q"]}))
+    write_parquet(ctx.run / "candidates.parquet", pd.DataFrame({"question_id": ["q"]}))
+
+
+UNTIL_GENERATE = ["--until", "generate"] + [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A run stopped after a (model-free) generate stage: every kind of run file exists."""
+    out = tmp_path_factory.mktemp("generated") / "run"
+    with mock.patch.dict(pipeline.STAGE_FUNCS, {"generate": fake_generate}), \
+            mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+        assert main(["run", "--out", str(out), *UNTIL_GENERATE]) == 0
+    (out / "metrics.json").write_text("{}")  # written after each stage; present here in any case
+    return out
+
+
+def shape(path: Path, value, outside: Path) -> None:
+    """Put `value` (bytes, or a shape; a link points to `outside`) where `path` is."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    if value == "DIR":
+        path.mkdir()
+    elif value == "FIFO":
+        os.mkfifo(path)
+    elif value == "LINK":
+        path.symlink_to(outside)
+    elif value == "BROKEN":
+        path.symlink_to(path.parent / "nowhere")
+    elif value == "DEEP":
+        path.write_bytes(b'{"a":' * 50_000 + b"1" + b"}" * 50_000)
+    elif value != "MISSING":
+        path.write_bytes(value)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(RUN_FILES), value=RUN_VALUES)
+def test_run_file_values_exit_0_or_2(generated, name, value, capsys):
+    """A rerun over a run file holding anything: repaired (exit 0, the chunk size valid again), or refused
+    with one line naming the file and nothing written; never a traceback, a hang or a write through a link."""
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(pipeline.STAGE_FUNCS, {"generate": fake_generate}):
+        run = Path(tmp) / "run"
+        shutil.copytree(generated, run, symlinks=True)
+        (Path(tmp) / "outside.txt").write_text("a user's file")
+        shape(run / name, value, Path(tmp) / "outside.txt")
+        before = listing(run)
+        with time_bound():
+            status = main(["run", "--out", str(run), *UNTIL_GENERATE])
+        err = capsys.readouterr().err
+        event(f"{name} exit {status}")
+        assert status in (0, 2) and "Traceback" not in err, err
+        if status == 2:
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert len(lines) == 1 and Path(name).name in lines[0], err
+            assert listing(run) == before
+        assert (Path(tmp) / "outside.txt").read_text() == "a user's file"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from iwsi.datasets import anli, aqua, commonsenseqa, gsm8k, jsonl, openbookqa, strategyqa, svamp, synthetic
-from iwsi.datasets._io import DatasetError
+from iwsi.datasets._io import DatasetError, short
 from iwsi.datasets._split import Sizes
 from iwsi.records import Splits
 
@@ -31,7 +31,7 @@ LOADERS: dict[str, Loader] = {
 }
 DATASETS = tuple(LOADERS)
 
-__all__ = ["DATASETS", "LOADERS", "DatasetError", "Sizes", "load_splits", "valid_pool"]
+__all__ = ["DATASETS", "LOADERS", "DatasetError", "Sizes", "load_splits", "short", "valid_pool"]
 
 
 def load_splits(name: str, data_dir: object, num_questions: int, valid_size: int, test_size: int,

@@ -7,7 +7,9 @@ split file in a folder by its conventional names.
 from __future__ import annotations
 
 import json
+import os
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,21 @@ from typing import Any
 
 class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message names the file, line/field and what to do."""
+
+
+# A data file is read whole; past this it is refused rather than exhausting memory (1 GiB is ~100x GSM8K).
+MAX_FILE_BYTES = 1 << 30
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
+
+
+def short(value: object) -> str:
+    """A bounded repr for error messages: a YAML alias bomb or a huge record prints a few elements, not
+    millions (the full repr of a 9**9-element structure never returns)."""
+    return _SHORT.repr(value)
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,7 @@ class Row:
     def text(self, key: str) -> str:
         value = self.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise DatasetError(f"{self.where()}: field {key!r} must be a non-empty string, got {value!r:.60}")
+            raise DatasetError(f"{self.where()}: field {key!r} must be a non-empty string, got {short(value)}")
         return clean_text(value)
 
 
@@ -52,7 +69,7 @@ def clean_text(text: str) -> str:
 def require_dir(data_dir: object, dataset: str) -> Path:
     if data_dir is None or str(data_dir) == "":
         raise DatasetError(f"{dataset}: no data_dir given; set data_dir to the folder holding the dataset files")
-    path = Path(str(data_dir)).expanduser()
+    path = Path(os.path.expanduser(str(data_dir)))  # Path.expanduser raises for an unknown ~user
     if not path.exists():
         raise DatasetError(f"{dataset}: data_dir {path} does not exist; check the path (relative paths start at "
                            "the working directory)")
@@ -60,9 +77,17 @@ def require_dir(data_dir: object, dataset: str) -> Path:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """All records of a JSONL file (blank lines skipped) or of a JSON array file."""
+    """All records of a JSONL file (blank lines skipped) or of a JSON array file (a UTF-8 BOM is allowed).
+
+    Only a regular file of at most MAX_FILE_BYTES is read: a FIFO would block and /dev/zero never ends."""
+    if path.exists() and not path.is_file():
+        raise DatasetError(f"{path}: not a regular file (a folder, FIFO or device); give a .jsonl file")
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DatasetError(f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} iwsi reads; keep the rows "
+                               "you need in a smaller file")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err.strerror}); check the file exists and is readable") from None
     except UnicodeDecodeError:
@@ -78,6 +103,9 @@ def _parse_line(path: Path, number: int, line: str) -> Row:
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path} line {number}: not valid JSON ({err.msg}); "
                            "each line must be one JSON object") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise DatasetError(f"{path} line {number}: JSON nested too deeply; "
+                           "each line must be one flat JSON object") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path} line {number}: expected a JSON object, got {type(data).__name__}")
     _check_encodable(data, f"{path} line {number}")
@@ -98,6 +126,8 @@ def _read_array(path: Path, text: str) -> list[Row]:
         items = json.loads(text)
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path} line {err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply; give an array of flat objects") from None
     rows = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):

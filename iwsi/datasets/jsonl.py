@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iwsi.answers import extract_answer, normalize_gold
-from iwsi.datasets._io import DatasetError, Row, find_split_file, read_rows, require_dir
+from iwsi.datasets._io import DatasetError, Row, find_split_file, read_rows, require_dir, short
 from iwsi.datasets._split import Sizes, make_splits
 from iwsi.prompts import rationale_text
 from iwsi.records import TASKS, Question, Splits
@@ -69,7 +69,7 @@ def infer_task(rows: list[Row], answer_key: str) -> str:
     odd = next(row for row in rows if row.data.get(answer_key) is not None
                and not _TASK_TESTS[0][1](row.data[answer_key]))
     raise DatasetError(f"jsonl: cannot infer the task from the answers (e.g. {odd.where()}: "
-                       f"{odd.data[answer_key]!r}); set fields.task to one of {', '.join(TASKS)}")
+                       f"{short(odd.data[answer_key])}); set fields.task to one of {', '.join(TASKS)}")
 
 
 def converter(f: Fields, task: str):
@@ -79,7 +79,7 @@ def converter(f: Fields, task: str):
             return None
         gold = normalize_gold(row.get(f.answer), task)
         if gold is None:
-            raise DatasetError(f"{row.where()}: cannot parse answer {row.get(f.answer)!r} as a {task} answer")
+            raise DatasetError(f"{row.where()}: cannot parse answer {short(row.get(f.answer))} as a {task} answer")
         return gold
 
     def convert(row: Row, question_id: str, with_rationale: bool) -> Question:
@@ -125,6 +125,9 @@ def load(data_dir: object, sizes: Sizes, seed: int, fields: dict | None = None) 
         train, test, notes = _read_folder(path)
     else:
         train, test, notes = read_rows(path), [], []
+    if not train and not test:  # else "0 rows, not more than test_size" would blame test_size
+        raise DatasetError(f"jsonl: {path} holds no records (empty, or blank lines only): "
+                           "add one JSON object per line")
     if not test:
         train, test = _split_tail(train, sizes.test_size, notes)
     task = f.task or infer_task(train + test, f.answer)
