@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.fixtures import make_ablation_dir, make_run_dir
+from tests.pages import open_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
@@ -19,25 +20,11 @@ CHARTS = {"views/ds_weights.py": 1, "views/percentiles.py": 2, "views/correctnes
 
 
 @pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture()
 def full_cache(cache):
     make_run_dir(cache / "runs" / "gsm8k-run", num_questions=60, num_samples=5, seed=0)
     make_run_dir(cache / "runs" / "svamp-run", num_questions=40, num_samples=4, seed=1, dataset="svamp")
     make_ablation_dir(cache / "ablations" / "paper-fig2")
     return cache
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -14,27 +14,14 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.fixtures import make_ablation_dir, make_run_dir
 from iwsi import charts
+from tests.pages import open_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 @pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture()
 def run(cache):
     return make_run_dir(cache / "runs" / "r", num_questions=60, num_samples=5, seed=0)
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def spec(at: AppTest, key_index: int) -> dict:

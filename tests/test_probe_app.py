@@ -4,19 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from iwsi import probe_charts
 from iwsi.probe import make_probe_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
-    return tmp_path
 
 
 def open_probe() -> AppTest:

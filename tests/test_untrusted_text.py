@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.fixtures import make_run_dir
 from iwsi.probe import make_probe_dir
+from tests.pages import open_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
@@ -110,20 +111,6 @@ def assert_shown_escaped(at: AppTest, expect_payload: bool = True) -> None:
     assert not problems, problems
     if expect_payload:  # the text is there, escaped: not dropped
         assert any(payload() in ESCAPE.sub(r"\1", s) for s in sources)
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
-    return tmp_path
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 # -- the helper ----------------------------------------------------------------------------------------
