@@ -201,8 +201,17 @@ def test_a_damaged_artefact_is_rebuilt_or_named(finished, name, mode, tmp_path, 
         assert len(line) == 1 and any(Path(part).name in line[0] for part in name.split("+")), err
         return
     assert status == 0, err
-    assert same(reference, contents(run)) == []
     assert json.loads((run / "status.json").read_text())["state"] == "done"
+    if name.startswith("chunks/generate-") and not MAP_IS_EXACT:
+        # bf16 sampling is not bit-reproducible across two model loads in one process (see MAP_IS_EXACT), so a
+        # regenerated chunk may draw other texts: the untouched chunk comes back exactly, and the same rows
+        old, new = reference["candidates.parquet"], pd.read_parquet(run / "candidates.parquet")
+        keys = ["question_id", "sample_id"]
+        assert new[keys].equals(old[keys])
+        kept = pd.read_parquet(source / "chunks/generate-00000.parquet")
+        assert new.head(len(kept)).reset_index(drop=True).equals(old.head(len(kept)).reset_index(drop=True))
+        return
+    assert same(reference, contents(run)) == []
 
 
 @pytest.mark.slow
