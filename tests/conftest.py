@@ -7,3 +7,14 @@ def cache(tmp_path, monkeypatch):
     """An empty iwsi cache root (runs/, ablations/, probes/ go below it) for this test only."""
     monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_vllm():
+    """Shut down the vLLM instances the tests started (iwsi.vllm_engine keeps one per process): left running,
+    their engine processes are non-daemon children that multiprocessing's exit handler waits on for ever."""
+    yield
+    import sys
+
+    if "iwsi.vllm_engine" in sys.modules:
+        sys.modules["iwsi.vllm_engine"].release()
