@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from iwsi.dsweight import add_signals, valid_loss_mean
+from iwsi.dsweight import add_signals
 from iwsi.generate import chunk_size, engine_module
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
@@ -26,14 +26,6 @@ ID_COLUMNS = ["question_id", "sample_id"]
 
 
 LOSS_COLUMNS = ["loss", "loss_answer", "loss_alone"]
-
-
-def losses(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, span: str,
-           progress=None) -> list[tuple[float, int]]:
-    """(mean NLL, tokens) of "Q: question\nA: rationale" under the model (no few-shot prefix)."""
-    contexts = [question_suffix(q) for q in questions]
-    completions = [" " + r for r in rationales]
-    return engine_module(engine).score(model, tokenizer, contexts, completions, span=span, progress=progress)
 
 
 def alone_context(tokenizer) -> str:
@@ -126,4 +118,4 @@ def chunk_matches(path, ids: dict) -> bool:
     return all(saved[c].tolist() == v for c, v in ids.items())
 
 
-__all__ = ["LOSS_COLUMNS", "loss_table", "losses", "score_samples", "score_valid", "valid_loss_mean"]
+__all__ = ["LOSS_COLUMNS", "loss_table", "score_samples", "score_valid"]

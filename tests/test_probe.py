@@ -120,16 +120,16 @@ def test_real_probe_on_embedded_model(tmp_path):
     assert len(variants) == 4 * 3 - len(pd.read_parquet(out / "skipped.parquet"))
     assert len(scores) == 2 * len(variants) and np.isfinite(scores[["loss", "w_prime", "ds_weight"]]).all().all()
     assert (scores["ds_weight"] >= 1).all() and scores.groupby("setting")["valid_mean"].nunique().eq(1).all()
-    # scored exactly as the score stage: the same losses() call on the same texts gives the same numbers.
+    # scored exactly as the score stage: the same loss_table() call on the same texts gives the same numbers.
     # The same batch, not a subset: the engine groups texts by length and pads, and in bf16 (CPUs with
     # AVX-512 bf16 / AMX) a loss moves by ~1 % with the batch it is scored in (CI, 2026-12-02).
     from iwsi.models import load_model, load_tokenizer
-    from iwsi.score import losses
+    from iwsi.score import loss_table
 
-    again = losses(load_model("embedded"), load_tokenizer("embedded"), variants["question"].tolist(),
-                   variants["rationale"].tolist(), engine="iwsi", span="completion")
+    again = loss_table(load_model("embedded"), load_tokenizer("embedded"), variants["question"].tolist(),
+                       variants["rationale"].tolist(), engine="iwsi", span="completion")
     got = scores[scores["setting"] == "loss_span=completion"]
-    assert got["loss"].to_numpy() == pytest.approx([x for x, _ in again], rel=1e-5)
+    assert got["loss"].to_numpy() == pytest.approx(again["loss"].to_numpy(), rel=1e-5)
     auroc = pd.read_parquet(out / "auroc.parquet")
     assert set(auroc["kind"]) == {"jumping", "spurious"} and auroc["auroc"].between(0, 1).all()
 
