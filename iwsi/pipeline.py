@@ -127,14 +127,13 @@ def stage_vote(ctx: Context) -> None:
 def stage_score(ctx: Context) -> None:
     from iwsi.score import score_samples, score_valid
 
-    model = None
+    model, rationales = None, ctx.valid_rationales()  # D_v and the pool: loaded once for both branches
     if ctx.cfg.workers > 1:  # Ray workers score, the driver writes every chunk file; the calls below read them
         from iwsi.distributed import score_chunks
 
-        score_chunks(ctx.cfg, ctx.run, ctx.valid_rationales(), ctx.samples())
+        score_chunks(ctx.cfg, ctx.run, rationales, ctx.samples())
     else:
         model = ctx.engine_model()
-    rationales = ctx.valid_rationales()
     scored = score_valid(model, ctx.tokenizer, rationales, ctx.cfg, ctx.run)
     in_dv = scored["question_id"].isin([q.question_id for q in ctx.splits.valid])
     write_parquet(ctx.run / "valid.parquet", scored[in_dv].reset_index(drop=True))
