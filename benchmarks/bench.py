@@ -5,6 +5,7 @@ iwsi/hf_engine.py) on the IWSI workload.
     iwsi bench score [--json]
     iwsi bench sweep [--batch-sizes 16,32,64,128,256,512] [--plot docs/engine_throughput.png]
     iwsi bench train [--json] [--examples 256 --epochs 1]
+    iwsi bench run [--json] [--config configs/demo.yaml] [--repo CHECKOUT]   (benchmarks/bench_run.py)
     iwsi bench profile [--what generate|score] [--json]   (benchmarks/bench_profile.py)
     PYTHONPATH=. .venv/bin/python -m benchmarks.bench generate --json
 
@@ -29,6 +30,9 @@ from typing import Callable
 
 import torch
 
+from benchmarks import bench_run
+from iwsi.usage import peak_rss_mb, reset_peak_rss
+
 # ----------------------------------------------------------------------------------------------
 # Workload
 
@@ -51,21 +55,6 @@ def load(model_name: str = "embedded"):
 
 # ----------------------------------------------------------------------------------------------
 # Measurement helpers
-
-
-def reset_peak_rss() -> None:
-    """Reset this process's VmHWM (Linux: writing 5 to clear_refs), so each run reports its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load_average() -> float:
@@ -265,7 +254,8 @@ def train_examples(tokenizer, count: int, seed: int = 0) -> list[dict]:
 def bench_train(examples: int = 256, epochs: int = 1, batch_size: int | None = None) -> dict:
     """LoRA training tokens/s with the train stage's arguments (bf16 autocast where the CPU has it,
     length-grouped batches) against the Trainer's defaults (float32, random batches), same data,
-    batch size, LoRA and seed. Tokens = non-padding tokens of every example seen."""
+    batch size, LoRA and seed, and against its compute floor, a plain forward + backward of the same
+    batches (`plain_forward_backward`). Tokens = non-padding tokens of every example seen."""
     import tempfile
     from dataclasses import replace as dc_replace
 
@@ -296,9 +286,34 @@ def bench_train(examples: int = 256, epochs: int = 1, batch_size: int | None = N
             result.update({f"{name}_seconds": round(seconds, 2), f"{name}_tok_s": round(tokens / seconds, 1),
                            f"{name}_peak_rss_mb": round(rss, 1), f"{name}_bf16": bool(args.bf16),
                            f"{name}_sampling": str(args.train_sampling_strategy)})
+        AcceleratorState._reset_state(reset_partial_state=True)
+        model = lora_model(load_model("embedded", dtype=torch.float32), cfg)
+        _, seconds, rss = timed(lambda: plain_forward_backward(model, data, tokenizer.pad_token_id, cfg.batch_size,
+                                                               epochs, bool(ours.bf16)))
+        result.update(plain_seconds=round(seconds, 2), plain_tok_s=round(tokens / seconds, 1),
+                      plain_peak_rss_mb=round(rss, 1))
     result["ratio"] = round(result["iwsi_tok_s"] / result["defaults_tok_s"], 2)
+    result["iwsi_over_plain"] = round(result["iwsi_tok_s"] / result["plain_tok_s"], 3)
     result["load_average_1m"] = round(load_average(), 2)
     return result
+
+
+def plain_forward_backward(model, data: list[dict], pad_id: int, batch_size: int, epochs: int, bf16: bool) -> None:
+    """The compute floor of a LoRA step: forward + backward of the same length-grouped batches (same padding,
+    same autocast), without the Trainer, optimizer, scheduler or logging."""
+    from iwsi.train import collate
+
+    order = sorted(range(len(data)), key=lambda i: len(data[i]["input_ids"]))
+    batches = [[data[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
+    model.train()
+    for _ in range(epochs):
+        for batch in batches:
+            inputs = collate(batch, pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            labels=inputs["labels"])
+            out.loss.backward()
+            model.zero_grad(set_to_none=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,11 +400,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--per-question", type=int, default=8)
     f.add_argument("--max-new-tokens", type=int, default=96)
     f.add_argument("--batch-size", type=int, default=256)
+    r = sub.add_parser("run", help="the demo end to end: per-stage wall/CPU time, tokens, peak RSS, first insight")
+    bench_run.add_arguments(r)
     t = sub.add_parser("train", help="LoRA training tokens/s, train-stage arguments vs Trainer defaults")
     t.add_argument("--examples", type=int, default=256)
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
-    for q in (g, s, w, t, f):
+    for q in (g, s, w, t, f, r):
         q.add_argument("--json", action="store_true", help="print one JSON object")
     for q in (g, s):  # engines side by side, tok/s and tok per CPU-second (benchmarks/bench_engines.py)
         q.add_argument("--engines", help="comma-separated: iwsi, vllm, hf (e.g. iwsi,vllm,hf)")
@@ -400,6 +417,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.what == "run":
+        return bench_run.main(args)
     if getattr(args, "engines", None):
         from benchmarks.bench_engines import bench_engines, human
 

@@ -3,7 +3,7 @@
 Builds a tiny Llama checkpoint locally (random weights, 2 layers, hidden size 64, a byte-level BPE
 tokenizer trained here on the run's own prompts: no download, no extra package), then runs
 `iwsi run --set device=DEVICE --set engine=hf --set model=<it> --set train_processes=1` with tiny sizes
-through every stage, one process per stage group (generate | evaluate-base | vote, score | embed,
+through every stage, one process per stage group (generate | vote, score | evaluate-base | embed,
 judge, filter, train | evaluate), and checks each group's artefacts and, on a GPU, that the group's
 process allocated CUDA memory (`torch.cuda.max_memory_allocated() > 0`, written to the run's log.txt
 by the process itself through `iwsi.device.cuda_peak_note`). A fresh process per group means the
@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 ANSWER = " The answer is 1.\n\n"  # what the planted chain writes after every prompt
 SIZES = {"num_questions": 8, "valid_size": 2, "valid_pool": 0, "test_size": 4, "num_samples": 2,
          "max_new_tokens": 16, "embed": "false", "epochs": 1, "lora_r": 8, "batch_size": 4, "workers": 1}
-GROUPS = [("generate", "generate"), ("evaluate-base", "evaluate-base"), ("vote+score", "score"),
+GROUPS = [("generate", "generate"), ("vote+score", "score"), ("evaluate-base", "evaluate-base"),
           ("judge+filter+train", "train"), ("evaluate", "evaluate")]
 BUDGET_S = 300
 

@@ -5,7 +5,7 @@
 
 Layout of DIR (default cache/ablations/<name>):
   shared/<dataset>-s<seed>/                 a run directory stopped after the stages before filter
-                                            (generate, evaluate-base, vote, score, embed, judge with
+                                            (generate, vote, score, evaluate-base, embed, judge with
                                             every judge the methods need), once per (dataset, seed)
   cells/<dataset>/<method>-k<k>-s<seed>/    a run directory that adopts those stages (RunDir.adopt:
                                             hard links, checked) and runs filter → train → evaluate
@@ -213,10 +213,9 @@ def ablate(cfg: RunConfig, out: Path, methods: list[str], ks: list[float], seeds
     return results
 
 
-def main(args) -> int:
-    """Entry point for `iwsi ablate` (args from iwsi.cli)."""
-    config = args.config or (Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
-    cfg = load_config(config, parse_sets(args.set))
+def main(args, default_config: Path | None = None) -> int:
+    """Entry point for `iwsi ablate` (args from iwsi/commands/ablate.py; `default_config` when no --config)."""
+    cfg = load_config(args.config or default_config, parse_sets(args.set))
     methods = parse_list(args.methods, str, "methods")
     ks = parse_list(args.k, float, "k")
     seeds = parse_list(args.seeds, int, "seeds")
@@ -227,7 +226,7 @@ def main(args) -> int:
     plan_cells(methods, ks)
     [replace(cfg, method=m) for m in methods]  # each method's own checks (rm needs a reward model)
     out = Path(args.out or ablations_root() / f"{'-'.join(datasets)}-{cfg.hash()}")
-    data_root = Path(getattr(args, "data_root", None) or "../shared/data")
+    data_root = Path(args.data_root)
     for d in datasets:  # the other datasets' folders, before the ablation folder is made
         if data_dir(cfg, d, data_root):
             require_dir(data_dir(cfg, d, data_root), d)

@@ -56,10 +56,12 @@ FILES = (
          finished=False),
     File("log.txt", ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
     File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
-    File("stages/<stage>.json", ("pipeline",), "`stage, seconds, finished, files {name: {bytes, sha256, rows}}`: "
-         "the stage is done (+ `adopted_from`: a stage taken over from another run directory, RunDir.adopt)",
+    File("stages/<stage>.json", ("pipeline",), "`stage, seconds, cpu_seconds, peak_rss_mb, finished, files {name: "
+         "{bytes, sha256, rows}}`: the stage is done (+ `adopted_from`: a stage taken over from another run "
+         "directory, RunDir.adopt)",
          finished=False),
-    File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
+    File("chunks/", ("generate",), "resume checkpoints of generate and score (score's hold the sentence "
+         "embeddings of embed=true); a redone generation clears it all",
          finished=False),
     File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
          finished=False),
@@ -99,10 +101,26 @@ FILES = (
     File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
          "kept across reruns", finished=False),
 )
-# The base model's evaluation depends on the generate settings only: right after generate, no later
-# change (scoring, judges, filter, training) redoes it. Everything before filter is independent of the
+# The order the stages run in: the DS weights (score) as early as possible, then the base model's evaluation
+# (the dashboard's first insight does not wait for it). Everything before filter is independent of the
 # method's cut and training, which is what an ablation shares (iwsi/ablate.py).
-STAGES = ("generate", "evaluate-base", "vote", "score", "embed", "judge", "filter", "train", "evaluate")
+STAGES = ("generate", "vote", "score", "evaluate-base", "embed", "judge", "filter", "train", "evaluate")
+# The stages whose output each stage reads (config keys aside: pipeline.STAGE_KEYS). A stage redone makes
+# the stages that read it, directly or not, stale, and no other: the base model's evaluation depends on
+# the generate settings only, so no change of scoring, judges, filter or training redoes it.
+STAGE_INPUTS = {"generate": (), "vote": ("generate",), "score": ("vote",), "evaluate-base": ("generate",),
+                "embed": ("score",), "judge": ("score",), "filter": ("judge",), "train": ("filter",),
+                "evaluate": ("train", "evaluate-base")}
+
+
+def with_dependents(stages) -> tuple[str, ...]:
+    """`stages` and every stage that reads one of them, directly or not, in STAGES order."""
+    found = set(stages)
+    for stage in STAGES:  # STAGES is a topological order of STAGE_INPUTS
+        if found & set(STAGE_INPUTS[stage]):
+            found.add(stage)
+    return tuple(s for s in STAGES if s in found)
+
 
 # The finished files each stage writes (fingerprinted in its marker; a damaged one redoes its first writer).
 STAGE_OUTPUTS = {s: tuple(f.name for f in FILES if f.finished and s in f.written_by) for s in STAGES}

@@ -11,8 +11,8 @@ depend on the number of workers (token-identical with the iwsi engine at the sam
 per worker), and resume works unchanged: a chunk whose file is missing is (re)done. A killed worker
 is restarted by Ray and its chunk retried (`max_restarts`, `max_task_retries`); if the driver dies
 too, a rerun redoes only the missing chunks. The actors of the base model live from the first
-sharded stage through score (one model load, one vLLM start-up per worker for generate,
-evaluate-base and score) and are killed before training; the trained adapter's evaluation starts its
+sharded stage through evaluate-base (one model load, one vLLM start-up per worker for generate,
+score and evaluate-base) and are killed before training; the trained adapter's evaluation starts its
 own, and on a cluster (`ray_address`) the driver ships the adapter's files to them (each node keeps one
 copy under its temp dir), so no node but the driver's needs the run directory. Each stage logs which
 worker (Ray node, pid) ran how many of its chunks (`log.txt`). Several machines: start a Ray cluster
@@ -113,16 +113,16 @@ class Worker:
         return sample_chunk(self.model(), self.tokenizer, chunk, index, self.cfg)
 
     def score(self, part: pd.DataFrame) -> pd.DataFrame:
-        from iwsi.score import loss_table
+        from iwsi.score import chunk_losses
 
-        return loss_table(self.model(), self.tokenizer, part["question"].tolist(), part["rationale"].tolist(),
-                          engine=self.cfg.engine, span=self.cfg.loss_span)
+        return chunk_losses(self.model(), self.tokenizer, part["question"].tolist(), part["rationale"].tolist(),
+                            self.cfg)
 
     def score_valid(self, valid: list) -> pd.DataFrame:
-        from iwsi.score import loss_table
+        from iwsi.score import chunk_losses
 
-        return loss_table(self.model(), self.tokenizer, [q.question for q in valid], [q.rationale for q in valid],
-                          engine=self.cfg.engine, span=self.cfg.loss_span)
+        return chunk_losses(self.model(), self.tokenizer, [q.question for q in valid], [q.rationale for q in valid],
+                            self.cfg)
 
     def greedy(self, questions: list, trained: bool) -> list[list[str]]:
         from iwsi.generate import complete
@@ -289,7 +289,7 @@ def generate_chunks(cfg: RunConfig, run: RunDir, questions: list) -> None:
 
 def score_chunks(cfg: RunConfig, run: RunDir, valid: list, samples: pd.DataFrame) -> None:
     """Write every missing score chunk file (and the valid losses), scored by the workers. The base
-    model's actors are killed afterwards: training comes next."""
+    model's actors stay for evaluate-base, which comes next."""
     from iwsi.score import ID_COLUMNS, chunk_matches, is_scored, save_chunk
     from iwsi.score import score_chunks as parts
 
@@ -300,7 +300,7 @@ def score_chunks(cfg: RunConfig, run: RunDir, valid: list, samples: pd.DataFrame
     if not chunk_matches(valid_path, valid_ids):
         jobs.append((valid_ids, valid_path, ("score_valid", (valid,), len(valid))))
     bar = Progress(run, "score", sum(task[2] for _, _, task in jobs), unit="seq")
-    run_on_workers(cfg, [task for _, _, task in jobs], bar, log=run.log, label="score",
+    run_on_workers(cfg, [task for _, _, task in jobs], bar, keep=True, log=run.log, label="score",
                    on_result=lambda k, table: save_chunk(jobs[k][1], jobs[k][0], table))
     bar.close()
 
@@ -312,14 +312,15 @@ def greedy_eval(cfg: RunConfig, run: RunDir, test: list, label: str, adapter: Pa
 
     parts = chunks(test, chunk_size(run))
     bar = Progress(run, f"evaluate-{label}", len(test), unit="q")
-    # the base model on the same actors (engine instances) as generate: under vLLM one without LoRA.
+    # the base model on the same actors (engine instances) as generate and score, killed afterwards (training
+    # comes next): under vLLM one without LoRA.
     # On a cluster (ray_address) the adapter travels to the workers: other machines need no run directory.
     files = pack_adapter(adapter) if adapter and cfg.ray_address else None
     if files:
         run.log(f"evaluate-{label}: adapter shipped to the workers ({len(files)} files, "
                 f"{sum(map(len, files.values()))} bytes)")
     outs = run_on_workers(cfg, [("greedy", (c, adapter is not None), len(c)) for _, c in parts], bar,
-                          adapter=str(adapter) if adapter else None, keep=adapter is None, log=run.log,
+                          adapter=str(adapter) if adapter else None, log=run.log,
                           label=f"evaluate-{label}", adapter_files=files)
     bar.close()
     return eval_frame(test, [o for chunk_outs in outs for o in chunk_outs], label)

@@ -23,6 +23,8 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_le
     `progress(n)` is called after each batch of n texts."""
     import torch
 
+    from iwsi.hf_engine import mean_pooled
+
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = next(model.parameters()).device
@@ -33,13 +35,12 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_le
             enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
                             truncation=True, max_length=max_length).to(device)
             hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out.append(pooled.float().cpu().numpy())
+            mask = enc["attention_mask"].bool()  # either padding side
+            out += [mean_pooled(hidden[row][mask[row]]) for row in range(len(mask))]
             if progress:
-                progress(len(pooled))
+                progress(len(mask))
     width = getattr(model.config, "hidden_size", 0)
-    return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
+    return np.stack(out) if out else np.zeros((0, width), dtype=np.float32)
 
 
 def _project(x: np.ndarray, seed: int) -> np.ndarray:
@@ -47,8 +48,7 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
     if n < MIN_UMAP_POINTS:
         log.info("embed: %d points < %d, using PCA instead of UMAP", n, MIN_UMAP_POINTS)
         return _pca2(x)
-    import umap  # slow import (numba): only when a map is fitted
-
+    umap = cached_umap()
     reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), min_dist=0.1,
                         random_state=seed, init="spectral" if n > 30 else "random")
     if n <= UMAP_FIT_MAX:
@@ -57,6 +57,36 @@ def _project(x: np.ndarray, seed: int) -> np.ndarray:
     log.info("embed: fitting UMAP on %d of %d points, transforming the rest", UMAP_FIT_MAX, n)
     reducer.fit(x[fit_rows])
     return reducer.transform(x)
+
+
+def cached_umap():
+    """umap (a slow import: numba), its numba functions compiled once per machine instead of once per process:
+    umap-learn declares them without `cache=True`, so each is given numba's own file cache here, under
+    `<cache root>/numba` (numba writes a cache entry to a temporary file and renames it into place, so two
+    processes at once are safe). A function numba cannot cache is compiled as before."""
+    import warnings
+
+    import numba
+    from numba.core.dispatcher import Dispatcher
+
+    from iwsi.contract import cache_root
+
+    import pynndescent  # noqa: F401  (declares cache=True itself: its cache stays where numba put it)
+
+    numba.config.CACHE_DIR = str(cache_root() / "numba")
+    import umap
+    import umap.distances
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+
+    for module in (umap.umap_, umap.layouts, umap.distances, umap.utils):
+        for value in vars(module).values():
+            if isinstance(value, Dispatcher) and value._cache.__class__.__name__ == "NullCache":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    value.enable_caching()
+    return umap
 
 
 def _pca2(x: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from iwsi import hf_engine
 from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
-from iwsi.hf_engine import Progress, Scores, cut_at_stop, encode_spans, span_means
+from iwsi.hf_engine import Progress, Scores, cut_at_stop, encode_spans, mean_pooled, span_means
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
 PREFILL_TOKENS = 2_048     # question-suffix tokens per prefill forward
@@ -613,17 +613,18 @@ def score(model, tokenizer, contexts: list[str], completions: list[str], *, span
 
 @torch.inference_mode()
 def score_spans(model, tokenizer, contexts: list[str], completions: list[str], *, batch_size: int = 64,
-                progress: Progress = None, token_budget: int = 8192) -> list[Scores]:
-    """Both spans of each `context + completion` from one forward (see hf_engine.score_spans).
+                progress: Progress = None, token_budget: int = 8192, pool: bool = False) -> list[Scores]:
+    """Both spans of each `context + completion` from one forward (see hf_engine.score_spans; `pool`: the
+    sentence embedding from the same forward).
 
     Items run in length-sorted batches of at most `batch_size` rows and `token_budget` padded tokens."""
     if _fallback(model):
-        return hf_engine.score_spans(model, tokenizer, contexts, completions, progress=progress)
+        return hf_engine.score_spans(model, tokenizer, contexts, completions, progress=progress, pool=pool)
     net = build_net(model)
     items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
     results: list[Scores] = [{}] * len(items)
     for batch in length_batches([len(ids) for ids, _ in items], batch_size, token_budget):
-        for index, value in zip(batch, _score_batch(net, [items[i] for i in batch])):
+        for index, value in zip(batch, _score_batch(net, [items[i] for i in batch], pool)):
             results[index] = value
         if progress:
             progress(len(batch))
@@ -642,7 +643,7 @@ def length_batches(lengths: list[int], max_rows: int, token_budget: int) -> list
     return batches
 
 
-def _score_batch(net: Net, items: list[tuple[list[int], dict[str, int]]]) -> list[Scores]:
+def _score_batch(net: Net, items: list[tuple[list[int], dict[str, int]]], pool: bool = False) -> list[Scores]:
     width = max(len(ids) for ids, _ in items)
     ids = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in items])
     n = len(items)
@@ -652,7 +653,12 @@ def _score_batch(net: Net, items: list[tuple[list[int], dict[str, int]]]) -> lis
     cols = torch.cat([torch.arange(0, len(t) - 1) for t, _ in items])
     nll = _token_nll(net, hidden[rows, cols], ids[rows, cols + 1])
     per_row = torch.split(nll, [len(t) - 1 for t, _ in items])
-    return [span_means(row, firsts) for row, (_, firsts) in zip(per_row, items)]
+    scores = [span_means(row, firsts) for row, (_, firsts) in zip(per_row, items)]
+    if pool:  # the final norm's output is what transformers returns as the last hidden state
+        normed = rms_norm(hidden, net.norm, net.eps)
+        for row, (t, _) in enumerate(items):
+            scores[row]["embedding"] = mean_pooled(normed[row, :len(t)])
+    return scores
 
 
 def _token_nll(net: Net, hidden: Tensor, targets: Tensor, chunk: int = 1024) -> Tensor:

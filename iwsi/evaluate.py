@@ -1,5 +1,5 @@
 """Greedy accuracy on the test questions, for the stages `evaluate-base` (the base model, right after
-generate: writes `eval_base.parquet`) and `evaluate` (the trained adapter, beside the base rows:
+score: writes `eval_base.parquet`) and `evaluate` (the trained adapter, beside the base rows:
 writes `eval.parquet`). Columns: model, question_id, output, answer, gold, is_correct; same few-shot
 prompt and answer extraction as generation.
 """

@@ -48,7 +48,7 @@ def _generate_batch(model, tokenizer, prompts, temperature, max_new_tokens, stop
 
 
 SPANS = ("full", "completion")  # the token spans a mean NLL can be taken over (config loss_span)
-Scores = dict[str, tuple[float, int]]  # span → (mean token NLL, tokens) of one text
+Scores = dict[str, tuple[float, int]]  # span → (mean token NLL, tokens) of one text (+ "embedding" when pooled)
 
 
 @torch.inference_mode()
@@ -63,12 +63,13 @@ def score(model, tokenizer, contexts: list[str], completions: list[str], *, span
 
 @torch.inference_mode()
 def score_spans(model, tokenizer, contexts: list[str], completions: list[str], *, batch_size: int = 16,
-                progress: Progress = None) -> list[Scores]:
-    """Both spans' (mean NLL, tokens) of each `context + completion`, from one forward pass."""
+                progress: Progress = None, pool: bool = False) -> list[Scores]:
+    """Both spans' (mean NLL, tokens) of each `context + completion`, from one forward pass; with `pool`,
+    also its sentence embedding from that forward (key "embedding", see mean_pooled)."""
     items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
     results: list[Scores] = []
     for start in range(0, len(items), batch_size):
-        results += _score_batch(model, tokenizer, items[start:start + batch_size])
+        results += _score_batch(model, tokenizer, items[start:start + batch_size], pool)
         if progress:
             progress(len(items[start:start + batch_size]))
     return results
@@ -94,12 +95,22 @@ def span_means(nll, firsts: dict[str, int]) -> Scores:
     return {span: (float(nll[first - 1:].mean()), int(nll.numel() - first + 1)) for span, first in firsts.items()}
 
 
-def _score_batch(model, tokenizer, items):
+def mean_pooled(hidden: torch.Tensor):
+    """A text's sentence embedding: the mean of its last hidden states (after the final norm) over its
+    tokens [t, E], float32. The one rule of the embed stage, whichever forward pass it comes from."""
+    return (hidden.sum(0) / hidden.shape[0]).float().cpu().numpy()
+
+
+def _score_batch(model, tokenizer, items, pool: bool = False):
     width = max(len(ids) for ids, _ in items)
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in items])
     mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in items])
-    logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:].to(model.device),
-                                            reduction="none")
-    return [span_means(nll[row, :len(ids) - 1].cpu(), firsts) for row, (ids, firsts) in enumerate(items)]
+    out = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=pool)
+    nll = torch.nn.functional.cross_entropy(out.logits.float()[:, :-1].transpose(1, 2),
+                                            input_ids[:, 1:].to(model.device), reduction="none")
+    scores = [span_means(nll[row, :len(ids) - 1].cpu(), firsts) for row, (ids, firsts) in enumerate(items)]
+    if pool:
+        for row, (ids, _) in enumerate(items):
+            scores[row]["embedding"] = mean_pooled(out.hidden_states[-1][row, :len(ids)])
+    return scores

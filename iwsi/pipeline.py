@@ -1,5 +1,5 @@
-"""Chains the stages generate → evaluate-base → vote → score → embed → judge → filter → train → evaluate
-in one run directory (the order: iwsi/contract.py: STAGES).
+"""Chains the stages generate → vote → score → evaluate-base → embed → judge → filter → train → evaluate
+in one run directory (the order and what each stage reads: iwsi/contract.py: STAGES, STAGE_INPUTS).
 
 Each stage is skipped when its marker `stages/<stage>.json` exists (resume), records its wall time,
 and leaves complete artefacts (see docs/run-directory.md). `metrics.json` is rebuilt from the
@@ -23,6 +23,7 @@ import yaml
 from iwsi import filtering
 from iwsi.answers import is_correct
 from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
+from iwsi.contract import with_dependents
 from iwsi.datasets import load_splits
 from iwsi.device import cuda_peak_note, reset_cuda_peak
 from iwsi.dsweight import valid_center, valid_loss_mean
@@ -40,14 +41,16 @@ from iwsi.rundir import (
     write_json,
     write_parquet,
 )
+from iwsi.usage import cpu_seconds, peak_rss_mb, reset_peak_rss
 
-# The config keys each stage's output depends on: changing one invalidates that stage and the rest.
+# The config keys each stage's output depends on: changing one invalidates that stage and the stages that
+# read it (contract.STAGE_INPUTS).
 STAGE_KEYS = {
     "generate": ("dataset", "data_dir", "fields", "num_questions", "model", "trust_remote_code", "num_samples",
                  "temperature", "top_p", "top_k", "max_new_tokens", "seed", "valid_size", "test_size", "engine"),
-    "evaluate-base": (),
     "vote": (),
     "score": ("loss_span", "valid_pool"),
+    "evaluate-base": (),
     "embed": ("embed",),
     "judge": ("method", "judges", "reward_model"),  # the method says which judge's score it needs
     "filter": ("method", "k", "entropy_threshold", "weight_clip", "valid_center"),
@@ -148,20 +151,29 @@ def stage_embed(ctx: Context) -> None:
         return
     from iwsi.embed import embed_texts, fit_umap
     from iwsi.rundir import Progress
+    from iwsi.score import pooled_embeddings
     from iwsi.taxonomy import suggest_labels
 
     df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
-    bar = Progress(ctx.run, "embed", len(valid) + len(df), unit="seq")
-    v_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(valid), progress=bar)
-    s_emb = embed_texts(ctx.model, ctx.tokenizer, _qa_texts(df), progress=bar)
-    bar.close()
+    pooled = pooled_embeddings(ctx.run, df, valid, ctx.cfg)  # from the score stage's forward pass
+    ctx.run.log(f"embed: {len(valid) + len(df)} sentence embeddings "
+                f"{'pooled by the score pass' if pooled else 'in a pass of their own (none saved by score)'}")
+    if pooled is None:  # no saved embeddings (vLLM, an older run): a pass of its own
+        bar = Progress(ctx.run, "embed", len(valid) + len(df), unit="seq")
+        pooled = (embed_texts(ctx.model, ctx.tokenizer, _qa_texts(valid), progress=bar),
+                  embed_texts(ctx.model, ctx.tokenizer, _qa_texts(df), progress=bar))
+        bar.close()
+    v_emb, s_emb = pooled
     write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
     write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
 
 
 def _qa_texts(table: pd.DataFrame) -> list[str]:
-    """What is embedded per row, the same for valid and self-generated samples: question and rationale."""
-    return [f"Q: {q}\nA: {r}" for q, r in zip(table["question"], table["rationale"])]
+    """What is embedded per row, the same for valid and self-generated samples: question and rationale, as
+    the score stage reads them (its pooled embeddings are of the same text)."""
+    from iwsi.prompts import question_suffix
+
+    return [f"{question_suffix(q)} {r}" for q, r in zip(table["question"], table["rationale"])]
 
 
 def stage_judge(ctx: Context) -> None:
@@ -360,8 +372,8 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     if not force:
         raise RunDirError(f"run directory {run.path} was made with a different config ({', '.join(changed)} "
                           "changed): use another --out, or --force to redo the affected stages")
-    hit = [STAGES.index(s) for s, keys in STAGE_KEYS.items() if set(keys) & set(changed)]
-    return list(STAGES[min(hit, default=0):])  # default: an unlisted change redoes everything
+    hit = [s for s, keys in STAGE_KEYS.items() if set(keys) & set(changed)]
+    return list(with_dependents(hit or STAGES))  # an unlisted change redoes everything
 
 
 def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
@@ -375,7 +387,7 @@ def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
         columns = pq.read_schema(run / "samples.parquet").names
     except (OSError, ValueError):
         return []  # a damaged file: repair() redoes its stage
-    return [] if "ifd" in columns else list(STAGES[STAGES.index("score"):])
+    return [] if "ifd" in columns else list(with_dependents(["score"]))
 
 
 def changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
@@ -470,13 +482,16 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
         for stage in stages:
             if run.is_done(stage):
                 continue
-            run.redo_from(stage)  # a stage that reruns makes every later one stale (e.g. a deleted marker)
+            run.redo_from(stage)  # a stage that reruns makes the ones that read it stale (e.g. a deleted marker)
             run.set_status("running", stage)
             run.log(f"stage {stage} started")
-            start = time.time()
+            start, cpu = time.time(), cpu_seconds()
             reset_cuda_peak()
+            reset_peak_rss()
             STAGE_FUNCS[stage](ctx)
-            run.mark_done(stage, time.time() - start)
+            peak = peak_rss_mb()
+            run.mark_done(stage, time.time() - start, cpu_seconds=round(cpu_seconds() - cpu, 3),
+                          peak_rss_mb=None if peak is None else round(peak, 1))
             run.log(f"stage {stage} done in {time.time() - start:.1f}s{cuda_peak_note()}")
             write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
         write_json(run / "metrics.json", build_metrics(run, ctx.cfg))  # also after a kill right after a marker

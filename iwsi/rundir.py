@@ -21,7 +21,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from iwsi.contract import FILES, OWNER_FILE, SCHEMA_VERSION, STAGE_ARTEFACTS, STAGE_OUTPUTS, STAGES, runs_root  # noqa: F401
+from iwsi.contract import (  # noqa: F401
+    FILES,
+    OWNER_FILE,
+    SCHEMA_VERSION,
+    STAGE_ARTEFACTS,
+    STAGE_OUTPUTS,
+    STAGES,
+    runs_root,
+    with_dependents,
+)
 
 
 class RunDirError(RuntimeError):
@@ -283,10 +292,10 @@ class RunDir:
         return not (isinstance(size, int) and not isinstance(size, bool) and size >= 1)
 
     def redo_from(self, stage: str, damaged: str | None = None) -> None:
-        """Forget `stage` and the later stages (their markers) and delete the damaged file (or folder:
+        """Forget `stage` and the stages that read it (their markers) and delete the damaged file (or folder:
         `chunks` when its chunking is unknown); the other files are rewritten as the stages rerun, and the
         checkpoints (generate/score chunks, train_ckpt) are checked where they are read."""
-        for s in STAGES[STAGES.index(stage):]:
+        for s in with_dependents([stage]):
             self.marker(s).unlink(missing_ok=True)
         if damaged and os.path.lexists(self.path / damaged):
             _remove(self.path / damaged)

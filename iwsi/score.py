@@ -26,6 +26,7 @@ ID_COLUMNS = ["question_id", "sample_id"]
 
 
 LOSS_COLUMNS = ["loss", "loss_answer", "loss_alone"]
+EMBEDDING = "embedding"  # score chunk column (with embed=true): see loss_table
 
 
 def alone_context(tokenizer) -> str:
@@ -35,16 +36,48 @@ def alone_context(tokenizer) -> str:
 
 
 def loss_table(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, span: str,
-               progress=None) -> pd.DataFrame:
-    """LOSS_COLUMNS + num_tokens of each (question, rationale): the score stage's three losses."""
+               progress=None, pool: bool = False) -> pd.DataFrame:
+    """LOSS_COLUMNS + num_tokens of each (question, rationale): the score stage's three losses; with `pool`,
+    also EMBEDDING (the embed stage's sentence embedding of "Q: q\nA: r", from the same forward) where the
+    engine can give it (vLLM cannot: the embed stage then runs its own pass)."""
     module = engine_module(engine)
     completions = [" " + r for r in rationales]
     both = module.score_spans(model, tokenizer, [question_suffix(q) for q in questions], completions,
-                              progress=progress)
+                              progress=progress, **({"pool": True} if pool else {}))
     alone = module.score_spans(model, tokenizer, [alone_context(tokenizer)] * len(rationales), completions)
-    return pd.DataFrame({"loss": [s[span][0] for s in both], "num_tokens": [s[span][1] for s in both],
-                         "loss_answer": [s["completion"][0] for s in both],
-                         "loss_alone": [s["completion"][0] for s in alone]})
+    table = pd.DataFrame({"loss": [s[span][0] for s in both], "num_tokens": [s[span][1] for s in both],
+                          "loss_answer": [s["completion"][0] for s in both],
+                          "loss_alone": [s["completion"][0] for s in alone]})
+    if pool and both and all(EMBEDDING in s for s in both):
+        table[EMBEDDING] = [s[EMBEDDING] for s in both]
+    return table
+
+
+def chunk_losses(model, tokenizer, questions: list[str], rationales: list[str], cfg, progress=None) -> pd.DataFrame:
+    """One score chunk's table under the run's config, on one process or on a Ray worker."""
+    return loss_table(model, tokenizer, questions, rationales, engine=cfg.engine, span=cfg.loss_span,
+                      progress=progress, pool=cfg.embed)
+
+
+def pooled_embeddings(run: RunDir, samples: pd.DataFrame, valid: pd.DataFrame, cfg):
+    """(valid, samples) sentence embeddings saved by the score stage's pass, or None when any chunk lacks
+    them (a vLLM run, a run scored with embed=false or before they were saved): the embed stage then
+    embeds in a pass of its own."""
+    import numpy as np
+
+    from iwsi.rundir import read_checkpoint
+
+    tables = [read_checkpoint(path) for _, _, path in score_chunks(samples, cfg, run)]
+    valid_table = read_checkpoint(run / "chunks" / "score-valid.parquet")
+    if valid_table is None or any(t is None or EMBEDDING not in t for t in [valid_table, *tables]):
+        return None
+    scored = pd.concat(tables, ignore_index=True)
+    if scored[ID_COLUMNS].values.tolist() != samples[ID_COLUMNS].values.tolist():
+        return None
+    by_id = dict(zip(valid_table["question_id"], valid_table[EMBEDDING]))
+    if not set(valid["question_id"]) <= set(by_id):
+        return None
+    return np.stack([by_id[q] for q in valid["question_id"]]), np.stack(scored[EMBEDDING].to_list())
 
 
 def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd.DataFrame:
@@ -92,15 +125,13 @@ def is_scored(path, part: pd.DataFrame) -> bool:
 
 
 def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) -> None:
-    """Score one chunk's rows and write its file; the same on one process or on any Ray worker."""
+    """Score one chunk's rows and write its file."""
     save_chunk(path, {c: part[c].tolist() for c in ID_COLUMNS},
-          loss_table(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), engine=cfg.engine,
-                     span=cfg.loss_span, progress=progress))
+               chunk_losses(model, tokenizer, part["question"].tolist(), part["rationale"].tolist(), cfg, progress))
 
 
 def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir, progress=None) -> None:
-    out = loss_table(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid],
-                     engine=cfg.engine, span=cfg.loss_span, progress=progress)
+    out = chunk_losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid], cfg, progress)
     save_chunk(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
 
 
@@ -118,4 +149,5 @@ def chunk_matches(path, ids: dict) -> bool:
     return all(saved[c].tolist() == v for c, v in ids.items())
 
 
-__all__ = ["LOSS_COLUMNS", "loss_table", "score_samples", "score_valid"]
+__all__ = ["EMBEDDING", "LOSS_COLUMNS", "chunk_losses", "loss_table", "pooled_embeddings", "score_samples",
+           "score_valid"]

@@ -24,3 +24,23 @@ def test_every_stage_writes_a_finished_file_and_samples_is_rewritten_in_order():
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IWSI_CACHE", str(tmp_path))
     assert contract.runs_root() == tmp_path / "runs" and contract.ablations_root() == tmp_path / "ablations"
+
+
+def test_stage_order_puts_the_ds_weights_first_and_reads_only_earlier_stages():
+    from iwsi.contract import STAGE_INPUTS, STAGES
+
+    assert set(STAGE_INPUTS) == set(STAGES)
+    assert STAGES.index("score") < STAGES.index("evaluate-base")  # the first insight waits for nothing else
+    for stage, inputs in STAGE_INPUTS.items():  # STAGES is a topological order
+        assert all(STAGES.index(i) < STAGES.index(stage) for i in inputs), stage
+
+
+def test_a_redone_stage_makes_only_its_readers_stale():
+    from iwsi.contract import STAGES, with_dependents
+
+    assert with_dependents(["generate"]) == STAGES
+    assert with_dependents(["score"]) == ("score", "embed", "judge", "filter", "train", "evaluate")
+    assert with_dependents(["evaluate-base"]) == ("evaluate-base", "evaluate")
+    assert with_dependents(["embed"]) == ("embed",)
+    assert with_dependents(["filter", "embed"]) == ("embed", "filter", "train", "evaluate")
+    assert with_dependents([]) == ()

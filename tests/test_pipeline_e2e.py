@@ -69,10 +69,19 @@ def test_rerun_skips_finished_stages(run_dir):
 
 
 def test_every_long_stage_reports_progress(run_dir):
-    """issue 13 #7: embed and train feed the progress file like generate and score."""
+    """The stages that take time feed the progress file; embed takes none (no forward pass of its own)."""
     from iwsi.runs import read_progress
 
     progress = read_progress(run_dir)
-    assert {"generate", "score", "embed", "train", "evaluate-trained"} <= set(progress)
+    assert {"generate", "score", "evaluate-base", "train", "evaluate-trained"} <= set(progress)
     assert progress["train"]["done"] == progress["train"]["total"] > 0
-    assert progress["embed"]["done"] == progress["embed"]["total"] == 6 * 3 + 2
+    assert "embed" not in progress
+
+
+def test_ds_weights_come_first_and_embed_reuses_the_score_pass(run_dir):
+    log = (run_dir / "log.txt").read_text()
+    started = [line.split()[2] for line in log.splitlines() if line.split()[1:2] == ["stage"] and "started" in line]
+    assert started[:4] == ["generate", "vote", "score", "evaluate-base"]
+    assert "embed: 20 sentence embeddings pooled by the score pass" in log
+    umap = pd.read_parquet(run_dir / "umap.parquet")
+    assert len(umap) == 6 * 3 + 2 and umap[["x", "y"]].notna().all().all()
