@@ -7,7 +7,7 @@ temporary cache unless --cache is given, then measures
 - with --browser: the same pages in headless Chromium through `python app.py` (= make app; navigation start →
   title rendered, charts drawn, script idle) and the slider: arrow key → metric updated and charts drawn, timed
   twice per step, by WebDriver polling (what the polling costs on two cores is in it) and in the page (OBSERVE).
-Prints a Markdown table (paste into docs/benchmarks.md, section "## Dashboard").
+Prints a Markdown table (docs/benchmarks.md, "How to read them", "Dashboard").
 
     PYTHONPATH=. python -m benchmarks.bench_app [--questions 7099 --samples 15] [--browser]   # or: iwsi bench app
 """

@@ -67,11 +67,10 @@ def cached_umap():
     import warnings
 
     import numba
+    import pynndescent  # noqa: F401  (declares cache=True itself: its cache stays where numba put it)
     from numba.core.dispatcher import Dispatcher
 
     from iwsi.contract import cache_root
-
-    import pynndescent  # noqa: F401  (declares cache=True itself: its cache stays where numba put it)
 
     numba.config.CACHE_DIR = str(cache_root() / "numba")
     import umap

@@ -5,11 +5,10 @@ Reads RUN_DIR/samples.parquet (+ config.yaml); the kept set is the run's own met
 `{"prompt", "completion"}` object per line, the prompt/completion format TRL's SFTTrainer reads) and
 OUT.manifest.json (config, k, σ_k%, counts). The dashboard offers the same files as downloads.
 
-    python -m iwsi.export RUN_DIR --k 80 --out kept.jsonl      # or: iwsi export RUN_DIR --k 80 --out kept.jsonl
+    iwsi export RUN_DIR --k 80 --out kept.jsonl      # options and refusals: iwsi/commands/export.py
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -20,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 
 from iwsi import filtering
-from iwsi.config import ConfigError, user_path
 from iwsi.prompts import format_rationale_target, question_suffix
 from iwsi.rundir import atomic_write_bytes, atomic_write_text, owner, write_json
 from iwsi.runs import read_config
@@ -122,46 +120,7 @@ def check_out(out: Path) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="iwsi export", description="Export a run's kept set for k as SFT JSONL.")
-    ap.add_argument("run_dir", help="run directory with samples.parquet")
-    ap.add_argument("--k", type=float, default=80.0, help="percentage of majority samples kept (default 80)")
-    ap.add_argument("--out", required=True, help="output JSONL file (a .manifest.json is written next to it)")
-    ap.add_argument("--method", choices=list(filtering.METHODS),
-                    help="selection rule (default: the run's own method, as it trained)")
-    args = ap.parse_args(argv)
-    if not 0 < args.k <= 100:  # NaN fails this too
-        return _refuse(f"--k {args.k} is out of range: it must be in (0, 100]")
-    try:  # `~` expanded once, here (bash leaves `--out=~/k.jsonl` as it is)
-        run_dir, out = user_path("RUN_DIR", args.run_dir), Path(user_path("--out", args.out))
-    except ConfigError as err:
-        return _refuse(str(err))
-    samples = Path(run_dir) / "samples.parquet"
-    if not samples.is_file():  # a FIFO would block the reader
-        return _refuse(f"{samples} {'is not a regular file' if samples.exists() else 'not found'}: run the "
-                       f"pipeline first (iwsi run --out {run_dir})")
-    problem = check_out(out)
-    if problem:
-        return _refuse(problem)
-    try:
-        text, m = kept_export(run_dir, args.k, args.method)
-    except (OSError, ValueError, KeyError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        return _refuse(f"{samples} cannot be exported ({type(err).__name__}: "
-                       f"{' '.join(str(err).split())[:100]}); rerun `iwsi run --out {run_dir}` to rebuild it")
-    try:
-        write_export(out, text, m)
-    except OSError as err:  # the run was read: the problem is OUT's disk or folder
-        return _refuse(f"--out {out} cannot be written ({err.strerror or err}): free some disk space or give "
-                       "another path; the run is fine")
-    print(f"wrote {m['num_kept']} of {m['num_majority']} majority samples ({m['method']}, k={args.k:g}, "
-          f"σ_k={m['sigma_k']}) to {out}")
-    return 0
+if __name__ == "__main__":  # `python -m iwsi.export ...` is `iwsi export ...`
+    from iwsi.cli import main
 
-
-def _refuse(message: str) -> int:
-    print(f"iwsi export: error: {message}", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["export", *sys.argv[1:]]))

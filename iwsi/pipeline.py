@@ -377,7 +377,7 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
 
 
 def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
-    """Method ifd on a run whose score stage predates the IFD column: redo score and the stages after it
+    """Method ifd on a run whose score stage predates the IFD column: redo score and the stages that read it
     (the chunks are scored again; nothing else in the run changes)."""
     if cfg.method != "ifd" or not run.is_done("score"):
         return []
@@ -468,7 +468,7 @@ def repair(run: RunDir) -> None:
     damage = run.verify()
     if damage:
         stage, name, why = damage
-        message = f"{why}: redoing stage {stage} and the stages after it"
+        message = f"{why}: redoing stage {stage} and the stages that read it"
         run.log(message)
         print(f"iwsi: {message}", file=sys.stderr)
         run.redo_from(stage, name)

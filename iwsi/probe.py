@@ -338,7 +338,8 @@ def probe_run(args) -> Path:
     return out
 
 
-def main(args) -> int:
+def main(args, default_config: Path | None = None) -> int:
+    """Entry point for `iwsi probe` (args from iwsi/commands/probe.py; `default_config` when no --config)."""
     from iwsi.config import load_config, parse_sets
 
     if args.boot < 100:
@@ -351,10 +352,7 @@ def main(args) -> int:
                               "apply; drop them (or drop --run to probe known-defect variants)")
         out = probe_run(args)
     else:
-        from iwsi.cli import DEMO_CONFIG
-
-        config = args.config or (DEMO_CONFIG if DEMO_CONFIG.exists() else None)
-        out = probe_variants(args, load_config(config, parse_sets(args.set)))
+        out = probe_variants(args, load_config(args.config or default_config, parse_sets(args.set)))
     print((out / "auroc.md").read_text())
     print(f"probe directory: {out}")
     return 0

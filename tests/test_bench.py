@@ -36,10 +36,11 @@ def test_iwsi_bench_finds_the_checkouts_benchmarks_and_refuses_without_one(tmp_p
     from pathlib import Path
 
     from iwsi import cli
+    from iwsi.commands.bench import benchmark
 
-    main, rest = cli._benchmark(["app", "--questions", "3"])
+    main, rest = benchmark(["app", "--questions", "3"])
     assert main.__module__ == "benchmarks.bench_app" and rest == ["--questions", "3"]
-    assert cli._benchmark(["generate"])[0].__module__ == "benchmarks.bench"
+    assert benchmark(["generate"])[0].__module__ == "benchmarks.bench"
     # an installed package (no benchmarks/ beside it): one line, exit 2
     shutil.copytree(Path(cli.__file__).parent, tmp_path / "site" / "iwsi",
                     ignore=shutil.ignore_patterns("__pycache__"))

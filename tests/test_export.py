@@ -8,7 +8,8 @@ import pytest
 
 from benchmarks.fixtures import make_run_dir
 from iwsi import runs
-from iwsi.export import export_kept, kept_frame, main
+from iwsi.cli import main
+from iwsi.export import export_kept, kept_frame
 from iwsi.filtering import iwsi as iwsi_filter
 
 
@@ -51,9 +52,9 @@ def test_export_writes_trl_jsonl_and_manifest(run, tmp_path):
 
 
 def test_main_cli(run, tmp_path, capsys):
-    assert main([str(run), "--k", "80", "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert main(["export", str(run), "--k", "80", "--out", str(tmp_path / "o.jsonl")]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")]) == 2
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "", "x" * 81, "..", "bad name", "a\nb", "abc\n"])

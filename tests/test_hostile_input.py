@@ -32,13 +32,17 @@ from iwsi.cli import check_edge, main, parser
 from iwsi.config import load_config
 from iwsi.contract import STAGE_OUTPUTS
 from iwsi.datasets import load_splits
-from iwsi.export import main as export_main
 from iwsi.rundir import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "num_questions=4", "--set", "valid_size=2", "--set", "test_size=2", "--set", "embed=false"]
 AS_ROOT = os.geteuid() == 0  # root reads mode-000 files and writes read-only folders
 LONG = "x" * 256  # one byte over NAME_MAX
+
+
+def export_main(argv: list[str]) -> int:
+    """`iwsi export ARGV`."""
+    return main(["export", *argv])
 
 
 @pytest.fixture(autouse=True)

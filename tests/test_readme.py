@@ -20,3 +20,14 @@ def test_the_readme_lists_every_config_key_but_the_placement_ones():
 
 def test_the_readme_lists_every_method():
     assert listed("Methods (`iwsi/filtering.py: METHODS`, one table):") == list(METHODS)
+
+
+def test_the_readme_files_section_names_every_module():
+    package = Path(__file__).resolve().parent.parent / "iwsi"
+    files = README[README.index("## Files"):]
+    block = re.search(r"^iwsi/\n((?:[ ].*\n)+)", files, re.M).group(1)  # the indented lines under iwsi/
+    named = set(re.findall(r"^  (\S+)", block, re.M))
+    modules = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    modules |= {p.name + "/" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert modules - named == set(), "README's Files section misses these modules"
+    assert named - modules == set(), "README's Files section names modules that do not exist"

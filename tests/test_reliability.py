@@ -11,14 +11,19 @@ import pytest
 
 from benchmarks.fixtures import make_run_dir
 from iwsi import runs
+from iwsi.cli import main as cli_main
 from iwsi.datasets import load_splits
 from iwsi.datasets.aqua import clean_rationale
-from iwsi.export import main as export_main
 from iwsi.rundir import RunDir, RunDirError, owner, write_parquet
 from iwsi.train import whole_run_loss
 from iwsi.vote import answer_entropy
 from tests.test_bad_input import snapshot
 from tests.test_datasets import write_jsonl
+
+
+def export_main(argv: list[str]) -> int:
+    """`iwsi export ARGV`."""
+    return cli_main(["export", *argv])
 
 
 @pytest.fixture()
