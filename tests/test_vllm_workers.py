@@ -1,5 +1,5 @@
 """engine=vllm inside Ray workers: `workers=2` (two vLLM CPU instances, one core each, eager, 1 GiB KV
-cache) against `workers=1` on the embedded model, real `iwsi run` processes up to the score stage.
+cache) against `workers=1` on the embedded model, real `iwsi run` processes up to the evaluate-base stage.
 
 Asserted, because it is reproducible: the same questions, `num_samples` candidates per question, no
 stop string inside a candidate, the same test questions evaluated; the two actors served generate,
@@ -48,8 +48,8 @@ def start_run(out: Path, workers: int) -> subprocess.Popen:
     sets = {k: v for k, v in {**SETS, "workers": workers}.items() if k in RunConfig.__dataclass_fields__}
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     env = {**os.environ, "IWSI_CHUNK": "2", "PYTHONPATH": str(ROOT)}  # 3 chunks of 2 questions
-    return subprocess.Popen([sys.executable, "-m", "iwsi.cli", "run", "--out", str(out), "--until", "score", *args],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "iwsi.cli", "run", "--out", str(out), "--until", "evaluate-base",
+                             *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -136,8 +136,8 @@ def test_two_vllm_workers_sample_the_same_questions_and_score_like_one(tmp_path)
     # measured, not asserted
     maj = lambda f: f.groupby("question_id")["majority_answer"].first()  # noqa: E731
     agree = lambda f: f.groupby("question_id")["agreement"].first()  # noqa: E731
-    print(f"\nworkers=1 run {t1:.0f} s, workers=2 run {t2:.0f} s (up to score; one actor killed: pids {killed}, "
-          f"first run exit {code})"
+    print(f"\nworkers=1 run {t1:.0f} s, workers=2 run {t2:.0f} s (up to evaluate-base; one actor killed: pids "
+          f"{killed}, first run exit {code})"
           f"\nidentical candidates: {same.mean():.3f} of {len(a)}; same majority answer: "
           f"{(maj(a) == maj(b)).mean():.3f} of {a['question_id'].nunique()} questions"
           f"\nmean agreement {agree(a).mean():.3f} vs {agree(b).mean():.3f}; mean loss {a['loss'].mean():.4f} vs "
