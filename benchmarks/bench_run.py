@@ -51,7 +51,7 @@ def watch(proc: subprocess.Popen, out: Path, started: float) -> dict:
     first = None
     while proc.poll() is None:
         if first is None and (out / "stages" / "score.json").exists():
-            first = time.time() - started
+            first = round(time.time() - started, 2)
         time.sleep(0.1)
     return {"exit_code": proc.returncode, "first_insight_s": first, "total_s": round(time.time() - started, 2)}
 
@@ -90,8 +90,8 @@ def stage_tokens(out: Path, config: str, sets: list[str]) -> dict[str, int]:
         tokens["score"] = count(texts) + count([*df["rationale"], *pool["rationale"]])
         if "kept" in df:
             kept = df[df["kept"]]
-            tokens["train"] = cfg.epochs * sum(len(encode_example(tok, q, r)["input_ids"])
-                                               for q, r in zip(kept["question"], kept["rationale"]))
+            tokens["train"] = int(cfg.epochs * sum(len(encode_example(tok, q, r)["input_ids"])
+                                                   for q, r in zip(kept["question"], kept["rationale"])))
     for stage, name, label in (("evaluate-base", "eval_base.parquet", "base"), ("evaluate", "eval.parquet", "trained")):
         if (out / name).exists():
             ev = pd.read_parquet(out / name)
@@ -143,9 +143,9 @@ def human(res: dict) -> str:
              f"{'stage':<14}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'tokens':>9}{'tok/s':>8}"]
     for stage, v in res["stages"].items():
         rate = v.get("tokens") / v["seconds"] if v.get("tokens") and v.get("seconds") else None
-        cell = lambda x, fmt: format(x, fmt) if x is not None else "—"  # noqa: E731
+        cell = lambda x, fmt: format(x, fmt) if x is not None else "—".rjust(int(fmt.split(".")[0]))  # noqa: E731
         lines.append(f"{stage:<14}{cell(v.get('seconds'), '9.1f')}{cell(v.get('cpu_seconds'), '9.1f')}"
-                     f"{cell(v.get('peak_rss_mb'), '10.0f')}{cell(v.get('tokens'), '9d')}{cell(rate, '8.0f')}")
+                     f"{cell(v.get('peak_rss_mb'), '10.0f')}{cell(v.get('tokens'), '9.0f')}{cell(rate, '8.0f')}")
     lines.append("targets: " + json.dumps(res["targets"]))
     return "\n".join(lines)
 

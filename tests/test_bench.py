@@ -75,3 +75,32 @@ def test_profile_breakdown_splits_labels_ops_and_overhead():
     assert rows[step]["wall_s"] == 10 - 4 - 2 - 1 and rows[step]["in_ops_s"] == 0.5  # the rest: 2.5 s overhead
     assert rows[PREFILL]["wall_s"] == 1.0 and rows[OUTSIDE]["wall_s"] == 1.0  # 14 s wall - 13 s labelled
     assert abs(sum(r["share"] for r in rows.values()) - 1.0) < 1e-9
+
+
+def test_bench_run_targets_are_ratios_within_one_run():
+    from benchmarks.bench_run import human, targets
+
+    stages = {"generate": {"seconds": 30.0}, "vote": {"seconds": 0.0}, "score": {"seconds": 20.0},
+              "evaluate-base": {"seconds": 10.0}, "embed": {"seconds": 5.0}, "train": {"seconds": 60.0},
+              "evaluate": {"seconds": 10.0}}
+    result = {"stages": stages, "first_insight_s": 58.0, "total_s": 150.0, "exit_code": 0, "load_before": [1.0],
+              "load_after": [2.0], "cpu": {"model_name": "x", "family": "6", "model": "1", "cores": 2,
+                                           "avx512_bf16": False, "amx_bf16": False}}
+    t = targets(result)
+    assert t["first_insight_minus_generate_score_s"] == 8.0 and t["first_insight_met"]
+    assert t["embed_over_score"] == 0.25 and not t["embed_met"]
+    assert t["total_over_work"] == round(150 / 130, 3) and t["total_met"]
+    assert "DS weights on disk after 58.0 s" in human({**result, "targets": t})
+
+
+def test_bench_run_reads_the_stage_markers(tmp_path):
+    import json
+
+    from benchmarks.bench_run import stage_table
+
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "score.json").write_text(json.dumps({"stage": "score", "seconds": 2.5, "cpu_seconds": 4.9,
+                                                                "peak_rss_mb": 812.3, "files": {}}))
+    (tmp_path / "stages" / "generate.json").write_text(json.dumps({"stage": "generate", "seconds": 9.0}))  # older
+    assert stage_table(tmp_path) == {"generate": {"seconds": 9.0, "cpu_seconds": None, "peak_rss_mb": None},
+                                     "score": {"seconds": 2.5, "cpu_seconds": 4.9, "peak_rss_mb": 812.3}}
