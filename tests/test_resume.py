@@ -205,3 +205,25 @@ def test_force_after_a_generation_change_drops_every_generated_artefact(referenc
     assert not list((out / "stages").iterdir())
     with pytest.raises(Exception, match="max_new_tokens changed"):
         stale_stages(RunDir(reference), cfg, force=False)
+
+
+def test_a_run_stopped_under_the_old_stage_order_resumes(reference, tmp_path):
+    # The order was generate → evaluate-base → vote → score …: a run stopped after evaluate-base has it done
+    # and nothing after generate else. It resumes with vote, keeps its base evaluation and ends as the reference.
+    out = Path(shutil.copytree(reference, tmp_path / "run"))
+    RunDir(out).clear_from(tuple(s for s in STAGES if s not in ("generate", "evaluate-base")))
+    for name in ("metrics.json", "status.json"):
+        (out / name).unlink()
+    kept = (out / "stages" / "evaluate-base.json").read_text()
+    finish(out)
+    assert (out / "stages" / "evaluate-base.json").read_text() == kept  # not redone
+    assert_same_results(out, reference)
+
+
+def test_a_scoring_change_keeps_the_base_evaluation(reference, tmp_path):
+    from iwsi.config import load_config
+    from iwsi.pipeline import stale_stages
+
+    out = RunDir(shutil.copytree(reference, tmp_path / "run"))
+    cfg = load_config(overrides=dict(s.split("=", 1) for s in [*SETS, "loss_span=completion"]))
+    assert stale_stages(out, cfg, force=True) == ["score", "embed", "judge", "filter", "train", "evaluate"]
