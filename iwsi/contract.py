@@ -40,6 +40,7 @@ class File:
     written_by: tuple[str, ...]   # stages (or "pipeline", "dashboard") in the order they write it
     content: str                  # columns or keys
     finished: bool = True         # a finished artefact: fingerprinted in its stage markers
+    always: bool = True           # a finished artefact its first writer writes in every run (its marker records it)
 
     @property
     def stage(self) -> str:
@@ -81,9 +82,10 @@ FILES = (
     File("valid.parquet", ("score",), "D_v: `question_id, question, rationale, gold, num_tokens, loss, loss_answer, "
          "loss_alone`"),
     File("valid_pool.parquet", ("score",), "every scored valid rationale, D_v first (`in_dv`) then up to "
-         "`valid_pool` more: the columns of valid.parquet + `in_dv`"),
-    File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`"),
-    File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`"),
+         "`valid_pool` more: the columns of valid.parquet + `in_dv`", always=False),  # runs scored before it existed
+    File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`",
+         always=False),  # not with embed=false
+    File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`", always=False),
     File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
     File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume); deleted once `adapter/` is saved",
          finished=False),
@@ -124,6 +126,8 @@ def with_dependents(stages) -> tuple[str, ...]:
 
 # The finished files each stage writes (fingerprinted in its marker; a damaged one redoes its first writer).
 STAGE_OUTPUTS = {s: tuple(f.name for f in FILES if f.finished and s in f.written_by) for s in STAGES}
+# The finished files a stage's marker must record (a marker without them was not written by iwsi).
+STAGE_REQUIRED = {s: tuple(f.name for f in FILES if f.finished and f.always and f.stage == s) for s in STAGES}
 # What a stage's redo after a config change deletes (the files it writes first), so it never mixes old
 # chunks or checkpoints in.
 STAGE_ARTEFACTS = {s: tuple(f.name.replace("NNNNN", "*").rstrip("/") for f in FILES if f.stage == s) for s in STAGES}

@@ -27,6 +27,7 @@ from iwsi.contract import (  # noqa: F401
     SCHEMA_VERSION,
     STAGE_ARTEFACTS,
     STAGE_OUTPUTS,
+    STAGE_REQUIRED,
     STAGES,
     runs_root,
     with_dependents,
@@ -270,6 +271,9 @@ class RunDir:
             marker = self.read_marker(stage)
             if marker is None:
                 return stage, None, f"stages/{stage}.json is damaged"
+            unrecorded = [n for n in STAGE_REQUIRED[stage] if "files" in marker and n not in marker["files"]]
+            if unrecorded:  # e.g. a marker edited to claim the stage done
+                return stage, None, f"stages/{stage}.json does not record {unrecorded[0]}, which the stage writes"
             for name, record in marker.get("files", {}).items():  # markers of older runs have no files
                 latest[name] = (stage, record)
         for name, (stage, record) in latest.items():

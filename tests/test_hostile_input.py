@@ -78,10 +78,22 @@ def cli(args: list[str], capsys) -> tuple[int, str]:
     return status, capsys.readouterr().err
 
 
+MEMORY_BOUND = 4 << 30  # address space of a CLI process fed hostile input: an expanding input fails loudly past it
+
+
+def _bound_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BOUND, MEMORY_BOUND))
+
+
 def cli_process(args: list[str], timeout: int = 30, **env) -> tuple[int, str, float]:
+    """The CLI in a subprocess under a time bound (`timeout`) and a memory bound (MEMORY_BOUND of address space:
+    a MemoryError there is a traceback, which `one_line` refuses)."""
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "iwsi.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+                          preexec_fn=_bound_memory)
     return proc.returncode, proc.stderr, time.time() - start
 
 

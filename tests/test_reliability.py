@@ -94,6 +94,10 @@ def test_verify_names_the_damaged_file_and_the_first_stage_writing_it(tmp_path):
     for stage, name in (("generate", "candidates.parquet"), ("vote", "samples.parquet"),
                         ("score", "samples.parquet"), ("filter", "samples.parquet")):
         pd.DataFrame({"a": [stage]}).to_parquet(tmp_path / name)
+        if stage == "score":
+            pd.DataFrame({"loss": [1.0]}).to_parquet(tmp_path / "valid.parquet")
+        if stage == "filter":
+            (tmp_path / "filter.json").write_text("{}")
         run.mark_done(stage, 1.0)
     assert run.verify() is None
     (tmp_path / "samples.parquet").write_bytes(b"PAR1")
@@ -104,6 +108,19 @@ def test_verify_names_the_damaged_file_and_the_first_stage_writing_it(tmp_path):
     assert not (tmp_path / "samples.parquet").exists() and run.verify() is None
     run.marker("generate").write_text("{not json")
     assert run.verify()[0] == "generate"
+
+
+def test_a_marker_claiming_a_stage_done_without_its_files_is_damage(tmp_path):
+    run = RunDir(tmp_path)
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "candidates.parquet")
+    run.mark_done("generate", 1.0)
+    run.marker("vote").write_text(json.dumps({"stage": "vote", "seconds": 1.0, "files": {}}))  # hand-made
+    stage, name, why = run.verify()
+    assert stage == "vote" and name is None and "does not record samples.parquet" in why
+    run.redo_from(stage, name)
+    assert run.verify() is None and run.is_done("generate") and not run.is_done("vote")
+    run.marker("vote").write_text(json.dumps({"stage": "vote", "seconds": 1.0}))  # the format before fingerprints
+    assert run.verify() is None  # such runs are not checked (docs/reliability.md)
 
 
 def test_adopt_links_checked_files_and_records_the_stages(tmp_path):
