@@ -451,6 +451,42 @@ def umap_totals(umap: pd.DataFrame, kept: np.ndarray, majority: np.ndarray) -> d
             "valid (human)": int((~self_).sum())}
 
 
+UMAP_COLOR_BY = {"w_DS": "ds_weight", "loss": "loss", "correct": "is_correct"}  # label → samples column
+
+
+def umap_colored(points: pd.DataFrame, label: str) -> go.Figure:
+    """The UMAP map with each self-generated point coloured by its value (`points["value"]`: w_DS, loss, or
+    correct = 1 / wrong = 0) on a continuous scale, as Phoenix and Embedding Atlas colour theirs: the 1st to 99th
+    percentile spans the scale, so a few extreme weights do not flatten the rest into one colour. Points without
+    a value (no gold answer) are grey; valid points as in umap_scatter. points: umap_points' rows + `value`."""
+    title = f"UMAP of base-model embeddings, coloured by {label}"
+    if points.empty:
+        return _empty(title, "no embeddings")
+    src = points["source"].to_numpy()
+    own = points[src == "self"]
+    values = own["value"].to_numpy(float)
+    known = np.isfinite(values)
+    lo, hi = np.percentile(values[known], [1, 99]) if known.any() else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0  # one value throughout: a scale that still draws
+    grow = 2.0 if len(points) < 500 else 1.0  # small runs: bigger markers
+    trace = go.Scatter if len(points) <= SVG_MAX_POINTS else go.Scattergl
+    fig = go.Figure()
+    layers = [(own[~known], f"self-generated, no {label} ({(~known).sum():,})",
+               dict(color=COLORS["unknown"], size=4 * grow, opacity=0.5)),
+              (own[known], f"self-generated ({known.sum():,})",
+               dict(color=values[known], colorscale="Viridis", cmin=float(lo), cmax=float(hi), size=5 * grow,
+                    opacity=0.75, colorbar=dict(title=dict(text=label), thickness=12, len=0.8))),
+              (points[src == "valid"], f"valid (human) ({(src == 'valid').sum():,})",
+               dict(color=COLORS["valid"], size=9 * grow, opacity=0.95))]
+    for part, name, marker in layers:
+        if len(part):
+            fig.add_trace(trace(x=part["x"], y=part["y"], mode="markers", name=name, customdata=part["row"],
+                                marker=marker, hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
+    fig.update_layout(dragmode="lasso")
+    # the colour bar sits right of the plot: room for it beside the modebar
+    return _layout(fig, title, "UMAP 1", "UMAP 2", height=560).update_layout(margin=dict(r=120))
+
+
 def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, int] | None = None,
                  k: float | None = None) -> go.Figure:
     """Map of valid (blue) vs self-generated samples; `after` greys out those the vote removed and marks

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from iwsi import charts, filtering
 from iwsi.export import run_method
 from iwsi.report import paired_bootstrap, summary_table, table_k, to_latex, to_markdown
-from iwsi.runs import read_config, read_json
+from iwsi.runs import base_accuracy, read_config, read_json
 
 FORMATS = ("svg", "pdf")
 WIDTH = 900  # px of the exported figures (their height is the layout's)
@@ -36,6 +36,28 @@ def kept_mask(samples: pd.DataFrame, k: float, method: str, threshold: float | N
         return samples["kept"].fillna(False).to_numpy(bool), sigma
     kept = iwsi_kept if method == "iwsi" else filtering.select(samples, method, k, threshold, seed)[0]
     return kept.to_numpy(bool), sigma
+
+
+OUTCOMES = ("win", "loss", "tie: both right", "tie: both wrong")  # for the first model of side_by_side
+
+
+def side_by_side(ev_a: pd.DataFrame, model_a: str, ev_b: pd.DataFrame, model_b: str,
+                 labels: tuple[str, str]) -> pd.DataFrame:
+    """Two models' answers to each test question both answered, side by side (LLM Comparator's view): question_id,
+    gold, outcome (for the first: win = it is right and the other wrong, loss = the reverse, tie = both right or
+    both wrong), then answer and output of each, their columns named by `labels`. Right is what the accuracy
+    counts (report.correctness: an unparsed answer is wrong), so wins − losses = n × the paired Δ accuracy."""
+    def answers(ev: pd.DataFrame, model: str) -> pd.DataFrame:
+        rows = ev[ev["model"] == model].drop_duplicates("question_id")
+        return rows.reindex(columns=["question_id", "gold", "answer", "output"]).assign(
+            right=rows["is_correct"].fillna(False).astype(bool).to_numpy())
+
+    la, lb = labels
+    both = answers(ev_a, model_a).merge(answers(ev_b, model_b).drop(columns="gold"), on="question_id",
+                                        suffixes=(f" {la}", f" {lb}"))
+    ra, rb = both[f"right {la}"].to_numpy(bool), both[f"right {lb}"].to_numpy(bool)
+    both["outcome"] = np.select([ra & ~rb, ~ra & rb, ra & rb], OUTCOMES[:3], OUTCOMES[3])
+    return both[["question_id", "gold", "outcome", f"answer {la}", f"answer {lb}", f"output {la}", f"output {lb}"]]
 
 
 def umap_sample_rows(umap: pd.DataFrame, samples: pd.DataFrame) -> np.ndarray:
@@ -105,7 +127,8 @@ def run_table(run: Path, k: float) -> pd.DataFrame:
             ("candidates", len(samples)), ("majority D_c", int(samples["is_majority"].sum())),
             (f"kept at k = {k:g}" if method.uses_k else "kept (no k)", int(mask.sum())),
             (f"σ_k% at k = {k:g} (IWSI's cut)", float(sigma)),
-            ("accuracy base", acc.get("base")), ("accuracy trained (at the run's own k)", acc.get("trained"))]
+            ("accuracy base", base_accuracy(run, metrics)),  # from eval_base.parquet before the run has ended
+            ("accuracy trained (at the run's own k)", acc.get("trained"))]
     ev = _read(run / "eval.parquet")
     if ev is not None and {"base", "trained"} <= set(ev["model"]):
         wide = ev.pivot_table(index="question_id", columns="model", values="is_correct", aggfunc="first").dropna()

@@ -1,8 +1,10 @@
 """Run directories as the dashboard sees them: find, describe, launch and cancel runs (no torch).
 
 Reads `cache/runs/<name>/{status.json, launch.json, config.yaml, metrics.json, progress.jsonl,
-log.txt}` (see docs/run-directory.md). Writes only `launch.json` (pid + command of a run started
-from the dashboard, so it can be listed and cancelled before the pipeline writes status.json).
+log.txt, stages/<stage>.json, eval_base.parquet}` (see docs/run-directory.md) and the measured demo
+`docs/results/bench-run.json`. Writes only `launch.json` (pid + command of a run started from the
+dashboard, so it can be listed and cancelled before the pipeline writes status.json; and the pid the
+dashboard cancelled).
 The cache directory is `$IWSI_CACHE` or `<repo>/cache`, read at call time so tests can redirect it.
 """
 from __future__ import annotations
@@ -21,12 +23,13 @@ from pathlib import Path
 import yaml
 
 from iwsi import rundir
-from iwsi.contract import REPO, WRITTEN_BY, ablations_root, runs_root  # noqa: F401  (pages import them from here)
+from iwsi.commands import DEMO_CONFIG
+from iwsi.contract import REPO, STAGES, WRITTEN_BY, ablations_root, runs_root  # noqa: F401  (pages import them here)
 from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json, write_parquet
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
-PRESETS = {"embedded demo": REPO / "configs" / "demo.yaml", "paper": REPO / "configs" / "paper.yaml"}
+PRESETS = {"embedded demo": DEMO_CONFIG, "paper": REPO / "configs" / "paper.yaml"}
 
 
 class RunNameError(ValueError):
@@ -202,21 +205,36 @@ STARTING = "starting"  # the stage shown between a launch and the pipeline's fir
 
 def run_state(run: Path) -> dict:
     """status.json (or launch.json before the pipeline starts), with `state` corrected: a run that says it
-    is running, but whose process is gone or is not this run's (its pid reused after a kill), failed."""
+    is running, but whose process is gone or is not this run's (its pid reused after a kill), failed; or was
+    cancelled, when it is the process the dashboard cancelled (`cancel_run`: a SIGTERM before the pipeline
+    has begun a stage ends the process before it can write a status of its own)."""
     status = read_json(run / "status.json") or {}
     launch = read_json(run / "launch.json") or {}
     newer_launch = launch and _stat_mtime(run / "launch.json") > _stat_mtime(run / "status.json")
     started = {"state": "running", "pid": launch.get("pid"), "stage": STARTING, "error": None,
                "started": launch.get("started"), "updated": launch.get("started")}
-    if launch and (not status or (newer_launch and _is_run_process(run, started, launch))):
+    cancelled = _cancelled_pid(launch)
+    launch_cancelled = cancelled is not None and cancelled == _pid(launch.get("pid"))
+    if launch and (not status or (newer_launch and (launch_cancelled or _is_run_process(run, started, launch)))):
         status = started
     if not status:
         return {"state": "unknown", "pid": None, "stage": None, "error": None}
     if status.get("state") == "running" and not _is_run_process(run, status, launch):
-        status = {**status, "state": "failed", "error": status.get("error") or
-                  f"stopped unexpectedly: its process (pid {status.get('pid')}) is gone or is no longer this run's, "
-                  "and left no final status (killed?); resume it to go on from its last finished stage"}
+        if cancelled is not None and cancelled == _pid(status.get("pid")):
+            early = status.get("stage") == STARTING
+            status = {**status, "state": "cancelled", "error": "cancelled from the dashboard" + (
+                " while it was starting, before the pipeline began a stage" if early else "")}
+        else:
+            status = {**status, "state": "failed", "error": status.get("error") or
+                      f"stopped unexpectedly: its process (pid {status.get('pid')}) is gone or is no longer this "
+                      "run's, and left no final status (killed?); resume it to go on from its last finished stage"}
     return status
+
+
+def _cancelled_pid(launch: dict) -> int | None:
+    """The pid `cancel_run` signalled, as recorded in launch.json."""
+    record = launch.get("cancelled")
+    return _pid(record.get("pid")) if isinstance(record, dict) else None
 
 
 def describe_run(name: str) -> dict:
@@ -228,22 +246,42 @@ def describe_run(name: str) -> dict:
     return {"run": name, "dataset": _text(cfg.get("dataset")), "model": _text(cfg.get("model")),
             "method": _text(metrics.get("method", cfg.get("method"))), "k": finite(cfg.get("k")) if k is None else k,
             "status": _text(status.get("state")), "stage": _text(status.get("stage")),
-            "accuracy base": finite(acc.get("base")), "accuracy trained": finite(acc.get("trained")),
+            "accuracy base": base_accuracy(run, metrics), "accuracy trained": finite(acc.get("trained")),
             "updated": _text(status.get("updated"))}
+
+
+def base_accuracy(run: Path, metrics: dict | None = None) -> float | None:
+    """The base model's test accuracy as soon as `evaluate-base` has written eval_base.parquet: metrics.json
+    holds accuracies only once `evaluate` has written eval.parquet (pipeline.build_metrics), hours later on CPU."""
+    metrics = (read_json(run / "metrics.json") or {}) if metrics is None else metrics
+    acc = metrics.get("accuracy")
+    found = finite(acc.get("base")) if isinstance(acc, dict) else None
+    if found is not None:
+        return found
+    import pandas as pd
+
+    from iwsi.evaluate import accuracy  # the one definition (no torch in that module)
+
+    try:
+        ev = pd.read_parquet(run / "eval_base.parquet", columns=["model", "is_correct"])
+    except (OSError, ValueError, KeyError):  # not written yet, damaged, or without these columns
+        return None
+    return finite(accuracy(ev[ev["model"] == "base"]))
 
 
 def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def read_progress(run: Path) -> dict[str, dict]:
-    """Last progress record per stage, in the order stages first appeared; `stage` a string and `done`,
-    `total`, `elapsed` non-negative numbers (0 where a damaged line holds something else)."""
-    last: dict[str, dict] = {}
+def progress_history(run: Path) -> dict[str, list[dict]]:
+    """progress.jsonl's records per progress bar since that bar last (re)started (a bar starts at done = 0,
+    elapsed = 0: a resumed or redone stage starts a new one), bars in the order they first appeared; `stage` a
+    string and `done`, `total`, `elapsed` non-negative numbers (0 where a damaged line holds something else)."""
+    bars: dict[str, list[dict]] = {}
     try:
         lines = (run / "progress.jsonl").read_text().splitlines()
     except OSError:
-        return last
+        return bars
     for line in lines:
         try:
             rec = json.loads(line)
@@ -253,8 +291,126 @@ def read_progress(run: Path) -> dict[str, dict]:
             continue
         done, total, elapsed = (max(finite(rec.get(key)) or 0.0, 0.0) for key in ("done", "total", "elapsed"))
         stage = str(rec.get("stage", "?"))
-        last[stage] = {**rec, "stage": stage, "done": int(done), "total": int(total), "elapsed": elapsed}
-    return last
+        rec = {**rec, "stage": stage, "done": int(done), "total": int(total), "elapsed": elapsed}
+        if rec["done"] == 0 and elapsed == 0:
+            bars[stage] = []
+        bars.setdefault(stage, []).append(rec)
+    return bars
+
+
+def read_progress(run: Path) -> dict[str, dict]:
+    """Last progress record per bar, in the order bars first appeared (see progress_history)."""
+    return {stage: records[-1] for stage, records in progress_history(run).items()}
+
+
+def bar_stage(bar: str) -> str | None:
+    """The pipeline stage a progress bar belongs to: its own name, or a stage's part (score-valid → score,
+    judge-<judge> → judge, evaluate-trained → evaluate)."""
+    if bar in STAGES:
+        return bar
+    return max((s for s in STAGES if bar.startswith(s + "-")), key=len, default=None)
+
+
+def epoch(stamp) -> float | None:
+    """An ISO time from a run's file (status, launch, progress) as seconds since the epoch; None if it is not one."""
+    try:
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError, OSError):  # not a time, or one beyond what the platform can count
+        return None
+
+
+def stage_eta(records: list[dict], now: float | None = None) -> float | None:
+    """Seconds left in one progress bar (its records since it started, progress_history), an estimate: the items
+    left at the pace since its first finished item(s), not from its start (the model's loading and the first
+    batch's latency are no item's pace, and made the estimate jump), counted down from the last record's time to
+    `now`. None before any item has finished or once all have."""
+    if not records:
+        return None
+    last = records[-1]
+    done, total = last["done"], last["total"]
+    if not 0 < done < total:
+        return None
+    first = next(r for r in records if r["done"] > 0)
+    if done > first["done"] and last["elapsed"] > first["elapsed"]:
+        rate = (done - first["done"]) / (last["elapsed"] - first["elapsed"])
+    elif last["elapsed"] > 0:
+        rate = done / last["elapsed"]  # one batch finished so far: its average is all there is
+    else:
+        return None
+    since = 0.0 if now is None else max(now - (epoch(last.get("time")) or now), 0.0)
+    return max((total - done) / rate - since, 0.0)
+
+
+def stage_seconds(run: Path) -> dict[str, float | None]:
+    """The finished stages, in run order, and the seconds each took: a stage is done when its marker
+    stages/<stage>.json exists (rundir.RunDir.is_done); None where the marker holds no number."""
+    done = {}
+    for stage in STAGES:
+        path = run / "stages" / f"{stage}.json"
+        if path.exists():
+            done[stage] = finite((read_json(path) or {}).get("seconds"))
+    return done
+
+
+BENCH_RUN = REPO / "docs" / "results" / "bench-run.json"  # `iwsi bench run --json` of the embedded demo
+
+
+def read_bench_run() -> dict | None:
+    """The embedded demo as measured end to end on a known CPU (docs/results/bench-run.json, written by
+    `iwsi bench run --json`), or None when the file is absent, unreadable, holds no total time or records a demo
+    that failed (its time is not the demo's)."""
+    data = read_json(BENCH_RUN)
+    if data is None or finite(data.get("total_s")) is None or data.get("exit_code", 0) != 0:
+        return None
+    return data
+
+
+def bench_stage_seconds(bench: dict | None) -> dict[str, float]:
+    """The measured demo's seconds per stage (those it recorded as a non-negative number)."""
+    stages = (bench or {}).get("stages")
+    found = {s: finite(v.get("seconds")) for s, v in stages.items() if isinstance(v, dict)} \
+        if isinstance(stages, dict) else {}
+    return {s: sec for s, sec in found.items() if sec is not None and sec >= 0}
+
+
+def speed_scale(done: dict[str, float | None], bench: dict[str, float]) -> float | None:
+    """This run's pace against the measured demo's: its finished stages' seconds over the demo's for the same
+    stages (one ratio for the run: a larger run or a slower CPU takes longer in each stage); None with no
+    finished stage the demo timed."""
+    shared = [s for s, sec in done.items() if sec is not None and bench.get(s, 0) > 0]
+    if not shared:
+        return None
+    return sum(done[s] for s in shared) / sum(bench[s] for s in shared)
+
+
+def estimate_left(done: dict[str, float | None], bench: dict[str, float], todo: list[str],
+                  elapsed: float = 0.0) -> float | None:
+    """Seconds the stages `todo` should still take, an estimate: the demo's time for each scaled by this run's
+    pace (speed_scale), less the `elapsed` seconds the first of them (the running one) has run already. None
+    with nothing to scale by, or a stage the demo did not time."""
+    scale = speed_scale(done, bench)
+    if scale is None or any(s not in bench for s in todo):
+        return None
+    left = [scale * bench[s] for s in todo]
+    if left:
+        left[0] = max(left[0] - elapsed, 0.0)
+    return sum(left)
+
+
+def duration(seconds: float) -> str:
+    """A measured time: 4.2 s, 3 min 05 s, 1 h 02 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = int(seconds // 60)
+    return f"{minutes} min {int(seconds % 60):02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimated time, no finer than it can be known: under a minute, 7 min, 1.5 h."""
+    if seconds < 60:
+        return "under a minute"
+    return f"{math.ceil(seconds / 60)} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def log_tail(run: Path, lines: int = 40) -> str:
@@ -361,7 +517,26 @@ def cancel_run(name: str) -> bool:
     finally:
         if pinned is not None:
             os.close(pinned)
+    _record_cancel(run, pid)
     return True
+
+
+def _record_cancel(run: Path, pid: int) -> None:
+    """Note in launch.json that the dashboard cancelled `pid`, the process it launched: a SIGTERM before the
+    pipeline has begun a stage (imports, data and model checks) ends the process without a status of its own,
+    which run_state would otherwise report as failed. launch.json keeps its time (run_state dates the launch
+    by it)."""
+    path = run / "launch.json"
+    launch = read_json(path)
+    if launch is None or _pid(launch.get("pid")) != pid:  # started elsewhere (a terminal): the pipeline says so
+        return
+    try:
+        stamp = path.stat()
+        write_json(path, {**launch, "cancelled": {"pid": pid, "at": datetime.now(timezone.utc).isoformat(
+            timespec="seconds")}})
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    except OSError:  # the run keeps going to its end as failed rather than cancelled: nothing worse
+        pass
 
 
 LABELS = ("redundant", "jumping", "spurious", "none")

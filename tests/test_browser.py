@@ -228,10 +228,11 @@ def wait_for_text(driver, text: str, timeout: float = 30) -> bool:
 
 def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
     """issue 13 #12 and #8 in a real browser: key 1 labels the focused sample (human) and moves on; a click
-    on a DS-weight bar opens the Samples explorer filtered to that bar."""
+    on a DS-weight bar opens the Samples explorer filtered to that bar, at the k the page was at (issue 32 #1)."""
     import pandas as pd
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     cache = tmp_path / "cache"
     run = make_run_dir(cache / "runs" / "r", num_questions=40, num_samples=4, seed=2)
@@ -249,13 +250,82 @@ def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
 
         driver.get(f"{url}/ds_weights")
         wait_rendered(driver, 1, settle=1.0)
+        slider_key(driver, Keys.ARROW_LEFT)  # k 80 → 79: the explorer must open at 79, not at the run's 80
+        assert wait_for_text(driver, "kept at k=79")
+        wait_rendered(driver, 1, settle=1.0)
         chart = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
         bars = chart.find_elements(By.CSS_SELECTOR, ".subplot.xy .barlayer .point path")  # the w_DS panel's
         tallest = max(bars, key=lambda b: b.size["height"])
         ActionChains(driver).move_to_element(tallest).click().perform()
         assert wait_for_text(driver, "samples picked on 1 bar(s) of the w_DS histogram"), driver.current_url
         assert "/explorer" in driver.current_url
+        assert wait_for_text(driver, "Kept at k=79"), driver.find_element(By.CSS_SELECTOR, "body").text[:2000]
+        thumb = driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSliderThumbValue"]')
+        assert thumb.text == "79" and "k=79" in driver.current_url
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+def test_the_runs_page_follows_a_live_run_without_reloading(tmp_path):
+    """issue 32 #2 and #3: a Runs tab left open shows the stage, the counts and the base accuracy as the run writes
+    them, without a reload; once the run's process is gone it says so, and the page stops polling."""
+    import json
+    import textwrap
+
+    import numpy as np
+    import yaml
+    from selenium.webdriver.common.by import By
+
+    from benchmarks.fixtures import make_eval
+    from iwsi.rundir import claim_dir
+
+    cache = tmp_path / "cache"
+    run = cache / "runs" / "live"
+    claim_dir(run, "run")
+    # the run's process: holds the run's lock and says it is generating, until its stdin closes
+    script = textwrap.dedent(f"""
+        import sys
+        from iwsi.rundir import RunDir
+        run = RunDir({str(run)!r})
+        with run.lock():
+            run.set_status("running", "generate")
+            print("ready", flush=True)
+            sys.stdin.readline()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
+            driver.get(url)
+            wait_rendered(driver, 0)
+            assert wait_for_text(driver, "state: running, stage: generate")
+            # the run goes on: generate, vote and score done, evaluate-base written, evaluate-base's marker not yet
+            (run / "config.yaml").write_text(yaml.safe_dump({"dataset": "synthetic-arith", "model": "embedded",
+                                                             "method": "iwsi", "k": 80}))
+            base = make_eval(np.random.default_rng(0), 100).query("model == 'base'")
+            base.to_parquet(run / "eval_base.parquet", index=False)
+            (run / "metrics.json").write_text(json.dumps({"method": "iwsi", "k": 80, "num_candidates": 400,
+                                                          "num_majority": 134, "num_questions": 100}))
+            (run / "stages").mkdir()
+            for stage in ("generate", "vote", "score"):
+                (run / "stages" / f"{stage}.json").write_text(json.dumps({"stage": stage, "seconds": 1.0}))
+            status = json.loads((run / "status.json").read_text())
+            (run / "status.json").write_text(json.dumps({**status, "stage": "evaluate-base"}))
+            assert wait_for_text(driver, "state: running, stage: evaluate-base", timeout=20)
+            body = driver.find_element(By.CSS_SELECTOR, "body").text
+            assert "400" in body and "134" in body and f"{base['is_correct'].mean():.3f}" in body, body[:3000]
+            holder.stdin.close()  # the process ends without a final status (killed)
+            holder.wait(10)
+            assert wait_for_text(driver, "state: failed", timeout=20)
+            time.sleep(3)  # the page then runs in full once (the table's poll sees no live run) and polls no more
+            wait_rendered(driver, 0)
+            (run / "metrics.json").write_text(json.dumps({"num_candidates": 98765}))
+            time.sleep(6)  # three polls' worth: none comes, no run is live
+            assert "98,765" not in driver.find_element(By.CSS_SELECTOR, "body").text
+            assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    finally:
+        holder.kill()
+        holder.wait(5)
 
 
 def test_empty_cache_in_chromium(tmp_path):

@@ -16,7 +16,7 @@ import streamlit as st
 
 from iwsi import charts, filtering
 from iwsi.export import run_method as export_run_method
-from iwsi.present import kept_mask
+from iwsi.present import OUTCOMES, kept_mask
 from iwsi.runs import (
     WRITTEN_BY,
     RunNameError,
@@ -194,10 +194,15 @@ def sidebar() -> None:
                        f"from 1 to 100: showing k = {st.session_state['k']}.", icon=":material/warning:")
         st.slider("k — % of majority samples kept", 1, 100, key="k",
                   help="the selected run's method keeps its k % of D_c; shared by every page")
-    run = st.session_state.get("run")
-    state = {"k": str(st.session_state["k"])} | ({"run": run} if run else {})
+    state = link_state()
     if dict(st.query_params) != state:
         st.query_params.from_dict(state)
+
+
+def link_state() -> dict[str, str]:
+    """The sidebar's run and k as the URL carries them (?run=NAME&k=K): a shared link or a reload shows the same."""
+    run = st.session_state.get("run")
+    return {"k": str(st.session_state["k"])} | ({"run": run} if run else {})
 
 
 def run_k_or_default(metrics: dict) -> int:
@@ -289,4 +294,34 @@ def open_in_explorer(run: Path, picked: pd.DataFrame, what: str) -> None:
     """Show `picked` (rows with question_id, sample_id) in the Samples explorer, filtered to them."""
     st.session_state[EXPLORER_HANDOFF] = {"run": run.name, "what": what,
                                           "keys": list(zip(picked["question_id"], picked["sample_id"]))}
-    st.switch_page("views/explorer.py")
+    # switch_page clears the URL's query and, being no click in the browser, sends no widget values: the new
+    # page's first run drops the sidebar's run and k as stale widgets, and the sidebar would fall back to the
+    # newest run at its own k. Carried in the URL, they come back as on a reload.
+    st.switch_page("views/explorer.py", query_params=link_state())
+
+
+def outputs_side_by_side(pairs: pd.DataFrame, labels: tuple[str, str], key: str) -> None:
+    """Two models' test answers side by side (iwsi.present.side_by_side): the first one's wins, losses and ties
+    against the second, and the questions, filtered by outcome and by text."""
+    a, b = labels
+    counts = pairs["outcome"].value_counts().reindex(OUTCOMES, fill_value=0)
+    cols = st.columns(4)
+    cols[0].metric(f"{a} wins", f"{counts['win']:,}", help=f"{a} right, {b} wrong")
+    cols[1].metric(f"{a} loses", f"{counts['loss']:,}", help=f"{a} wrong, {b} right")
+    cols[2].metric("ties: both right", f"{counts['tie: both right']:,}")
+    cols[3].metric("ties: both wrong", f"{counts['tie: both wrong']:,}")
+    n, net = len(pairs), int(counts["win"] - counts["loss"])
+    if n:
+        st.caption(f"Over the {n:,} test questions both answered: wins − losses = {net:+,}, i.e. {100 * net / n:+.1f} "
+                   f"points of accuracy for {a} (an unparsed answer counts as wrong, as in the accuracy).")
+    c1, c2 = st.columns([1, 2])
+    outcome = c1.selectbox("Show", ["all", *OUTCOMES], key=f"{key}_outcome")
+    needle = c2.text_input("Search answers and outputs", key=f"{key}_search", placeholder="words, numbers or an id")
+    shown = pairs if outcome == "all" else pairs[pairs["outcome"].eq(outcome)]
+    if needle:
+        text = shown.drop(columns="outcome").astype(str)
+        shown = shown[text.apply(lambda col: col.str.contains(needle, case=False, regex=False)).any(axis=1)]
+    st.caption(f"{len(shown):,} of {n:,} questions.")
+    st.dataframe(shown, hide_index=True, key=f"{key}_table",
+                 column_config={f"output {a}": st.column_config.TextColumn(width="large"),
+                                f"output {b}": st.column_config.TextColumn(width="large")})

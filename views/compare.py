@@ -8,8 +8,20 @@ import streamlit as st
 
 from iwsi import charts, compare
 from iwsi.filtering import METHODS
+from iwsi.present import side_by_side
 from iwsi.runs import list_run_names, read_config, runs_dir
-from views._shared import EMPTY_HINT, NUMERIC, has_columns, header, kept_for_k, run_method, selected_run, table
+from views._shared import (
+    EMPTY_HINT,
+    NUMERIC,
+    has_columns,
+    header,
+    kept_for_k,
+    md_text,
+    outputs_side_by_side,
+    run_method,
+    selected_run,
+    table,
+)
 
 header("Compare two runs", "Two runs side by side: what differs in their configs, how far their kept sets overlap "
                            "(each run's own method at its own k), their DS weights overlaid, and their test accuracy "
@@ -91,8 +103,8 @@ if o["shared"] == o["candidates_a"] == o["candidates_b"]:
     st.caption("Both runs have the same candidates, so the same DS weights: only their kept sets differ.")
 
 st.subheader("Test accuracy")
-acc = compare.paired_accuracy(table(run_a, "eval.parquet", stop_if_broken=False),
-                              table(run_b, "eval.parquet", stop_if_broken=False))
+ev_a, ev_b = (table(run, "eval.parquet", stop_if_broken=False) for run in (run_a, run_b))
+acc = compare.paired_accuracy(ev_a, ev_b)
 if acc["n"] == 0:
     st.info("No test question evaluated by both trained models (`eval.parquet` is written by the **evaluate** "
             "stage; runs on other datasets share no test questions).", icon=":material/info:")
@@ -109,3 +121,8 @@ st.caption(f"Trained models on the n = {acc['n']:,} test questions both runs eva
               if acc["only_a"] or acc["only_b"] else "")
            + f": paired 95 % bootstrap interval of Δ {ci}, sign-flip permutation p-value — "
            + ("the interval excludes 0." if excluded else "not distinguishable from 0 at this n."))
+
+st.subheader("Trained outputs side by side")
+st.caption(f"A = {md_text(name_a)}, B = {md_text(name_b)}: each run's trained model on the test questions both "
+           "evaluated.")
+outputs_side_by_side(side_by_side(ev_a, "trained", ev_b, "trained", ("A", "B")), ("A", "B"), "compare_outputs")

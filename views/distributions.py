@@ -56,10 +56,15 @@ rows = sample_rows(str(run / "umap.parquet"), mtime(run / "umap.parquet"),
                    str(run / "samples.parquet"), mtime(run / "samples.parquet"))
 kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
 majority = np.where(rows >= 0, samples["is_majority"].to_numpy(bool)[np.clip(rows, 0, None)], False)
-c1, c2 = st.columns([1, 2])
-view = c1.segmented_control("View", ["before", "after"], default="after", required=True,
-                            format_func=lambda v: f"{v} filtering")
-drawn = c2.select_slider("Self-generated points drawn", [1000, charts.UMAP_POINTS, 5000, 20000, 50000, "all"],
+c1, c2 = st.columns(2)  # the colour choices need a half row to be read whole
+color_by = c1.segmented_control("Colour by", ["kept / dropped", *charts.UMAP_COLOR_BY], default="kept / dropped",
+                                required=True, key="umap_color",
+                                help="kept / dropped: what filtering removed; w_DS, loss or correctness: each "
+                                     "self-generated sample's value on a continuous scale")
+view = c2.segmented_control("View", ["before", "after"], default="after", required=True,
+                            format_func=lambda v: f"{v} filtering", disabled=color_by != "kept / dropped")
+c1, _ = st.columns(2)
+drawn = c1.select_slider("Self-generated points drawn", [1000, charts.UMAP_POINTS, 5000, 20000, 50000, "all"],
                          value=charts.UMAP_POINTS, key="umap_points",
                          format_func=lambda v: v if v == "all" else f"{v:,}",
                          help=f"a uniform sample (fixed seed) of the self-generated points; every valid point is "
@@ -68,11 +73,17 @@ points = charts.umap_points(umap, kept, majority, None if drawn == "all" else in
 if len(points) < len(umap):
     st.caption(f"Showing {len(points):,} of {len(umap):,} points (uniform sample of the self-generated ones).")
 totals = charts.umap_totals(umap, kept, majority)
-event = st.plotly_chart(cached_figure(charts.umap_scatter, points, view or "after", totals, k=k),
-                        key="umap",
-                        on_select="rerun",
-                        selection_mode=("box", "lasso"))
-if view == "after":
+if color_by in charts.UMAP_COLOR_BY:
+    values = samples[charts.UMAP_COLOR_BY[color_by]].to_numpy(dtype=float, na_value=np.nan)  # is_correct: 1 / 0 / NaN
+    row_value = np.where(rows >= 0, values[np.clip(rows, 0, None)], np.nan)
+    figure = cached_figure(charts.umap_colored, points.assign(value=row_value[points["row"].to_numpy()]), color_by)
+else:
+    figure = cached_figure(charts.umap_scatter, points, view or "after", totals, k=k)
+event = st.plotly_chart(figure, key="umap", on_select="rerun", selection_mode=("box", "lasso"))
+if color_by in charts.UMAP_COLOR_BY:
+    st.caption(f"Each self-generated sample's {color_by}" + (" (1 = right, 0 = wrong; grey: no gold answer)"
+               if color_by == "correct" else "") + "; the scale spans its 1st to 99th percentile.")
+elif view == "after":
     st.caption(f"After filtering: **{charts.VOTE_REMOVED}** — the answer lost the majority vote (outside D_c); "
                f"**{charts.CUT_REMOVED}** — in D_c, dropped by the run's method at k = {k:g} (the paper's "
                "before/after, §5, is this cut).")

@@ -1,32 +1,65 @@
-"""Runs: every run with its status and accuracy, launch a new run, follow and cancel it."""
+"""Runs: every run with its status and accuracy, launch a new run, follow and cancel it.
+
+While a run is live, the runs table and the selected run's section are fragments that rerun every POLL_S
+seconds and read the run directories again (the counts after vote and score, the base accuracy after
+evaluate-base, the stage); with no live run nothing polls."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from iwsi.compare import paired_accuracy
 from iwsi.filtering import METHODS
-from iwsi.present import run_bundle
+from iwsi.present import run_bundle, side_by_side
 from iwsi.runs import (
     PRESETS,
+    STAGES,
+    STARTING,
     RunNameError,
+    bar_stage,
+    base_accuracy,
+    bench_stage_seconds,
     cancel_run,
     check_launch,
     describe_run,
+    duration,
+    epoch,
+    estimate_left,
     finite,
     launch_run,
     list_run_names,
     log_tail,
-    read_progress,
+    progress_history,
+    read_bench_run,
+    rough_duration,
     run_path,
     run_state,
+    speed_scale,
+    stage_eta,
+    stage_seconds,
 )
-from views._shared import NUMERIC, has_columns, header, md_text, metrics, selected_k, selected_run, table
+from views._shared import (
+    NUMERIC,
+    has_columns,
+    header,
+    md_text,
+    metrics,
+    outputs_side_by_side,
+    selected_k,
+    selected_run,
+    table,
+)
+
+POLL_S = 2  # seconds between two reads of a live run's files
+LIVE = "runs_live"  # session key: the runs that were live when the page last ran in full
 
 header("Runs", "Every run under cache/runs with its dataset, model, filter method, k, status and accuracy. "
-               "Launch the embedded demo or the paper preset; progress updates live.")
+               "Launch the embedded demo or the paper preset; a live run's stage, counts and progress update "
+               "by themselves.")
 
 
 def start(name: str, preset: str | None, sets: list[str], config=None) -> None:
@@ -48,9 +81,26 @@ def start(name: str, preset: str | None, sets: list[str], config=None) -> None:
     st.rerun()
 
 
+def demo_time() -> str | None:
+    """How long the embedded demo took where it was measured (docs/results/bench-run.json, `iwsi bench run`), in
+    words; None without that file: the page promises no time that nobody measured."""
+    bench = read_bench_run()
+    if bench is None:
+        return None
+    total = bench["total_s"]
+    cpu = bench.get("cpu") if isinstance(bench.get("cpu"), dict) else {}
+    cores = finite(cpu.get("cores"))
+    where = md_text(cpu.get("model_name") or "an unnamed CPU") + (f", {int(cores)} cores" if cores else "")
+    when = f", {md_text(str(bench['started_utc'])[:10])}" if bench.get("started_utc") else ""
+    return f"the embedded demo took {duration(total)} on {where} (`iwsi bench run`{when})"
+
+
 def launch_form() -> None:
     with st.form("launch"):
         st.markdown("**Launch a run** — `iwsi run --config PRESET --out cache/runs/NAME --set …` in the background")
+        measured = demo_time()
+        if measured:
+            st.caption(f"For scale: {measured}.")
         c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
         preset = c1.selectbox("Preset", list(PRESETS),
                               help="embedded demo: configs/demo.yaml · paper: configs/paper.yaml")
@@ -73,40 +123,45 @@ def k_text(row: dict) -> str:
     return f"{row['k']:g}"
 
 
+def live_runs(names: list[str]) -> list[str]:
+    return [n for n in names if run_state(run_path(n)).get("state") == "running"]
+
+
 def runs_table(names: list[str]) -> None:
+    """The table of every run (a fragment: redrawn from the files every POLL_S s while a run is live)."""
     rows = [describe_run(n) for n in names]
     df = pd.DataFrame([{**row, "k": k_text(row)} for row in rows])
     st.dataframe(df, hide_index=True, column_config={
         "accuracy base": st.column_config.NumberColumn(format="%.3f"),
         "accuracy trained": st.column_config.NumberColumn(format="%.3f")})
+    live = [row["run"] for row in rows if row["status"] == "running"]
+    # A run started or ended, or a new run folder appeared: run the page in full, so the sidebar, the other
+    # pages' data and the polling (on only while a run is live) follow.
+    if live != st.session_state.get(LIVE) or set(list_run_names()) != set(names):
+        st.session_state[LIVE] = live
+        st.rerun(scope="app")
 
 
-def progress_view(name: str) -> None:
-    """Per-stage progress bars, cancel button, and the log tail when the run failed."""
-    run = run_path(name)
-    state = run_state(run)
-    st.markdown(f"**{name}** — state: **{md_text(state.get('state'))}**, stage: **{md_text(state.get('stage'))}**")
-    for stage, rec in read_progress(run).items():
-        total, done = rec.get("total") or 0, rec.get("done") or 0
-        frac = min(1.0, done / total) if total else 0.0
-        elapsed = rec.get("elapsed") or 0.0
-        # the stage's average rate so far (steadier than the last interval); no ETA once the run stopped
-        live = state.get("state") == "running"
-        eta = f" · ~{elapsed * (total - done) / done:.0f} s left" if live and 0 < done < total else ""
-        st.progress(frac, text=f"{md_text(stage)}: {done:,}/{total:,} · {elapsed:.1f} s{eta}")
-    if state.get("state") == "running":
-        if st.button("Cancel run", icon=":material/cancel:"):
-            st.toast("SIGTERM sent" if cancel_run(name) else "run is not running")
-    elif state.get("state") in ("failed", "cancelled", "stopped"):
-        if state.get("error"):
-            st.error(md_text(state["error"]))  # an exception's message can quote the data or the model's output
-        if st.button("Resume", icon=":material/replay:", help="rerun with the run's own config.yaml: finished "
-                     "stages and chunks are kept"):
-            start(name, None, [], config=run / "config.yaml")
-        st.code(log_tail(run) or "(log.txt is empty)", language="text")
-    if state.get("state") != st.session_state.setdefault(f"last_state_{name}", state.get("state")):
-        st.session_state[f"last_state_{name}"] = state.get("state")
-        st.rerun(scope="app")  # the run finished: refresh the table and the other pages' data
+def readout(run: Path) -> None:
+    """The run's counts and accuracies as its files hold them now (metrics.json is rebuilt after every stage; the
+    base accuracy is read from eval_base.parquet before metrics.json has it)."""
+    m = metrics(run)
+    base = base_accuracy(run, m)
+    if not m and base is None:
+        return
+    cols = st.columns(5)
+    acc = m.get("accuracy") if isinstance(m.get("accuracy"), dict) else {}
+    count = {key: finite(m.get(key)) for key in ("num_candidates", "num_majority", "num_kept")}
+    count = {key: "—" if n is None else f"{int(n):,}" for key, n in count.items()}  # not yet, or a damaged file
+    trained = finite(acc.get("trained"))
+    cols[0].metric("candidates", count["num_candidates"])
+    cols[1].metric("majority (D_c)", count["num_majority"])
+    cols[2].metric("kept", count["num_kept"])
+    cols[3].metric("accuracy base", "—" if base is None else f"{base:.3f}")
+    cols[4].metric("accuracy trained", "—" if trained is None else f"{trained:.3f}")
+    change = accuracy_change(run)
+    if change:
+        st.caption(change)
 
 
 def accuracy_change(run) -> str | None:
@@ -120,35 +175,124 @@ def accuracy_change(run) -> str | None:
             f"interval [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}], p = {r['p']:.2f} — {verdict}.")
 
 
+def since(stamp, now: float) -> float:
+    """Seconds from an ISO time in a run's file to `now` (0 when the file holds no time)."""
+    return max(now - (epoch(stamp) or now), 0.0)
+
+
+def stages_view(run: Path, state: dict, now: float) -> None:
+    """The whole run: every stage in run order, done (its marker, with the seconds it took), running, or still to
+    come, and the time left as an estimate from the measured demo scaled by this run's own pace."""
+    done = stage_seconds(run)
+    live = state.get("state") == "running"
+    if not done and not live:  # not begun, or made before stage markers existed
+        return
+    current = state.get("stage") if state.get("stage") in STAGES else None
+    bench = bench_stage_seconds(read_bench_run())
+    scale = speed_scale(done, bench)
+    elapsed = since(state.get("updated"), now) if live and current else 0.0  # status.json is written as a stage starts
+    rows = []
+    for stage in STAGES:
+        if stage in done:
+            rows.append((stage, "done", "—" if done[stage] is None else duration(done[stage])))
+        elif live and stage == current:
+            rows.append((stage, "running", f"{duration(elapsed)} so far"))
+        elif live:
+            known = scale is not None and stage in bench
+            rows.append((stage, "to come", f"≈ {rough_duration(scale * bench[stage])} (estimate)" if known else ""))
+        else:
+            rows.append((stage, str(state.get("state")) if stage == current else "not run", ""))
+    st.dataframe(pd.DataFrame(rows, columns=["stage", "state", "time"]), hide_index=True)
+    line = f"Whole run: {len(done)} of {len(STAGES)} stages done"
+    if live:
+        todo = [s for s in STAGES if s not in done]
+        left = estimate_left(done, bench, todo, elapsed if todo[:1] == [current] else 0.0) if todo else None
+        if left is not None:
+            line += (f" · ≈ {rough_duration(left)} left, an estimate: the embedded demo's stage times (`iwsi bench "
+                     f"run`) × {scale:.2g}, this run's finished stages against the demo's")
+        elif not bench:
+            line += " · no estimate of the time left without a measured demo (docs/results/bench-run.json)"
+        else:
+            line += " · an estimate of the time left comes once a stage has finished"
+    st.caption(line + ".")
+
+
+def progress_view(run: Path, state: dict, now: float) -> None:
+    """Per-bar progress of the stages; a live bar counts its time up to now and gives the time left as an
+    estimate; what happens before a stage's first item is said, not shown as a frozen 0."""
+    live = state.get("state") == "running"
+    stage = state.get("stage")
+    if live and stage == STARTING:
+        st.info(f"Starting ({duration(since(state.get('started'), now))} so far): the pipeline imports its libraries "
+                "and checks the config, the data, the model and the run folder before it writes anything, then "
+                "begins its first stage still to do.", icon=":material/hourglass_top:")
+    waiting = live and stage in STAGES
+    for bar, records in progress_history(run).items():
+        rec = records[-1]
+        total, done = rec["total"], rec["done"]
+        frac = min(1.0, done / total) if total else 0.0
+        ticking = live and bar_stage(bar) == stage and done < total
+        elapsed = rec["elapsed"] + (since(rec.get("time"), now) if ticking else 0.0)  # time since its last record too
+        text = f"{md_text(bar)}: {done:,}/{total:,} · {duration(elapsed)}"
+        if ticking and done == 0:
+            text += " · no item finished yet"
+        elif ticking and (eta := stage_eta(records, now)) is not None:
+            text += f" · ≈ {rough_duration(eta)} left (estimate)"
+        waiting = waiting and not (bar_stage(bar) == stage and done > 0)
+        st.progress(frac, text=text)
+    if waiting:
+        st.caption(f"**{md_text(stage)}** has run for {duration(since(state.get('updated'), now))}; no item counted "
+                   "yet: a stage that needs a model loads it first (the run's first such stage, and train and "
+                   "evaluate, which load their own), and items are counted as each batch finishes.")
+
+
+def controls(run: Path, state: dict) -> None:
+    """Cancel a live run; say why a run ended early, resume it, show its log."""
+    if state.get("state") == "running":
+        if st.button("Cancel run", icon=":material/cancel:"):
+            st.toast("SIGTERM sent" if cancel_run(run.name) else "run is not running")
+    elif state.get("state") in ("failed", "cancelled", "stopped"):
+        if state.get("error"):  # an exception's message can quote the data or the model's output
+            (st.error if state["state"] == "failed" else st.warning)(md_text(state["error"]))
+        if st.button("Resume", icon=":material/replay:", help="rerun with the run's own config.yaml: finished "
+                     "stages and chunks are kept"):
+            start(run.name, None, [], config=run / "config.yaml")
+        log = log_tail(run)
+        if log or state["state"] == "failed":
+            st.code(log or "(log.txt is empty)", language="text")
+
+
+def selected_view(name: str) -> None:
+    """The selected run (a fragment: redrawn from its files every POLL_S s while it is live)."""
+    run = run_path(name)
+    state = run_state(run)
+    now = time.time()
+    st.markdown(f"**{name}** — state: **{md_text(state.get('state'))}**, stage: **{md_text(state.get('stage'))}**")
+    readout(run)
+    stages_view(run, state, now)
+    progress_view(run, state, now)
+    controls(run, state)
+
+
 names = list_run_names()
+live = live_runs(names)
+st.session_state[LIVE] = live
 if not names:
-    st.info("No runs yet. One click runs the embedded demo (SmolLM2-135M on a small synthetic "
-            "arithmetic set, a few minutes on CPU); or run `make run` in a terminal.", icon=":material/info:")
+    measured = demo_time()
+    st.info("No runs yet. One click runs the embedded demo (SmolLM2-135M on a small synthetic arithmetic set"
+            + (f"; {measured}" if measured else "") + "); or run `make run` in a terminal.", icon=":material/info:")
     if st.button("Run embedded demo", type="primary", icon=":material/play_arrow:"):
         start("demo", "embedded demo", [])
 else:
-    runs_table(names)
+    st.fragment(runs_table, run_every=POLL_S if live else None)(names)
 
 launch_form()
 
 run = selected_run()
 if run is not None:
     st.subheader("Selected run")
-    m = metrics(run)
-    if m:
-        cols = st.columns(5)
-        acc = m.get("accuracy") if isinstance(m.get("accuracy"), dict) else {}
-        count = {key: finite(m.get(key)) for key in ("num_candidates", "num_majority", "num_kept")}
-        count = {key: "—" if n is None else f"{int(n):,}" for key, n in count.items()}  # a damaged metrics.json
-        accuracy = {key: finite(acc.get(key)) for key in ("base", "trained")}
-        cols[0].metric("candidates", count["num_candidates"])
-        cols[1].metric("majority (D_c)", count["num_majority"])
-        cols[2].metric("kept", count["num_kept"])
-        cols[3].metric("accuracy base", "—" if accuracy["base"] is None else f"{accuracy['base']:.3f}")
-        cols[4].metric("accuracy trained", "—" if accuracy["trained"] is None else f"{accuracy['trained']:.3f}")
-        change = accuracy_change(run)
-        if change:
-            st.caption(change)
+    st.fragment(selected_view, run_every=POLL_S if run.name in live else None)(run.name)
+    # outside the polled fragment: a download offered anew every POLL_S s could be clicked as it is replaced
     if has_columns(run / "samples.parquet", NUMERIC):
         k = selected_k()
         # built only on click (on the download thread: it reads the files itself, no st caches)
@@ -157,5 +301,9 @@ if run is not None:
                            icon=":material/download:", help=f"every chart of the run's pages and its summary table, "
                            f"all at the sidebar's k = {k:g} (iwsi-{run.name}-k{k:g}-ds_weights.pdf, …; SVG and PDF, "
                            "Markdown and LaTeX); the accuracy is the model the run trained")
-    running = run_state(run).get("state") == "running"
-    st.fragment(progress_view, run_every=2 if running else None)(run.name)
+    ev = table(run, "eval.parquet", stop_if_broken=False)
+    if ev is not None and {"model", "question_id", "is_correct"} <= set(ev.columns) and \
+            {"base", "trained"} <= set(ev["model"]):
+        st.subheader("Base vs trained, per test question")
+        outputs_side_by_side(side_by_side(ev, "trained", ev, "base", ("trained", "base")), ("trained", "base"),
+                             "run_outputs")
