@@ -61,6 +61,9 @@ def _f(default, help: str, **meta):
     return field(metadata={"help": help, **meta}, **kw)
 
 
+
+DEFAULT_K = 80.0  # the paper's k: the config default, and the dashboard's and reports' fallback
+
 @dataclass
 class RunConfig:
     # data
@@ -90,7 +93,8 @@ class RunConfig:
     method: str = _f("iwsi", "sample filter", choices=METHODS)
     valid_center: str = _f("mean", "how L̄_v summarises the valid losses in w' = L̄_v / L: mean (the paper), or "
                                    "median / geomean, which one odd valid rationale moves less", choices=CENTERS)
-    k: float = _f(80.0, "percentage of majority samples kept (paper k = 80; 100 = LMSI)", gt=0.0, max=100.0)
+    k: float = _f(DEFAULT_K, "percentage of majority samples kept (paper k = 80; 100 = LMSI)", gt=0.0,
+                  max=100.0)
     entropy_threshold: float | None = _f(None, "entropy method: keep questions with u ≤ this (default: match k %)",
                                          min=0.0, max=1.0)
     weight_clip: float = _f(2.0, "iwsi-w: clip C of the per-sample loss weight min(w', C)", gt=0.0)

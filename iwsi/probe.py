@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from iwsi import probe_stats
-from iwsi.config import ConfigError, RunConfig, coerce
+from iwsi.config import DEFAULT_K, ConfigError, RunConfig, coerce
 from iwsi.contract import probes_root
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
@@ -214,7 +214,7 @@ def markdown(auroc: pd.DataFrame, cut: pd.DataFrame, info: dict) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     head = (f"AUROC (95 % bootstrap CI) of each signal for defective vs clean, and the share of defective samples "
-            f"among dropped / kept at k = {info.get('k', 80):g} — {info.get('title', '')}\n\n")
+            f"among dropped / kept at k = {info.get('k', DEFAULT_K):g} — {info.get('title', '')}\n\n")
     return head + "\n".join(lines) + "\n"
 
 
@@ -322,7 +322,8 @@ def probe_run(args) -> Path:
     if (scores["kind"] == probe_stats.CLEAN).all():
         raise RunDirError(f"--run {run}: no majority sample is labelled redundant, jumping or spurious: "
                           "label some on the Rationales page or run the embed stage (embed=true) for suggestions")
-    k = float(args.k if args.k is not None else (read_json(run / "filter.json", {}, quiet=True) or {}).get("k", 80))
+    recorded = (read_json(run / "filter.json", {}, quiet=True) or {}).get("k", DEFAULT_K)
+    k = float(args.k if args.k is not None else recorded)
     out = out_dir(args, f"run-{run.resolve().name}"[:80])
     check_out(out)
     started, load_before = time.time(), machine()
@@ -384,7 +385,7 @@ def make_probe_dir(path: str | Path, n: int = 40, seed: int = 0) -> Path:
         df["ds_weight"] = ds_weight(df["w_prime"])
         parts.append(df.assign(setting=label))
     scores = pd.concat(parts, ignore_index=True)
-    auroc, cut = analyse(scores, 80.0, paired=True, n_boot=200, seed=seed)
+    auroc, cut = analyse(scores, DEFAULT_K, paired=True, n_boot=200, seed=seed)
     info = {"kind": "probe", "mode": "variants", "title": f"fixture: synthetic losses, n = {n}",
             "dataset": "synthetic-arith",
             "model": "fixture", "n": n, "valid_size": 5, "kinds": list(KINDS), "k": 80.0, "boot": 200, "seed": seed,

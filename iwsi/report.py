@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from iwsi import filtering
+from iwsi.config import DEFAULT_K
 
 # The paper's Table 1 layout: self-supervised methods (ours, IWSI, last), then those with outside supervision.
 SELF_SUPERVISED = tuple(sorted((m for m, r in filtering.METHODS.items() if not r.outside_supervision),
@@ -41,9 +42,9 @@ def fmt(mean: float, half: float) -> str:
 
 
 def table_k(ks: list[float]) -> float:
-    """The k shown in the main table: 80 (the paper's) when swept, else the largest below 100."""
-    if 80 in ks:
-        return 80.0
+    """The k shown in the main table: the paper's (DEFAULT_K) when swept, else the largest below 100."""
+    if DEFAULT_K in ks:
+        return DEFAULT_K
     below = [k for k in ks if k < 100]
     return float(max(below) if below else ks[0])
 

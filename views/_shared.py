@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 
 from iwsi import charts, filtering
+from iwsi.config import DEFAULT_K
 from iwsi.export import run_method as export_run_method
 from iwsi.present import OUTCOMES, kept_mask
 from iwsi.runs import (
@@ -206,9 +207,9 @@ def link_state() -> dict[str, str]:
 
 
 def run_k_or_default(metrics: dict) -> int:
-    """The k a run was made with (metrics.json) as the slider's start, or 80 when the file holds no usable k."""
+    """The k a run was made with (metrics.json) as the slider's start, or DEFAULT_K when the file holds no usable k."""
     k = finite(metrics.get("k"))
-    return int(round(k)) if k is not None and 1 <= k <= 100 else 80
+    return int(round(k)) if k is not None and 1 <= k <= 100 else int(DEFAULT_K)
 
 
 def selected_run() -> Path | None:
@@ -220,7 +221,7 @@ def selected_run() -> Path | None:
 
 
 def selected_k() -> float:
-    return float(st.session_state.get("k", 80))
+    return float(st.session_state.get("k", DEFAULT_K))
 
 
 def header(title: str, explanation: str, run_banner: bool = True) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.compare import paired_accuracy
+from iwsi.config import DEFAULT_K
 from iwsi.filtering import METHODS
 from iwsi.present import run_bundle, side_by_side
 from iwsi.runs import (
@@ -107,7 +108,7 @@ def launch_form() -> None:
         # the default name is fixed once per session: a default that changes on every rerun resets the field
         st.session_state.setdefault("launch_name", f"run-{datetime.now():%Y%m%d-%H%M%S}")
         name = c2.text_input("Run name", key="launch_name", help="letters, digits, . _ - (≤ 80)")
-        k = c3.number_input("k (%)", 1, 100, 80)
+        k = c3.number_input("k (%)", 1, 100, int(DEFAULT_K))
         seed = c4.number_input("seed", 0, 10_000, 0)
         extra = st.text_input("More overrides (KEY=VALUE, space separated)",
                               placeholder="num_questions=200 num_samples=8")
