@@ -24,7 +24,7 @@ from iwsi import filtering
 from iwsi.contract import STAGES
 from iwsi.dsweight import ds_weight, importance_weight
 from iwsi.rundir import claim_dir
-from iwsi.taxonomy import suggest_labels
+from iwsi.taxonomy import DEFECTS, suggest_labels
 from iwsi.vote import agreement, answer_entropy, majority
 
 NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana")
@@ -98,7 +98,7 @@ def _rationales(rng: np.random.Generator, df: pd.DataFrame, gold: np.ndarray, m:
     # High-DSE samples are more often degenerate, as the paper's taxonomy observes.
     ds = df["ds_weight"].to_numpy()
     odd = rng.random(len(df)) < np.clip((ds - 1.1) * 0.6, 0.02, 0.7)
-    kinds = np.where(odd, rng.choice(["redundant", "jumping", "spurious"], size=len(df)), "plain")
+    kinds = np.where(odd, rng.choice(list(DEFECTS), size=len(df)), "plain")
     a, b = rng.integers(2, 40, size=len(df)), rng.integers(1, 30, size=len(df))
     answers = df["answer"].fillna("unknown").to_numpy()
     return [_rationale(rng, int(x), int(y), ans, kind) for x, y, ans, kind in zip(a, b, answers, kinds)]

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from iwsi import probe_variants
 from iwsi.probe_stats import SIGNALS
 
 KEY = ["dataset", "severity", "loss_span", "valid_size", "kind", "signal"]
-KINDS = ("redundant", "jumping", "spurious", "style")
+KINDS = probe_variants.KINDS
 
 
 def rows_of(probe: Path) -> pd.DataFrame:

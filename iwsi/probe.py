@@ -43,6 +43,7 @@ from iwsi.contract import probes_root
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
 from iwsi.rundir import RunDirError, now_iso, read_json, write_json, write_parquet
+from iwsi.taxonomy import DEFECTS
 
 SWEEP_KEYS = ("loss_span", "engine", "model", "valid_size")  # the config keys that change a score
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
@@ -276,7 +277,7 @@ def probe_variants(args, cfg: RunConfig) -> Path:
     return out
 
 
-DEFECT_LABELS = ("redundant", "jumping", "spurious")
+DEFECT_LABELS = DEFECTS
 
 
 def run_scores(samples: pd.DataFrame, labels: pd.DataFrame | None, suggestions: pd.DataFrame | None) -> pd.DataFrame:

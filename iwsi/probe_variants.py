@@ -29,7 +29,9 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-KINDS = ("redundant", "jumping", "spurious", "style")
+from iwsi.taxonomy import DEFECTS
+
+KINDS = (*DEFECTS, "style")  # "style": a control, the same reasoning reworded
 # How much of the rationale a defect touches: mild (one step repeated, only the last step kept, one number
 # changed) or severe (every step repeated, the whole reasoning removed, every number changed). Style is a
 # control and the same at both; spurious on a task without numbers borrows whole steps at both.

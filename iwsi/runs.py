@@ -26,6 +26,7 @@ from iwsi import rundir
 from iwsi.commands import DEMO_CONFIG
 from iwsi.contract import REPO, STAGES, WRITTEN_BY, ablations_root, runs_root  # noqa: F401  (pages import them here)
 from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json, write_parquet
+from iwsi.taxonomy import DEFECTS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^\n\r]*$")
@@ -539,7 +540,7 @@ def _record_cancel(run: Path, pid: int) -> None:
         pass
 
 
-LABELS = ("redundant", "jumping", "spurious", "none")
+LABELS = (*DEFECTS, "none")
 # Who set a label: a person (set or confirmed on the Rationales page) or a heuristic suggestion left as
 # it was; labels saved before sources were recorded are "unknown".
 SOURCES = ("human", "suggested", "unknown")

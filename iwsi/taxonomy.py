@@ -22,6 +22,7 @@ EQUATION_RE = re.compile(rf"(?<![\w.)])((?:{NUM}\s*{OP}\s*)+{NUM})\s*=\s*({NUM})
 SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 ANSWER_RE = re.compile(r"the answer is", re.IGNORECASE)
 WORD_RE = re.compile(r"[a-z0-9]+")
+DEFECTS = ("redundant", "jumping", "spurious")  # the paper's kinds of high-DSE rationale (§5)
 REPETITION_THRESHOLD = 0.3  # share of repeated word trigrams that marks a rationale redundant
 JUMP_RATIO = 0.5            # fewer than half the valid median steps marks a rationale jumping
 

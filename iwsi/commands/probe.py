@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from iwsi.commands import add_debug, default_config
-from iwsi.probe_variants import SEVERITIES
+from iwsi.probe_variants import KINDS, SEVERITIES
 
 HELP = "DSE probe: what each selection signal detects on known-defect rationales"
 CHECK_EDGE = True
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config (default: configs/demo.yaml); dataset, model, engine, loss_span")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--n", type=int, default=100, help="clean rationales to probe (after valid_size rows for D_v)")
-    parser.add_argument("--kinds", default="redundant,jumping,spurious,style", help="comma-separated defect kinds")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated defect kinds")
     parser.add_argument("--severity", choices=SEVERITIES, default="mild",
                         help="mild: one step repeated / the last step kept / one number changed; severe: every step "
                              "repeated / the whole reasoning removed / every number changed")
