@@ -55,11 +55,10 @@ def check_edge(args) -> None:
                               "chunk): set it to e.g. 32, or unset it")
     if os.environ.get("IWSI_CACHE"):
         from iwsi.contract import cache_root
+        from iwsi.rundir import nearest_existing
 
         cache = user_path("IWSI_CACHE", str(cache_root()))
-        found = Path(cache)
-        while not found.exists() and found != found.parent:
-            found = found.parent
+        found = nearest_existing(Path(cache))
         if not found.is_dir():
             raise ConfigError(f"IWSI_CACHE={cache} is {'' if found == Path(cache) else 'under '}a file, not a folder: "
                               "point it at a folder iwsi may write to, or unset it")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 
 from iwsi import filtering
 from iwsi.prompts import format_rationale_target, question_suffix
-from iwsi.rundir import atomic_write_bytes, atomic_write_text, owner, write_json
+from iwsi.rundir import atomic_write_bytes, atomic_write_text, can_create_in, nearest_existing, owner, write_json
 from iwsi.runs import read_config
 
 
@@ -112,11 +111,9 @@ def check_out(out: Path) -> str | None:
     for path in (out, manifest_path(out)):
         if path.exists() and not manifest_path(out).is_file():
             return f"--out {out}: {path} exists and was not written by iwsi export; choose another name"
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        return f"--out {out} cannot be created (no writable folder at {parent}): give a writable path"
+    if not can_create_in(target.parent):
+        return (f"--out {out} cannot be created (no writable folder at {nearest_existing(target.parent)}): give a "
+                "writable path")
     return None
 
 

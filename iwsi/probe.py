@@ -42,7 +42,7 @@ from iwsi.config import DEFAULT_K, ConfigError, RunConfig, coerce
 from iwsi.contract import probes_root
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
-from iwsi.rundir import RunDirError, now_iso, read_json, write_json, write_parquet
+from iwsi.rundir import RunDirError, can_create_in, nearest_existing, now_iso, read_json, write_json, write_parquet
 from iwsi.taxonomy import DEFECTS
 
 SWEEP_KEYS = ("loss_span", "engine", "model", "valid_size")  # the config keys that change a score
@@ -84,11 +84,9 @@ def check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise RunDirError(f"--out {out} is a non-empty folder that is not a probe directory (no {MANIFEST} written by "
                           "iwsi probe): give a new folder")
-    parent = out
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise RunDirError(f"--out {out} cannot be created in {parent}: give a folder path you can write to")
+    if not can_create_in(out):
+        raise RunDirError(f"--out {out} cannot be created in {nearest_existing(out)}: give a folder path you can "
+                          "write to")
 
 
 def out_dir(args, default_name: str) -> Path:

@@ -91,13 +91,24 @@ def check_out_dir(path: Path, kind: str = "run") -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise RunDirError(f"--out {path} is not writable: give a folder you can write to")
         return
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = nearest_existing(path.parent)
     if not parent.is_dir():
         raise RunDirError(f"--out {path} cannot be created: {parent} is a file; give a folder path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {path} cannot be created: no permission to write in {parent}")
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` or its nearest existing parent: where a new --out would be created (every --out checker's rule)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def can_create_in(path: Path) -> bool:
+    """A folder path below which this process may create entries."""
+    found = nearest_existing(path)
+    return found.is_dir() and os.access(found, os.W_OK | os.X_OK)
 
 
 def odd_entry(path: Path) -> str | None:

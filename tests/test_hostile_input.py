@@ -413,6 +413,7 @@ def copy_stages(template: Path):
         def run(ctx):
             for file in STAGE_OUTPUTS[name]:
                 if (template / file).is_file():  # replaced, as iwsi writes: the cell's files are hard links
+                    (ctx.run / file).parent.mkdir(exist_ok=True)
                     atomic_write_bytes(ctx.run / file, (template / file).read_bytes())
         return run
     return {name: stage(name) for name in pipeline.STAGE_FUNCS}
@@ -426,6 +427,9 @@ def fake_ablation(tmp_path, monkeypatch):
     evals[evals["model"] == "base"].to_parquet(template / "eval_base.parquet")
     (template / "filter.json").write_text('{"method": "iwsi", "k": 80, "threshold": 1.0, "sigma_k": 1.0}')
     (template / "train.json").write_text('{"train_loss": 1.0}')
+    (template / "adapter").mkdir(exist_ok=True)  # what train writes besides train.json (contract.STAGE_REQUIRED)
+    (template / "adapter" / "adapter_config.json").write_text("{}")
+    (template / "adapter" / "adapter_model.safetensors").write_bytes(b"not a real adapter")
     for name, func in copy_stages(template).items():
         monkeypatch.setitem(pipeline.STAGE_FUNCS, name, func)
     out = tmp_path / "ab"
