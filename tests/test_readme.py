@@ -31,3 +31,13 @@ def test_the_readme_files_section_names_every_module():
     modules |= {p.name + "/" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert modules - named == set(), "README's Files section misses these modules"
     assert named - modules == set(), "README's Files section names modules that do not exist"
+
+
+def test_the_architecture_page_names_every_module():
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "architecture.md").read_text()
+    table = page[page.index("## Modules"):page.index("## The contract")]
+    named = set(re.findall(r"`([a-z_]+/?)`", table))
+    modules = {p.stem for p in (root / "iwsi").glob("*.py") if p.name != "__init__.py"}
+    modules |= {p.name + "/" for p in (root / "iwsi").iterdir() if (p / "__init__.py").exists()}
+    assert modules - named == set(), "docs/architecture.md's Modules table misses these"
