@@ -71,6 +71,9 @@ def kill_one_actor(run: subprocess.Popen, out: Path) -> list[int]:
     deadline = time.time() + 600
     while not list((out / "chunks").glob("generate-*.parquet")) and time.time() < deadline and run.poll() is None:
         time.sleep(0.2)
+    if run.poll() is not None:
+        _, err = run.communicate()
+        raise AssertionError(f"the workers=2 run exited ({run.returncode}) before its first chunk: {err[-3000:]}")
     driver = psutil.Process(run.pid)
     actors = [p for p in psutil.process_iter(["pid", "cmdline"])
               if "ray::Worker" in " ".join(p.info["cmdline"] or []) and driver.create_time() <= p.create_time()]
@@ -88,6 +91,16 @@ def wait_gone(pids: list[int], seconds: float = 60) -> list[int]:
         alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.5)
     return alive
+
+
+@pytest.fixture(autouse=True)
+def no_vllm_in_this_process():
+    """Three vLLM instances start in the runs below: shut down the one an earlier test left in this pytest
+    process (~5 GB on the CPU build), or Ray's memory monitor kills an actor on a 24 GB machine (seen in CI)."""
+    import sys
+
+    if "iwsi.vllm_engine" in sys.modules:
+        sys.modules["iwsi.vllm_engine"].release()
 
 
 def test_two_vllm_workers_sample_the_same_questions_and_score_like_one(tmp_path):
