@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import platform
 import time
-from pathlib import Path
 
 import psutil
 import torch
@@ -42,10 +41,9 @@ def cpu_seconds() -> float:
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+    from iwsi.usage import cpu_info
+
+    return cpu_info()["model_name"] or platform.processor()
 
 
 def handles(engines: list[str], threads: int, model_name: str = "embedded") -> tuple[dict, object, dict]:

@@ -28,16 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN_STAGES = ("generate", "score", "evaluate-base", "train", "evaluate")
 
 
-def cpu_info() -> dict:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(fields.get("flags\t\t", fields.get("flags", "")).split())
-    get = lambda key: next((v.strip() for k, v in fields.items() if k.strip() == key), None)  # noqa: E731
-    return {"model_name": get("model name"), "family": get("cpu family"), "model": get("model"),
-            "cores": len(os.sched_getaffinity(0)), "avx512_bf16": "avx512_bf16" in flags,
-            "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags}
-
-
 def launch(out: Path, config: str, sets: list[str], repo: Path) -> tuple[subprocess.Popen, float]:
     args = [sys.executable, "-m", "iwsi.cli", "run", "--config", config, "--out", str(out)]
     args += [a for s in sets for a in ("--set", s)]
@@ -58,14 +48,12 @@ def watch(proc: subprocess.Popen, out: Path, started: float) -> dict:
 
 def stage_table(out: Path) -> dict[str, dict]:
     from iwsi.contract import STAGES
+    from iwsi.rundir import RunDir
 
-    table = {}
-    for stage in STAGES:
-        path = out / "stages" / f"{stage}.json"
-        if path.exists():
-            marker = json.loads(path.read_text())
-            table[stage] = {k: marker.get(k) for k in ("seconds", "cpu_seconds", "peak_rss_mb")}
-    return table
+    run = RunDir(out)
+    markers = {stage: run.read_marker(stage) for stage in STAGES if run.is_done(stage)}
+    fields = ("seconds", "cpu_seconds", "peak_rss_mb")
+    return {stage: {k: m.get(k) for k in fields} for stage, m in markers.items() if m}
 
 
 def stage_tokens(out: Path, config: str, sets: list[str]) -> dict[str, int]:
@@ -73,6 +61,7 @@ def stage_tokens(out: Path, config: str, sets: list[str]) -> dict[str, int]:
     greedy answers, and trained sequences × epochs (padding not counted)."""
     from iwsi.config import load_config, parse_sets
     from iwsi.models import load_tokenizer
+    from iwsi.prompts import question_suffix
     from iwsi.train import encode_example
 
     cfg = load_config(config, parse_sets(sets))
@@ -85,8 +74,8 @@ def stage_tokens(out: Path, config: str, sets: list[str]) -> dict[str, int]:
     if samples.exists():
         df = pd.read_parquet(samples)
         pool = pd.read_parquet(out / "valid_pool.parquet") if (out / "valid_pool.parquet").exists() else df[:0]
-        texts = [f"Q: {q}\nA: {r}" for q, r in zip([*df["question"], *pool["question"]], [*df["rationale"],
-                                                                                          *pool["rationale"]])]
+        texts = [f"{question_suffix(q)} {r}" for q, r in zip([*df["question"], *pool["question"]],
+                                                              [*df["rationale"], *pool["rationale"]])]
         tokens["score"] = count(texts) + count([*df["rationale"], *pool["rationale"]])
         if "kept" in df:
             kept = df[df["kept"]]
@@ -122,6 +111,8 @@ def bench_run(config: str, out: Path | None, sets: list[str], repo: Path = REPO)
     out.parent.mkdir(parents=True, exist_ok=True)
     before = os.getloadavg()
     proc, started = launch(out, config, sets, repo)
+    from iwsi.usage import cpu_info
+
     result = {"config": config, "sets": sets, "repo": str(repo), "out": str(out), "cpu": cpu_info(),
               "load_before": [round(x, 2) for x in before],
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}

@@ -61,8 +61,8 @@ def _f(default, help: str, **meta):
     return field(metadata={"help": help, **meta}, **kw)
 
 
-
 DEFAULT_K = 80.0  # the paper's k: the config default, and the dashboard's and reports' fallback
+
 
 @dataclass
 class RunConfig:

@@ -61,8 +61,7 @@ FILES = (
          "{bytes, sha256, rows}}`: the stage is done (+ `adopted_from`: a stage taken over from another run "
          "directory, RunDir.adopt)",
          finished=False),
-    File("chunks/", ("generate",), "resume checkpoints of generate and score (score's hold the sentence "
-         "embeddings of embed=true); a redone generation clears it all",
+    File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
          finished=False),
     File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
          finished=False),
@@ -76,7 +75,8 @@ FILES = (
          "by filter, against the run's `valid_center`) + `self_score` / `rm_score` of the majority samples, for the "
          "judges the run needs (judge) + `kept, weight` (filter)"),
     File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens, loss_answer, "
-         "loss_alone` of one generate chunk", finished=False),
+         "loss_alone` of one generate chunk (+ `embedding`, the sentence embedding the embed stage reads, with "
+         "embed=true and an engine that pools)", finished=False),
     File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens, loss_answer, loss_alone` of D_v "
          "and the valid pool", finished=False),
     File("valid.parquet", ("score",), "D_v: `question_id, question, rationale, gold, num_tokens, loss, loss_answer, "

@@ -68,6 +68,7 @@ def cached_umap():
 
     import numba
     import pynndescent  # noqa: F401  (declares cache=True itself: its cache stays where numba put it)
+    from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
 
     from iwsi.contract import cache_root
@@ -81,7 +82,7 @@ def cached_umap():
 
     for module in (umap.umap_, umap.layouts, umap.distances, umap.utils):
         for value in vars(module).values():
-            if isinstance(value, Dispatcher) and value._cache.__class__.__name__ == "NullCache":
+            if isinstance(value, Dispatcher) and isinstance(value._cache, NullCache):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     value.enable_caching()

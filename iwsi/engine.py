@@ -45,7 +45,7 @@ from torch import Tensor
 
 from iwsi import hf_engine
 from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
-from iwsi.hf_engine import Progress, Scores, cut_at_stop, encode_spans, mean_pooled, span_means
+from iwsi.hf_engine import EMBEDDING, Progress, Scores, cut_at_stop, encode_spans, mean_pooled, span_means
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
 PREFILL_TOKENS = 2_048     # question-suffix tokens per prefill forward
@@ -657,7 +657,7 @@ def _score_batch(net: Net, items: list[tuple[list[int], dict[str, int]]], pool: 
     if pool:  # the final norm's output is what transformers returns as the last hidden state
         normed = rms_norm(hidden, net.norm, net.eps)
         for row, (t, _) in enumerate(items):
-            scores[row]["embedding"] = mean_pooled(normed[row, :len(t)])
+            scores[row][EMBEDDING] = mean_pooled(normed[row, :len(t)])
     return scores
 
 

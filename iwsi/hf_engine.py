@@ -48,7 +48,8 @@ def _generate_batch(model, tokenizer, prompts, temperature, max_new_tokens, stop
 
 
 SPANS = ("full", "completion")  # the token spans a mean NLL can be taken over (config loss_span)
-Scores = dict[str, tuple[float, int]]  # span → (mean token NLL, tokens) of one text (+ "embedding" when pooled)
+Scores = dict[str, tuple[float, int]]  # span → (mean token NLL, tokens) of one text (+ EMBEDDING when pooled)
+EMBEDDING = "embedding"  # the pooled sentence embedding's key in Scores, and its column in score chunks
 
 
 @torch.inference_mode()
@@ -65,7 +66,7 @@ def score(model, tokenizer, contexts: list[str], completions: list[str], *, span
 def score_spans(model, tokenizer, contexts: list[str], completions: list[str], *, batch_size: int = 16,
                 progress: Progress = None, pool: bool = False) -> list[Scores]:
     """Both spans' (mean NLL, tokens) of each `context + completion`, from one forward pass; with `pool`,
-    also its sentence embedding from that forward (key "embedding", see mean_pooled)."""
+    also its sentence embedding from that forward (key EMBEDDING, see mean_pooled)."""
     items = [encode_spans(tokenizer, c, x) for c, x in zip(contexts, completions)]
     results: list[Scores] = []
     for start in range(0, len(items), batch_size):
@@ -112,5 +113,5 @@ def _score_batch(model, tokenizer, items, pool: bool = False):
     scores = [span_means(nll[row, :len(ids) - 1].cpu(), firsts) for row, (ids, firsts) in enumerate(items)]
     if pool:
         for row, (ids, _) in enumerate(items):
-            scores[row]["embedding"] = mean_pooled(out.hidden_states[-1][row, :len(ids)])
+            scores[row][EMBEDDING] = mean_pooled(out.hidden_states[-1][row, :len(ids)])
     return scores

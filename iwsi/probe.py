@@ -175,16 +175,10 @@ def _setting_first(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
-                if line.startswith("model name")), "")
-    return {"cpu": cpu, "cpus": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]}
+    from iwsi.usage import cpu_info
 
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text().splitlines()
-    except OSError:
-        return []
+    load = [round(x, 2) for x in os.getloadavg()]
+    return {"cpu": cpu_info()["model_name"] or "", "cpus": os.cpu_count(), "load": load}
 
 
 def write_tables(out: Path, info: dict, scores: pd.DataFrame, auroc: pd.DataFrame, cut: pd.DataFrame,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from iwsi.dsweight import add_signals
 from iwsi.generate import chunk_size, engine_module
+from iwsi.hf_engine import EMBEDDING
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
 from iwsi.rundir import Progress, RunDir, read_checkpoint, write_parquet
@@ -26,7 +27,6 @@ ID_COLUMNS = ["question_id", "sample_id"]
 
 
 LOSS_COLUMNS = ["loss", "loss_answer", "loss_alone"]
-EMBEDDING = "embedding"  # score chunk column (with embed=true): see loss_table
 
 
 def alone_context(tokenizer) -> str:
@@ -64,8 +64,6 @@ def pooled_embeddings(run: RunDir, samples: pd.DataFrame, valid: pd.DataFrame, c
     them (a vLLM run, a run scored with embed=false or before they were saved): the embed stage then
     embeds in a pass of its own."""
     import numpy as np
-
-    from iwsi.rundir import read_checkpoint
 
     tables = [read_checkpoint(path) for _, _, path in score_chunks(samples, cfg, run)]
     valid_table = read_checkpoint(run / "chunks" / "score-valid.parquet")

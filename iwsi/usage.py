@@ -1,5 +1,6 @@
 """What a process spends: CPU seconds and peak resident memory (Linux /proc; elsewhere None). Each stage
-marker records both for its stage (pipeline._run_stages); the benchmarks measure with the same calls.
+marker records both for its stage (pipeline._run_stages); the benchmarks measure with the same calls, and
+name the CPU they ran on with `cpu_info`.
 
 CPU seconds are this process's user + system time plus those of the child processes it has waited for
 (`accelerate launch` training); Ray workers are not its children and are not counted."""
@@ -26,6 +27,23 @@ def peak_rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def cpu_info() -> dict:
+    """The CPU a figure was measured on: model name, family / model numbers, usable cores and the flags that
+    decide the model's dtype (iwsi.models.default_dtype); None where /proc/cpuinfo does not say."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    fields: dict[str, str] = {}
+    for line in lines:  # the first processor's block is enough: every core reports the same model
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"model_name": fields.get("model name"), "family": fields.get("cpu family"), "model": fields.get("model"),
+            "cores": len(os.sched_getaffinity(0)), "avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags}
 
 
 def cpu_seconds() -> float:
