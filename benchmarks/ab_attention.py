@@ -15,7 +15,8 @@ import time
 import torch
 
 from benchmarks.bench import _greedy, _share_same, count_tokens, load, load_average, workload
-from iwsi import attention, engine
+from iwsi.engines import attention
+from iwsi.engines import native as engine
 
 _flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 

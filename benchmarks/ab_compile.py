@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.bench import count_tokens, load, load_average, workload
-from iwsi import attention, engine
+from iwsi.engines import attention
+from iwsi.engines import native as engine
 
 
 def _pre(x, norm1, qkv, cos, sin, eps: float, hq: int, hkv: int, d: int):

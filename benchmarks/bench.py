@@ -1,5 +1,5 @@
-"""Benchmark the iwsi engine (`engine: iwsi`, iwsi/engine.py) against the reference (`engine: hf`,
-iwsi/hf_engine.py) on the IWSI workload.
+"""Benchmark the iwsi engine (`engine: iwsi`, iwsi/engines/native.py) against the reference (`engine: hf`,
+iwsi/engines/hf.py) on the IWSI workload.
 
     iwsi bench generate [--json] [--questions 64 --samples 8 --max-new-tokens 96 --batch-size 256]
     iwsi bench score [--json]
@@ -74,9 +74,9 @@ def count_tokens(tokenizer, texts: list[str]) -> int:
 
 
 def _engines() -> dict[str, object]:
-    from iwsi import engine, hf_engine
+    from iwsi import engines
 
-    return {"iwsi": engine, "hf": hf_engine}
+    return {name: engines.get(name) for name in ("iwsi", "hf")}  # the two torch engines this benchmark compares
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,8 +194,9 @@ def score_items(questions: int, per_question: int, seed: int = 0) -> tuple[list[
 def bench_score(questions: int = 64, per_question: int = 8, span: str = "completion", token_budget: int = 8192,
                 rounds: int = 2, with_hf: bool = True, model=None, tokenizer=None) -> dict:
     """Scoring tokens/s of the iwsi engine against a plain unpadded forward over the same tokens."""
-    from iwsi import engine, hf_engine
-    from iwsi.hf_engine import encode_pair
+    from iwsi.engines import hf as hf_engine
+    from iwsi.engines import native as engine
+    from iwsi.engines.hf import encode_pair
 
     if model is None:
         model, tokenizer = load()

@@ -22,9 +22,10 @@ import psutil
 import torch
 
 from benchmarks.bench import count_tokens, load_average, score_items, workload
-from iwsi.hf_engine import encode_pair
+from iwsi import engines as engine_registry
+from iwsi.engines.hf import encode_pair
 
-ENGINES = ("iwsi", "vllm", "hf")  # the config's concrete engines ("auto" picks one of them)
+ENGINES = tuple(engine_registry.ENGINES)  # the config's concrete engines ("auto" picks one of them)
 
 
 def cpu_seconds() -> float:
@@ -49,7 +50,7 @@ def cpu_model() -> str:
 def handles(engines: list[str], threads: int, model_name: str = "embedded") -> tuple[dict, object, dict]:
     """(engine name → model handle, tokenizer, extra facts) with one load per kind, on the GPU
     when one is visible (hf, vLLM) — the iwsi engine is CPU-only and refuses there."""
-    from iwsi import generate
+    from iwsi.config import RunConfig
     from iwsi.device import torch_device
     from iwsi.models import load_model, load_tokenizer
 
@@ -60,17 +61,12 @@ def handles(engines: list[str], threads: int, model_name: str = "embedded") -> t
                          "bench vllm,hf here, or hide the GPU (CUDA_VISIBLE_DEVICES=)")
     model, tokenizer = load_model(model_name, device=device), load_tokenizer(model_name)
     out, facts = {}, {}
-    for name in engines:
-        if name == "vllm":
-            from iwsi import vllm_engine
-            from iwsi.config import RunConfig
-
-            start = time.perf_counter()
-            out[name] = vllm_engine.load(RunConfig(model=model_name, device=device.type, engine="vllm"), threads)
-            facts["vllm_startup_s"] = round(time.perf_counter() - start, 1)
-        else:
-            out[name] = model
-        generate.engine_module(name)  # import now, not inside the timed call
+    for name in engines:  # each engine's load hook: the shared torch model, or its own instance (timed)
+        start = time.perf_counter()
+        cfg = RunConfig(model=model_name, device=device.type, engine=name)
+        out[name] = engine_registry.get(name).load(cfg, base=lambda: model, threads=threads)
+        if out[name] is not model:
+            facts[f"{name}_startup_s"] = round(time.perf_counter() - start, 1)
     return out, tokenizer, facts
 
 
@@ -82,8 +78,6 @@ def measure(call) -> tuple[object, float, float]:
 
 def bench_engines(what: str, engines: list[str], threads: int = 2, questions: int = 64, samples: int = 8,
                   max_new_tokens: int = 96, rounds: int = 1, temperature: float = 0.8, model: str = "embedded") -> dict:
-    from iwsi.generate import engine_module
-
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise SystemExit(f"iwsi bench: unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
@@ -96,7 +90,7 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
         contexts, completions = score_items(questions, samples)
         tokens = sum(len(encode_pair(tokenizer, c, x, "full")[0]) for c, x in zip(contexts, completions))
     for name in engines:  # warm-up, untimed: first-call caches (token pieces, vLLM's compiled shapes)
-        mod = engine_module(name)
+        mod = engine_registry.get(name)
         if what == "generate":
             mod.sample(models[name], tokenizer, prefix, suffixes[:2], 2, temperature=temperature, max_new_tokens=8,
                        stop=stop, seed=0)
@@ -104,7 +98,7 @@ def bench_engines(what: str, engines: list[str], threads: int = 2, questions: in
             mod.score(models[name], tokenizer, contexts[:4], completions[:4], span="full")
     for r in range(rounds):
         for name in engines:
-            mod = engine_module(name)
+            mod = engine_registry.get(name)
             if what == "generate":
                 out, wall, cpu = measure(lambda: mod.sample(models[name], tokenizer, prefix, suffixes, samples,
                                                             temperature=temperature, max_new_tokens=max_new_tokens,

@@ -64,7 +64,8 @@ OP_PARTS = {"aten::linear": "output projection", "aten::index_put_": "KV-cache w
 
 
 def _owner(path: str):
-    from iwsi import attention, engine
+    from iwsi.engines import attention
+    from iwsi.engines import native as engine
 
     obj = {"engine": engine, "attention": attention}[path.split(".")[0]]
     for name in path.split(".")[1:]:
@@ -138,7 +139,7 @@ def _part(event, name: str) -> str:
 
 def profile_generate(questions: int = 64, samples: int = 8, max_new_tokens: int = 96, batch_size: int = 256,
                      temperature: float = 0.8, seed: int = 0, model=None, tokenizer=None) -> dict:
-    from iwsi import engine
+    from iwsi.engines import native as engine
 
     if model is None:
         model, tokenizer = load()
@@ -157,7 +158,7 @@ def profile_generate(questions: int = 64, samples: int = 8, max_new_tokens: int 
 
 def profile_score(questions: int = 64, per_question: int = 8, span: str = "completion", model=None,
                   tokenizer=None) -> dict:
-    from iwsi import engine
+    from iwsi.engines import native as engine
 
     if model is None:
         model, tokenizer = load()
@@ -172,7 +173,7 @@ def profile_score(questions: int = 64, per_question: int = 8, span: str = "compl
 
 def counting_rows(steps: list[int]):
     """Record the number of active rows of every decode step (appended to `steps`) while the block runs."""
-    from iwsi import engine
+    from iwsi.engines import native as engine
 
     def count(step):
         def counted(self):

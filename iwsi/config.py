@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from iwsi import engines  # one registry: the engines and their modules
 from iwsi.contract import STAGES  # noqa: F401  (the stage order lives with the run-directory contract)
 from iwsi.datasets import DATASETS, short  # one list: the loaders; short: bounded reprs for messages
 from iwsi.dsweight import CENTERS  # one list: how L̄_v summarises the valid losses
@@ -22,8 +23,9 @@ from iwsi.filtering import METHODS as METHOD_TABLE  # one table: the methods and
 
 METHODS = tuple(METHOD_TABLE)
 JUDGES = tuple(m for m, r in METHOD_TABLE.items() if r.score_column)  # methods whose score a judge adds
-ENGINES = ("iwsi", "hf", "vllm", "auto")
+ENGINES = engines.CHOICES
 LOSS_SPANS = ("full", "completion")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")  # transformers' integrations of these names
 
 
 class ConfigError(ValueError):
@@ -79,14 +81,15 @@ class RunConfig:
     # model and generation
     model: str = _f("embedded", "'embedded' (SmolLM2-135M-Instruct, offline), a local HF dir or a hub id")
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
-    engine: str = _f("iwsi", "sampling/scoring engine: iwsi (fast, shared prefix, CPU), hf (transformers generate), "
-                             "vllm (`make vllm`) or auto (vllm with a GPU, else iwsi)",
-                     choices=ENGINES)
+    engine: str = _f("iwsi", "sampling/scoring engine: " + engines.help_text(), choices=ENGINES)
     num_samples: int = _f(4, "sampled rationales per question (paper m = 15)", min=1, max=1024)
     temperature: float = _f(0.8, "sampling temperature (paper T = 1.1)", min=0.0)
     top_p: float = _f(1.0, "nucleus sampling mass", min=0.0, max=1.0)
     top_k: int = _f(0, "top-k sampling (0 = off)", min=0)
     max_new_tokens: int = _f(64, "maximum tokens per sampled rationale", min=1)
+    min_agreement: float = _f(0.0, "vote: a question's most common answer is its majority answer only when at least "
+                                    "this share of its parseable samples agree (0 = any plurality, the paper; ties "
+                                    "go to the answer sampled first)", min=0.0, max=1.0)
     # scoring and filtering
     loss_span: str = _f("full", "tokens whose NLL forms the loss: full (question + answer) or completion",
                         choices=LOSS_SPANS)
@@ -128,6 +131,10 @@ class RunConfig:
     vllm_cpu_kv_cache_gb: float = _f(4.0, "vLLM CPU build: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)", gt=0.0)
     vllm_enforce_eager: bool = _f(False, "vLLM: no torch.compile / CUDA graphs; starts ~3x faster and generates "
                                          "a few % slower (docs/scale.md): for small runs and tests")
+    # reporting: where the training logs also go; outside the run hash like placement
+    report_to: str = _f("none", "where the Trainer also logs each training step: none, tensorboard (event files in "
+                                "the run's tensorboard/), wandb or mlflow (their package and their own environment "
+                                "settings); the Runs page's loss curve needs none of them", choices=REPORT_TO)
 
     def __post_init__(self):
         for f in fields(self):
@@ -188,11 +195,12 @@ def field_type(key: str) -> tuple[type, bool]:
 
 
 # Keys added after run directories existed (see RunConfig.hash).
-ADDED_KEYS = ("valid_pool", "valid_center")
+ADDED_KEYS = ("valid_pool", "valid_center", "min_agreement")
 
-# Keys that say where a run computes, not what: a run may resume with other values (docs/scale.md).
+# Keys that say where a run computes (or where it reports), not what: a run may resume with other values
+# (docs/scale.md).
 PLACEMENT = ("device", "workers", "worker_threads", "ray_address", "train_processes", "vllm_tensor_parallel",
-             "vllm_gpu_memory", "vllm_max_num_seqs", "vllm_cpu_kv_cache_gb", "vllm_enforce_eager")
+             "vllm_gpu_memory", "vllm_max_num_seqs", "vllm_cpu_kv_cache_gb", "vllm_enforce_eager", "report_to")
 
 
 def coerce(key: str, raw):
@@ -201,6 +209,8 @@ def coerce(key: str, raw):
         raise ConfigError(f"unknown config key {short(key)}: valid keys are {', '.join(FIELDS)}")
     kind, optional = field_type(key)
     help_ = FIELDS[key].metadata["help"]
+    if isinstance(raw, str) and raw.strip() in FIELDS[key].metadata.get("choices", ()):
+        return raw.strip()  # a choice as written: report_to's "none" is a value, not an empty one
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null", "")):
         if optional:
             return None

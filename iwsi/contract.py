@@ -13,6 +13,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OWNER_FILE = "iwsi.json"  # the first file of every folder iwsi creates (see rundir.claim_dir)
+KINDS = ("run", "ablation", "probe")  # what an owner file says the folder is
+PROBE_MANIFEST = "probe.json"  # a probe directory's settings, sizes and timings (iwsi/probe.py)
+# Files whose names more than one module uses (the table below holds them all):
+TRAIN_LOG = "train_log.jsonl"    # written by train, read by the Runs page's loss curve
+TENSORBOARD = "tensorboard"      # the Trainer's event files with report_to=tensorboard
+ANNOTATIONS = "annotations.json"  # the Runs page's tags, note and archive flag of a run
 SCHEMA_VERSION = 1  # bump when a file below changes name or meaning
 
 
@@ -70,10 +76,10 @@ FILES = (
     File("candidates.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer`"),
     File("eval_base.parquet", ("evaluate-base",), "`model` (base), `question_id, output, answer, gold, is_correct`"),
     File("samples.parquet", ("vote", "score", "judge", "filter"), "one row per candidate: `question_id, sample_id, "
-         "question, rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, entropy` (vote) + "
-         "`loss, num_tokens, loss_answer, loss_alone, w_prime, ds_weight, ifd` (score; `w_prime, ds_weight` again "
-         "by filter, against the run's `valid_center`) + `self_score` / `rm_score` of the majority samples, for the "
-         "judges the run needs (judge) + `kept, weight` (filter)"),
+         "question, rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, tied, entropy` "
+         "(vote; the rule: iwsi/vote.py) + `loss, num_tokens, loss_answer, loss_alone, w_prime, ds_weight, ifd` "
+         "(score; `w_prime, ds_weight` again by filter, against the run's `valid_center`) + `self_score` / "
+         "`rm_score` of the majority samples, for the judges the run needs (judge) + `kept, weight` (filter)"),
     File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens, loss_answer, "
          "loss_alone` of one generate chunk (+ `embedding`, the sentence embedding the embed stage reads, with "
          "embed=true and an engine that pools)", finished=False),
@@ -89,6 +95,11 @@ FILES = (
     File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
     File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume); deleted once `adapter/` is saved",
          finished=False),
+    File(TRAIN_LOG, ("train",), "one object per line: `step, loss, learning_rate, epoch, time` of each logged "
+         "optimizer step (appended as it trains; a resume drops the steps after its checkpoint, a restart from "
+         "scratch empties it)", finished=False),
+    File(f"{TENSORBOARD}/", ("train",), "TensorBoard event files of the Trainer's logs (`report_to=tensorboard`; "
+         "`train/loss`, `train/learning_rate`, … per step)", finished=False),
     File("train.json", ("train",), "Trainer metrics; `train_loss` over every step of the run"),
     File("adapter/", ("train",), "the saved LoRA adapter (peft format), published by renaming `adapter.tmp/`",
          finished=False),
@@ -102,6 +113,8 @@ FILES = (
          finished=False),
     File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
          "kept across reruns", finished=False),
+    File(ANNOTATIONS, ("dashboard",), "`tags` (list of text), `note`, `archived`, `updated`: the Runs page's "
+         "tags, note and archive flag; no part of the run's config, hash or fingerprints", finished=False),
 )
 # The order the stages run in: the DS weights (score) as early as possible, then the base model's evaluation
 # (the dashboard's first insight does not wait for it). Everything before filter is independent of the

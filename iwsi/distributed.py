@@ -38,6 +38,7 @@ from typing import Callable
 
 import pandas as pd
 
+from iwsi import engines
 from iwsi.config import RunConfig, load_config
 from iwsi.rundir import Progress, RunDir, read_checkpoint, read_json, write_parquet
 
@@ -89,23 +90,9 @@ class Worker:
         return self._model[1]
 
     def _load(self, trained: bool):
-        from iwsi.device import torch_device
-
-        cfg = self.cfg
-        if cfg.engine == "vllm":
-            from iwsi import vllm_engine
-
-            # Evaluation needs LoRA; scoring cannot run on a LoRA instance (see iwsi/vllm_engine.py).
-            llm = vllm_engine.load(cfg, self.threads, lora=self.adapter is not None,
-                                   first_core=self.rank * self.threads)
-            return llm.with_adapter(self.adapter) if trained else llm
-        if trained:
-            from iwsi.evaluate import merged_model
-
-            return merged_model(cfg.model, Path(self.adapter), cfg.trust_remote_code, torch_device(cfg.device))
-        from iwsi.models import load_model
-
-        return load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, device=torch_device(cfg.device))
+        """The engine's `load` / `load_trained` hook, pinned to this actor's cores (iwsi/engines/)."""
+        engine, where = engines.get(self.cfg.engine), dict(threads=self.threads, first_core=self.rank * self.threads)
+        return engine.load_trained(self.cfg, Path(self.adapter), **where) if trained else engine.load(self.cfg, **where)
 
     def generate(self, index: int, chunk: list) -> pd.DataFrame:
         from iwsi.generate import sample_chunk
@@ -198,8 +185,7 @@ def _actors(cfg: RunConfig, n: int, adapter: str | None, adapter_files: dict[str
     ray = init_ray(cfg)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     threads = cfg.worker_threads or max(1, cpus // cfg.workers)
-    gpus = cfg.vllm_tensor_parallel if cfg.engine == "vllm" and cfg.device != "cpu" and _cuda() else (
-        1 if _cuda() and cfg.device != "cpu" else 0)
+    gpus = engines.get(cfg.engine).gpus(cfg) if _cuda() and cfg.device != "cpu" else 0
     # Inside an actor Ray sets CUDA_VISIBLE_DEVICES to its own GPUs: address them as plain "cuda".
     actor_cfg = {**_asdict(cfg), **({"device": "cuda"} if gpus else {})}
     key = json.dumps([actor_cfg, adapter, threads, gpus], sort_keys=True, default=str)

@@ -23,7 +23,7 @@ def embed_texts(model, tokenizer, texts: list[str], batch_size: int = 16, max_le
     `progress(n)` is called after each batch of n texts."""
     import torch
 
-    from iwsi.hf_engine import mean_pooled
+    from iwsi.engines.hf import mean_pooled
 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

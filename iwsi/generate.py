@@ -2,7 +2,8 @@
 
 Writes `chunks/generate-NNNNN.parquet` as it goes (resume continues after the last complete chunk),
 then `candidates.parquet`: question_id, sample_id, question, rationale, answer.
-Also home of `complete()`, the one call every stage uses to run prompts through the chosen engine.
+Also home of `complete()`, the one call every stage uses to run prompts through the chosen engine
+(iwsi/engines/).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 
 import pandas as pd
 
+from iwsi import engines
 from iwsi.answers import extract_answer
 from iwsi.prompts import STOP, few_shot_prefix, question_suffix
 from iwsi.records import Question
@@ -33,20 +35,6 @@ def chunk_size(run: RunDir) -> int:
     return size
 
 
-def engine_module(name: str):
-    if name == "vllm":
-        from iwsi import vllm_engine
-
-        return vllm_engine
-    if name == "hf":
-        from iwsi import hf_engine
-
-        return hf_engine
-    from iwsi import engine
-
-    return engine
-
-
 def complete(model, tokenizer, questions: list[Question], num_samples: int, *, engine: str, temperature: float,
              max_new_tokens: int, seed: int, top_p: float = 1.0, top_k: int = 0, progress=None) -> list[list[str]]:
     """Few-shot completions for questions that share one task (and so one prefix)."""
@@ -54,7 +42,7 @@ def complete(model, tokenizer, questions: list[Question], num_samples: int, *, e
     if len(tasks) > 1:
         raise ValueError(f"questions mix task kinds {sorted(tasks)}; complete() needs one prefix")
     prefix = few_shot_prefix(questions[0].task) if questions else ""
-    return engine_module(engine).sample(
+    return engines.get(engine).sample(
         model, tokenizer, prefix, [question_suffix(q.question) for q in questions], num_samples,
         temperature=temperature, max_new_tokens=max_new_tokens, stop=list(STOP), seed=seed, top_p=top_p, top_k=top_k,
         progress=progress)

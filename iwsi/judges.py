@@ -51,10 +51,10 @@ def scores(judge: str, model, tokenizer, questions: list[str], rationales: list[
 def self_scores(model, tokenizer, questions: list[str], rationales: list[str], *, engine: str, seed: int,
                 progress=None) -> list[float]:
     """Greedy 0–10 self-rating of each (question, rationale) by the model itself."""
-    from iwsi.generate import engine_module
+    from iwsi import engines
 
     suffixes = [rating_suffix(q, r) for q, r in zip(questions, rationales)]
-    outs = engine_module(engine).sample(model, tokenizer, RATING_PREFIX, suffixes, 1, temperature=0.0,
+    outs = engines.get(engine).sample(model, tokenizer, RATING_PREFIX, suffixes, 1, temperature=0.0,
                                         max_new_tokens=4, stop=STOP, seed=seed, progress=progress)
     return [parse_rating(o[0]) for o in outs]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from iwsi import filtering
+from iwsi import engines, filtering
 from iwsi.answers import is_correct
 from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
 from iwsi.contract import with_dependents
@@ -48,7 +48,7 @@ from iwsi.usage import cpu_seconds, peak_rss_mb, reset_peak_rss
 STAGE_KEYS = {
     "generate": ("dataset", "data_dir", "fields", "num_questions", "model", "trust_remote_code", "num_samples",
                  "temperature", "top_p", "top_k", "max_new_tokens", "seed", "valid_size", "test_size", "engine"),
-    "vote": (),
+    "vote": ("min_agreement",),
     "score": ("loss_span", "valid_pool"),
     "evaluate-base": (),
     "embed": ("embed",),
@@ -84,13 +84,9 @@ class Context:
                                      device=torch_device(self.cfg.device))
         return self._model
 
-    def engine_model(self, lora: bool = False):
-        """What the engine runs: the process's vLLM instance for engine vllm, else the torch model."""
-        if self.cfg.engine == "vllm":
-            from iwsi import vllm_engine
-
-            return vllm_engine.load(self.cfg, self.cfg.worker_threads, lora=lora)
-        return self.model
+    def engine_model(self) -> object:
+        """What the engine runs (its `load` hook): the torch model above, or an engine's own instance (vLLM)."""
+        return engines.get(self.cfg.engine).load(self.cfg, base=lambda: self.model, threads=self.cfg.worker_threads)
 
     def samples(self) -> pd.DataFrame:
         return pd.read_parquet(self.run / "samples.parquet")
@@ -119,7 +115,7 @@ def stage_generate(ctx: Context) -> None:
 def stage_vote(ctx: Context) -> None:
     from iwsi.vote import vote_table
 
-    df = vote_table(pd.read_parquet(ctx.run / "candidates.parquet"))
+    df = vote_table(pd.read_parquet(ctx.run / "candidates.parquet"), ctx.cfg.min_agreement)
     gold = {q.question_id: (q.gold, q.task) for q in ctx.splits.pool}
     df["gold"] = [gold[qid][0] for qid in df["question_id"]]
     df["is_correct"] = pd.array([is_correct(a, *gold[qid]) for a, qid in zip(df["answer"], df["question_id"])],
@@ -231,10 +227,8 @@ def stage_train(ctx: Context) -> None:
                                "raise k, sample more (num_samples) or use another method")
     examples = [encode_example(ctx.tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                          kept["weight"])]
-    if ctx.cfg.engine == "vllm":  # free its memory (GPU memory on a GPU) for training; evaluation starts its own
-        from iwsi import vllm_engine
-
-        vllm_engine.release()
+    # an engine's own instance (vLLM) frees its memory, GPU memory on a GPU, for training; evaluation starts its own
+    engines.get(ctx.cfg.engine).release()
     if ctx.cfg.train_processes > 1:  # DDP through `accelerate launch` (iwsi/distributed.py)
         from iwsi.distributed import train_launched
 
@@ -261,20 +255,14 @@ def stage_evaluate_base(ctx: Context) -> None:
 
 def stage_evaluate(ctx: Context) -> None:
     """The trained adapter's greedy test answers, beside the base model's (eval_base.parquet)."""
-    from iwsi.evaluate import greedy_eval, merged_model
+    from iwsi.evaluate import greedy_eval
 
     if ctx.cfg.workers > 1:  # sharded by chunk over Ray workers
         from iwsi.distributed import greedy_eval as sharded
 
         trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / "adapter")
     else:
-        if ctx.cfg.engine == "vllm":  # the adapter through vLLM's LoRA support, no merged copy
-            model = ctx.engine_model(lora=True).with_adapter(ctx.run / "adapter")
-        else:
-            from iwsi.device import torch_device
-
-            model = merged_model(ctx.cfg.model, ctx.run / "adapter", ctx.cfg.trust_remote_code,
-                                 torch_device(ctx.cfg.device))
+        model = engines.get(ctx.cfg.engine).load_trained(ctx.cfg, ctx.run / "adapter", threads=ctx.cfg.worker_threads)
         trained = greedy_eval(model, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "trained")
     frames = [pd.read_parquet(ctx.run / "eval_base.parquet"), trained]
     write_parquet(ctx.run / "eval.parquet", pd.concat(frames, ignore_index=True))

@@ -29,6 +29,7 @@ Writes cache/probes/<name>/ (the dashboard's Probe page reads it):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -37,17 +38,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from iwsi import probe_stats
+from iwsi import engines, probe_stats
 from iwsi.config import DEFAULT_K, ConfigError, RunConfig, coerce
+from iwsi.contract import PROBE_MANIFEST as MANIFEST
 from iwsi.contract import probes_root
 from iwsi.probe_variants import KINDS, make_variants, reasoning
 from iwsi.records import Question
-from iwsi.rundir import RunDirError, can_create_in, nearest_existing, now_iso, read_json, write_json, write_parquet
+from iwsi.rundir import RunDirError, check_out_dir, claim_dir, now_iso, read_json, write_json, write_parquet
 from iwsi.taxonomy import DEFECTS
 
 SWEEP_KEYS = ("loss_span", "engine", "model", "valid_size")  # the config keys that change a score
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
-MANIFEST = "probe.json"
 TABLES = ("variants", "skipped", "valid", "scores", "auroc", "cut")
 
 
@@ -73,20 +74,6 @@ def settings(cfg: RunConfig, sweep: str | None) -> list[tuple[str, RunConfig]]:
     for value in dict.fromkeys(v.strip() for v in values.split(",") if v.strip()):
         out.append((f"{key}={value}", dataclasses.replace(cfg, **{key: coerce(key, value)})))
     return out
-
-
-def check_out(out: Path) -> None:
-    """A new or empty folder, or an earlier probe directory (its files are replaced)."""
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out} is a file: give a new folder or an earlier probe directory")
-    manifest = read_json(out / MANIFEST, None, quiet=True) if out.is_dir() else None
-    ours = isinstance(manifest, dict) and manifest.get("kind") == "probe"
-    if out.is_dir() and any(out.iterdir()) and not ours:
-        raise RunDirError(f"--out {out} is a non-empty folder that is not a probe directory (no {MANIFEST} written by "
-                          "iwsi probe): give a new folder")
-    if not can_create_in(out):
-        raise RunDirError(f"--out {out} cannot be created in {nearest_existing(out)}: give a folder path you can "
-                          "write to")
 
 
 def out_dir(args, default_name: str) -> Path:
@@ -183,8 +170,8 @@ def machine() -> dict:
 
 def write_tables(out: Path, info: dict, scores: pd.DataFrame, auroc: pd.DataFrame, cut: pd.DataFrame,
                  extra: dict[str, pd.DataFrame]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": False})  # claims the folder first
+    claim_dir(out, "probe")  # the owner file, as for runs and ablations: later probes may replace its files
+    write_json(out / MANIFEST, {**info, "created": now_iso(), "finished": False})
     for name in set(TABLES) - set(extra):  # an earlier probe's tables that this one does not write
         (out / f"{name}.parquet").unlink(missing_ok=True)
     for name, df in {**extra, "scores": scores, "auroc": auroc, "cut": cut}.items():
@@ -213,26 +200,27 @@ def markdown(auroc: pd.DataFrame, cut: pd.DataFrame, info: dict) -> str:
 
 # -- the two modes -----------------------------------------------------------------------------------
 def probe_variants(args, cfg: RunConfig) -> Path:
+    from iwsi.device import resolve
     from iwsi.models import check_model, load_model, load_tokenizer
 
     kinds = parse_kinds(args.kinds)
     severity = getattr(args, "severity", "mild")
-    plan = settings(cfg, args.sweep)
+    plan = [(label, resolve(c)) for label, c in settings(cfg, args.sweep)]  # engine auto made concrete
     k = float(args.k if args.k is not None else cfg.k)
     suffix = "" if severity == "mild" else f"-{severity}"
     out = out_dir(args, f"{cfg.dataset}-n{args.n}-s{cfg.seed}{suffix}")
-    check_out(out)
+    check_out_dir(out, "probe")
     valid, clean, notes = probe_questions(cfg, args.n, max(c.valid_size for _, c in plan))
     for _, c in plan:
         check_model(c.model, c.trust_remote_code)
     started, load_before = time.time(), machine()
     variants, skipped = build_variants(clean, kinds, cfg.seed, severity)
-    parts, timings, models, judged, scored = [], [], {}, {}, {}
+    parts, timings, judged, scored = [], [], {}, {}
+    torch_model, tokenizer = functools.cache(load_model), functools.cache(load_tokenizer)  # once per model
     for label, c in plan:
-        if c.model not in models:
-            models[c.model] = (load_model(c.model, trust_remote_code=c.trust_remote_code),
-                               load_tokenizer(c.model, c.trust_remote_code))
-        model, tok = models[c.model]
+        tok = tokenizer(c.model, c.trust_remote_code)
+        base = functools.partial(torch_model, c.model, trust_remote_code=c.trust_remote_code)
+        model = engines.get(c.engine).load(c, base=base)
         t0 = time.time()
         key = (c.model, c.engine, c.loss_span)  # a valid_size sweep scores the texts once
         if key not in scored:
@@ -318,7 +306,7 @@ def probe_run(args) -> Path:
     recorded = (read_json(run / "filter.json", {}, quiet=True) or {}).get("k", DEFAULT_K)
     k = float(args.k if args.k is not None else recorded)
     out = out_dir(args, f"run-{run.resolve().name}"[:80])
-    check_out(out)
+    check_out_dir(out, "probe")
     started, load_before = time.time(), machine()
     scores = scores.assign(setting="run labels")
     auroc, cut = analyse(scores, k, paired=False, n_boot=args.boot, seed=0)

@@ -23,12 +23,15 @@ import pyarrow.parquet as pq
 
 from iwsi.contract import (  # noqa: F401
     FILES,
+    KINDS,
     OWNER_FILE,
+    PROBE_MANIFEST,
     SCHEMA_VERSION,
     STAGE_ARTEFACTS,
     STAGE_OUTPUTS,
     STAGE_REQUIRED,
     STAGES,
+    TRAIN_LOG,
     runs_root,
     with_dependents,
 )
@@ -49,10 +52,11 @@ class StageFailed(RuntimeError):
 
 
 # -- ownership: iwsi writes only into folders it created ------------------------------------------------
-# OWNER_FILE is the first file written into a new run (or ablation) folder; its presence is what lets
-# later commands write, resume or clean up there. Folders made before it existed are recognised by LEGACY.
-# The two files iwsi appends to instead of replacing: a copy of a run directory must not hard-link them.
-APPENDED = ("progress.jsonl", "log.txt")
+# OWNER_FILE is the first file written into a new run, ablation or probe folder; its presence is what lets
+# later commands write, resume or clean up there. Folders made before it existed are recognised by LEGACY
+# (a probe by its manifest's kind).
+# The files iwsi appends to instead of replacing: a copy of a run directory must not hard-link them.
+APPENDED = ("progress.jsonl", "log.txt", TRAIN_LOG)
 LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
 # What iwsi keeps at the top of a run folder (files, and the folders whose files it reads and writes).
 # A link, a folder where a file belongs or an unreadable file there is refused (odd_entry) before any
@@ -63,14 +67,15 @@ RUN_NAMES = tuple(f.name for f in FILES if "/" not in f.name) + ("lock",) + RUN_
 
 
 def owner(path: Path) -> str | None:
-    """'run' or 'ablation' when iwsi created `path`, else None."""
+    """'run', 'ablation' or 'probe' (contract.KINDS) when iwsi created `path`, else None."""
     info = read_json(path / OWNER_FILE, None, quiet=True)
-    if isinstance(info, dict) and info.get("kind") in LEGACY:
+    if isinstance(info, dict) and info.get("kind") in KINDS:
         return info["kind"]
     for kind, names in LEGACY.items():
         if all((path / n).exists() for n in names):
             return kind
-    return None
+    manifest = read_json(path / PROBE_MANIFEST, None, quiet=True)
+    return "probe" if isinstance(manifest, dict) and manifest.get("kind") == "probe" else None
 
 
 def check_out_dir(path: Path, kind: str = "run") -> None:
@@ -449,6 +454,11 @@ def _link(src: Path, dst: Path) -> None:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
+
+
+def append_record(path: Path, record: dict) -> None:
+    """`record` as one JSON line at the end of `path` (progress.jsonl's format: a reader skips a torn line)."""
+    _append(path, json.dumps(record) + "\n")
 
 
 def _append(path: Path, text: str) -> None:

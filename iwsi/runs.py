@@ -1,10 +1,11 @@
 """Run directories as the dashboard sees them: find, describe, launch and cancel runs (no torch).
 
 Reads `cache/runs/<name>/{status.json, launch.json, config.yaml, metrics.json, progress.jsonl,
-log.txt, stages/<stage>.json, eval_base.parquet}` (see docs/run-directory.md) and the measured demo
-`docs/results/bench-run.json`. Writes only `launch.json` (pid + command of a run started from the
+log.txt, stages/<stage>.json, eval_base.parquet, train_log.jsonl}` (see docs/run-directory.md) and the measured
+demo `docs/results/bench-run.json`. Writes only `launch.json` (pid + command of a run started from the
 dashboard, so it can be listed and cancelled before the pipeline writes status.json; and the pid the
-dashboard cancelled).
+dashboard cancelled), `labels.parquet` and `annotations.json` (tags, note, archived); deletes a whole run
+folder only through `delete_run`.
 The cache directory is `$IWSI_CACHE` or `<repo>/cache`, read at call time so tests can redirect it.
 """
 from __future__ import annotations
@@ -13,10 +14,13 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections import deque
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,8 +28,19 @@ import yaml
 
 from iwsi import rundir
 from iwsi.commands import DEMO_CONFIG
-from iwsi.contract import REPO, STAGES, WRITTEN_BY, ablations_root, runs_root  # noqa: F401  (pages import them here)
-from iwsi.rundir import check_out_dir, claim_dir, process_alive, write_json, write_parquet
+from iwsi.contract import (  # noqa: F401  (pages import them here)
+    ANNOTATIONS,
+    OWNER_FILE,
+    PROBE_MANIFEST,
+    REPO,
+    STAGES,
+    TRAIN_LOG,
+    WRITTEN_BY,
+    ablations_root,
+    probes_root,
+    runs_root,
+)
+from iwsi.rundir import RunDir, RunDirError, check_out_dir, claim_dir, process_alive, write_json, write_parquet
 from iwsi.taxonomy import DEFECTS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
@@ -41,11 +56,17 @@ runs_dir, ablations_dir = runs_root, ablations_root
 
 
 def _folders(root: Path) -> list[Path]:
-    """Plain-named real folders directly in `root`; links are not followed (one rule for runs and
-    ablations, the same as run_path's)."""
+    """Plain-named real folders directly in `root`; links are not followed (one rule for runs, ablations
+    and probes, the same as run_path's)."""
     if not root.is_dir():
         return []
     return [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)]
+
+
+def list_probes() -> list[Path]:
+    """The probe directories whose tables are written (by `iwsi probe`), newest first."""
+    found = [p for p in _folders(probes_root()) if (p / "scores.parquet").is_file() and (p / "auroc.parquet").is_file()]
+    return sorted(found, key=lambda p: _stat_mtime(p / PROBE_MANIFEST), reverse=True)
 
 
 def list_ablations() -> list[str]:
@@ -244,10 +265,12 @@ def describe_run(name: str) -> dict:
     cfg, metrics, status = read_config(run), read_json(run / "metrics.json") or {}, run_state(run)
     acc = metrics.get("accuracy") if isinstance(metrics.get("accuracy"), dict) else {}
     k = finite(metrics.get("k"))
+    notes = read_annotations(run)
     return {"run": name, "dataset": _text(cfg.get("dataset")), "model": _text(cfg.get("model")),
             "method": _text(metrics.get("method", cfg.get("method"))), "k": finite(cfg.get("k")) if k is None else k,
             "status": _text(status.get("state")), "stage": _text(status.get("stage")),
             "accuracy base": base_accuracy(run, metrics), "accuracy trained": finite(acc.get("trained")),
+            "tags": list(notes.tags), "note": notes.note, "archived": notes.archived,
             "updated": _text(status.get("updated"))}
 
 
@@ -297,6 +320,35 @@ def progress_history(run: Path) -> dict[str, list[dict]]:
             bars[stage] = []
         bars.setdefault(stage, []).append(rec)
     return bars
+
+
+TRAIN_LOG_COLUMNS = ["step", "loss", "learning_rate", "epoch", "time"]
+
+
+def read_train_log(run: Path):
+    """train_log.jsonl (the train stage's logged steps) as a DataFrame of TRAIN_LOG_COLUMNS, one row per step in
+    step order: a step logged twice keeps its last line (a resume trains the steps after its checkpoint again),
+    a torn or damaged line is skipped, a missing value is NaN. Empty before training has logged a step."""
+    import pandas as pd
+
+    try:
+        lines = (run / TRAIN_LOG).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    rows = {}
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line being appended right now
+        step = rec.get("step") if isinstance(rec, dict) else None
+        loss = finite(rec.get("loss")) if isinstance(rec, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0 or loss is None:
+            continue
+        rows[step] = {"step": step, "loss": loss, "learning_rate": finite(rec.get("learning_rate")),
+                      "epoch": finite(rec.get("epoch")), "time": _text(rec.get("time"))}
+    df = pd.DataFrame([rows[s] for s in sorted(rows)], columns=TRAIN_LOG_COLUMNS)
+    return df.astype({"step": int, "loss": float, "learning_rate": float, "epoch": float})
 
 
 def read_progress(run: Path) -> dict[str, dict]:
@@ -592,3 +644,102 @@ def label_sources(edited, shown_rows, qid: str):
     untouched = out["label"].eq(out["sample_id"].map(suggested)) & ~out["confirmed"].fillna(False).astype(bool)
     return out.assign(source=untouched.map({True: "suggested", False: "human"}))[
         ["question_id", "sample_id", "label", "source"]]
+
+
+# -- tags, note, archive and deletion (the Runs page) -------------------------------------------------------
+TAG_RE = re.compile(r"[\w.+-]{1,40}")  # \w: letters and digits of any script, and _
+NOTE_MAX = 2000  # characters: a note, not a document
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What a person noted about a run on the Runs page (annotations.json). It lives outside config.yaml and the
+    stage markers, so it changes neither the run's hash nor its fingerprints."""
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    archived: bool = False  # hidden from the Runs table unless it shows archived runs
+
+
+def read_annotations(run: Path) -> Annotations:
+    """annotations.json; a missing or damaged file, or a value of the wrong type, reads as its default."""
+    data = read_json(run / ANNOTATIONS) or {}
+    tags = data.get("tags") if isinstance(data.get("tags"), list) else []
+    note = data.get("note")
+    return Annotations(tags=tuple(t for t in tags if isinstance(t, str) and TAG_RE.fullmatch(t)),
+                       note=note if isinstance(note, str) else "", archived=data.get("archived") is True)
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """Comma-separated tags → the tags, each once in the order given; a tag that is not a short plain word is
+    refused with one line naming it."""
+    tags = [t.strip() for t in str(text).split(",") if t.strip()]
+    bad = next((t for t in tags if not TAG_RE.fullmatch(t)), None)
+    if bad is not None:
+        shown = bad if len(bad) <= 40 else bad[:40] + "…"
+        raise ValueError(f"tag {shown!r} is not valid: use up to 40 letters, digits, '.', '_', '+' or '-' per tag, "
+                         "tags separated by commas")
+    return tuple(dict.fromkeys(tags))
+
+
+def save_annotations(run: Path, notes: Annotations) -> None:
+    """Write annotations.json (atomic). The folder keeps its time: a note does not move the run up the
+    newest-first list."""
+    if len(notes.note) > NOTE_MAX:
+        raise ValueError(f"the note is {len(notes.note):,} characters: keep it under {NOTE_MAX:,}")
+    if rundir.owner(run) != "run":  # iwsi writes only into folders it created
+        raise RunNameError(f"{run} is not an iwsi run folder: the dashboard writes nothing there")
+    before = run.stat()
+    write_json(run / ANNOTATIONS, {**asdict(notes), "tags": list(notes.tags),
+                                   "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    try:
+        os.utime(run, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:  # the run merely moves up the list
+        pass
+
+
+def filter_runs(rows: list[dict], tags: list[str], show_archived: bool) -> list[dict]:
+    """The Runs table's rows (describe_run) to show: archived ones only with `show_archived`, and with `tags`,
+    those carrying any of them."""
+    return [row for row in rows if (show_archived or not row["archived"])
+            and (not tags or set(tags) & set(row["tags"]))]
+
+
+def delete_run(name: str, confirm: str) -> Path:
+    """Delete the run folder cache/runs/NAME and everything in it; returns the path it deleted.
+
+    Refused, with one line saying why, unless `confirm` repeats the name, the entry is a real folder (not a
+    link) directly inside the runs root, iwsi created it (its owner file says kind run), and no process runs in it:
+    its state is not running and its lock is free (taken for the deletion, so no run can start in it meanwhile).
+    Links inside the folder are removed, never followed (shutil.rmtree)."""
+    if confirm != name:
+        raise RunNameError(f"type the run's name ({name!r}) to confirm its deletion")
+    if not NAME_RE.fullmatch(name or "") or name in (".", ".."):
+        raise RunNameError(f"run name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
+    root = runs_dir().resolve()
+    path = root / name
+    if path.is_symlink() or not path.is_dir():
+        what = "a link" if path.is_symlink() else "not a folder" if os.path.lexists(path) else "not there"
+        raise RunNameError(f"{path} is {what}: only a run folder inside {root} is deleted")
+    if path.resolve().parent != root:
+        raise RunNameError(f"{path} resolves outside {root}: not deleted")
+    if rundir.owner(path) != "run" or not _regular(path / OWNER_FILE):
+        raise RunNameError(f"{path} has no {OWNER_FILE} of a run: iwsi did not create it, so it is not deleted "
+                           "(remove it by hand if you mean to)")
+    if not _regular(path / "lock") and os.path.lexists(path / "lock"):
+        raise RunNameError(f"{path / 'lock'} is not a regular file: not deleted (remove it by hand if you mean to)")
+    if run_state(path).get("state") == "running":
+        raise RunNameError(f"run {name!r} is running: cancel it first")
+    try:
+        with RunDir(path).lock():
+            shutil.rmtree(path)
+    except RunDirError as err:  # a run started from a terminal holds it
+        raise RunNameError(f"run {name!r} is in use, not deleted: {err}") from None
+    return path
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, not a link to one (lstat)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from iwsi import engines
 from iwsi.dsweight import add_signals
-from iwsi.generate import chunk_size, engine_module
-from iwsi.hf_engine import EMBEDDING
+from iwsi.engines.hf import EMBEDDING
+from iwsi.generate import chunk_size
 from iwsi.prompts import question_suffix
 from iwsi.records import Question
 from iwsi.rundir import Progress, RunDir, read_checkpoint, write_parquet
@@ -40,7 +41,7 @@ def loss_table(model, tokenizer, questions: list[str], rationales: list[str], *,
     """LOSS_COLUMNS + num_tokens of each (question, rationale): the score stage's three losses; with `pool`,
     also EMBEDDING (the embed stage's sentence embedding of "Q: q\nA: r", from the same forward) where the
     engine can give it (vLLM cannot: the embed stage then runs its own pass)."""
-    module = engine_module(engine)
+    module = engines.get(engine)
     completions = [" " + r for r in rationales]
     both = module.score_spans(model, tokenizer, [question_suffix(q) for q in questions], completions,
                               progress=progress, **({"pool": True} if pool else {}))

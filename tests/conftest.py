@@ -11,10 +11,10 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def release_vllm():
-    """Shut down the vLLM instances the tests started (iwsi.vllm_engine keeps one per process): left running,
+    """Shut down the vLLM instances the tests started (iwsi.engines.vllm keeps one per process): left running,
     their engine processes are non-daemon children that multiprocessing's exit handler waits on for ever."""
     yield
     import sys
 
-    if "iwsi.vllm_engine" in sys.modules:
-        sys.modules["iwsi.vllm_engine"].release()
+    if "iwsi.engines.vllm" in sys.modules:
+        sys.modules["iwsi.engines.vllm"].release()

@@ -23,5 +23,5 @@ def test_iwsi_and_hf_side_by_side(what):
 
 def test_an_unknown_engine_is_one_line():
     for old_name in ("fast", "native"):  # one name per engine: the config's
-        with pytest.raises(SystemExit, match="unknown engine.*choose from iwsi, vllm, hf"):
+        with pytest.raises(SystemExit, match="unknown engine.*choose from iwsi, hf, vllm"):
             bench_engines("generate", [old_name])

@@ -56,7 +56,7 @@ def test_resolve_makes_the_engine_concrete_and_placement_keys_leave_the_run_id()
 
 
 def test_native_engine_refuses_a_model_off_the_cpu():
-    from iwsi import engine
+    from iwsi.engines import native as engine
 
     model = load_model("embedded", dtype=torch.float32)
     model.to("meta")  # stands in for a GPU: any non-CPU device

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from iwsi import engine, hf_engine
 from iwsi.embed import embed_texts
+from iwsi.engines import hf as hf_engine
+from iwsi.engines import native as engine
 from iwsi.models import load_model, load_tokenizer
 from iwsi.prompts import question_suffix
 

@@ -1,4 +1,4 @@
-"""Checks of the fast engine (`iwsi.engine`) against transformers and the reference `iwsi.hf_engine`.
+"""Checks of the fast engine (`iwsi.engines.native`) against transformers and the reference `iwsi.engines.hf`.
 
 Tight numerical checks run the embedded model in float32; greedy equality and scoring are compared
 with hf_engine on the same prompts. Run: `PYTHONPATH=. .venv/bin/python -m pytest tests/test_engine.py`.
@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iwsi import attention, engine, hf_engine
+from iwsi.engines import attention
+from iwsi.engines import hf as hf_engine
+from iwsi.engines import native as engine
 from iwsi.models import load_model, load_tokenizer
 
 PREFIX = ("Q: Mia has 6 pencils. Her friend gives her 5 more pencils. How many pencils does Mia have now?\n"

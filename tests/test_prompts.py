@@ -6,7 +6,7 @@ import re
 import pytest
 
 from iwsi.answers import extract_answer
-from iwsi.hf_engine import cut_at_stop as hf_cut_at_stop
+from iwsi.engines.hf import cut_at_stop as hf_cut_at_stop
 from iwsi.prompts import EXEMPLARS, STOP, few_shot_prefix, format_rationale_target, question_suffix, rationale_text
 from iwsi.records import TASKS
 
@@ -51,7 +51,7 @@ def test_full_prompt_is_prefix_plus_suffix():
 
 
 def cut_at_stop(text: str) -> str:
-    """How the engines cut a continuation (iwsi.hf_engine.cut_at_stop with the prompts' STOP)."""
+    """How the engines cut a continuation (iwsi.engines.hf.cut_at_stop with the prompts' STOP)."""
     return hf_cut_at_stop(text, list(STOP)).strip()
 
 

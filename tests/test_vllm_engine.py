@@ -1,4 +1,4 @@
-"""engine: vllm (iwsi/vllm_engine.py) against the native engine on the embedded model.
+"""engine: vllm (iwsi/engines/vllm.py) against the native engine on the embedded model.
 
 One vLLM instance for the whole module (start-up is 40-130 s on the CPU build); the last test, a full
 `iwsi run --set engine=vllm` in this process, reuses it for generate and score, releases it before
@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM not installed: `make vllm` adds it (docs/scale.md)")
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-from iwsi import engine, vllm_engine  # noqa: E402
 from iwsi.config import RunConfig  # noqa: E402
 from iwsi.datasets import load_splits  # noqa: E402
+from iwsi.engines import native as engine  # noqa: E402
+from iwsi.engines import vllm as vllm_engine  # noqa: E402
 from iwsi.evaluate import accuracy, eval_frame  # noqa: E402
 from iwsi.generate import complete  # noqa: E402
 from iwsi.models import load_model, load_tokenizer  # noqa: E402
@@ -27,7 +28,7 @@ CFG = RunConfig(device="cpu", engine="vllm", num_questions=16, valid_size=3, tes
 
 @pytest.fixture(scope="module")
 def llm():
-    return vllm_engine.load(CFG, CFG.worker_threads)
+    return vllm_engine.load(CFG, threads=CFG.worker_threads)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_few_shot_prefix_is_shared_by_every_prompt(native, splits):
 
 def test_iwsi_run_through_vllm_writes_the_run_contract(llm, tmp_path, monkeypatch):
     """Last in the module: `iwsi run --set engine=vllm`, in this process so generate and score reuse
-    the module's instance; evaluation (LoRA) replaces it with a second one (see iwsi/vllm_engine.py)."""
+    the module's instance; evaluation (LoRA) replaces it with a second one (see iwsi/engines/vllm.py)."""
     from iwsi.cli import main
 
     monkeypatch.setenv("IWSI_CHUNK", "8")

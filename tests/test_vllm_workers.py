@@ -99,8 +99,8 @@ def no_vllm_in_this_process():
     process (~5 GB on the CPU build), or Ray's memory monitor kills an actor on a 24 GB machine (seen in CI)."""
     import sys
 
-    if "iwsi.vllm_engine" in sys.modules:
-        sys.modules["iwsi.vllm_engine"].release()
+    if "iwsi.engines.vllm" in sys.modules:
+        sys.modules["iwsi.engines.vllm"].release()
 
 
 def test_two_vllm_workers_sample_the_same_questions_and_score_like_one(tmp_path):

@@ -37,6 +37,22 @@ NUMERIC = ["question_id", "sample_id", "is_correct", "is_majority", "entropy", "
 # Read too where present: the run's kept set, IFD and the judges' scores some methods select by.
 SELECTION = ["kept", "ifd"] + [m.score_column for m in filtering.METHODS.values() if m.score_column]
 TEXT = ["question_id", "sample_id", "question", "rationale", "answer", "gold"]
+# Streamlit's shortcuts match the key exactly, so Shift+N (what a button's badge "N" suggests) would do nothing:
+# this script (the Rationales page's) makes the shifted letters click the same buttons. Registered once per browser
+# tab, ignored while typing in a field. The one HTML with JavaScript the pages send (tests/test_untrusted_text.py).
+SHIFT_KEYS = """<script>
+if (!window.iwsiShiftKeys) {
+  window.iwsiShiftKeys = true;
+  document.addEventListener("keydown", (event) => {
+    const target = event.target, typing = target && (target.isContentEditable
+      || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+    const label = {N: "Next", P: "Previous"}[event.key.toUpperCase()];
+    if (!event.shiftKey || event.ctrlKey || event.metaKey || event.altKey || typing || !label) return;
+    const button = [...document.querySelectorAll("button")].find(b => b.innerText.split("\\n").includes(label));
+    if (button) { event.preventDefault(); button.click(); }
+  });
+}
+</script>"""
 EMPTY_HINT = "No runs yet — click **Run embedded demo** on the Runs page or run `make run`."
 NOT_SCORED_HINT = ("No run has DS weights yet: the **score** stage writes them into `samples.parquet`. Follow the "
                    "runs' progress on the Runs page.")
@@ -84,9 +100,10 @@ def _read(path: str, columns: tuple[str, ...] | None) -> pd.DataFrame:
 
 
 def table(run: Path, name: str, columns: list[str] | None = None, shared: bool = False,
-          stop_if_broken: bool = True) -> pd.DataFrame | None:
-    """RUN/name as a DataFrame (None when the file is missing). A file that cannot be read shows one
-    message naming it and the fix, then stops the page (or returns None with stop_if_broken=False)."""
+          stop_if_broken: bool = True, fix: str | None = None) -> pd.DataFrame | None:
+    """RUN/name as a DataFrame (None when the file is missing), for a run, ablation or probe folder. A file
+    that cannot be read shows one message naming it and the fix (a run's by default), then stops the page
+    (or returns None with stop_if_broken=False)."""
     path = run / name
     stamp = mtime(path)
     if stamp < 0:
@@ -95,8 +112,8 @@ def table(run: Path, name: str, columns: list[str] | None = None, shared: bool =
     try:
         return reader(str(path), stamp, tuple(columns) if columns else None)
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-        st.error(f"`{name}` in run **{run.name}** cannot be read ({type(err).__name__}: {md_text(str(err)[:120])}). "
-                 f"Rerun `iwsi run --out {run}`: the pipeline checks its files and rebuilds a broken one.",
+        fix = fix or f"Rerun `iwsi run --out {run}`: the pipeline checks its files and rebuilds a broken one."
+        st.error(f"`{name}` in **{run.name}** cannot be read ({type(err).__name__}: {md_text(str(err)[:120])}). {fix}",
                  icon=":material/error:")
         if stop_if_broken:
             st.stop()
@@ -239,8 +256,9 @@ def header(title: str, explanation: str, run_banner: bool = True) -> None:
                     f"*kept* on every page is {kept}.")
 
 
-def require_samples() -> tuple[Path, pd.DataFrame]:
-    """The selected run and its samples (numeric columns), or an empty state and stop."""
+def require_samples(scored: bool = True) -> tuple[Path, pd.DataFrame]:
+    """The selected run and its samples (numeric columns), or an empty state and stop. With `scored=False`
+    a run past the vote is enough (its losses and DS weights may still be missing)."""
     run = selected_run()
     if run is None:
         st.info(EMPTY_HINT, icon=":material/info:")
@@ -251,7 +269,7 @@ def require_samples() -> tuple[Path, pd.DataFrame]:
                 f"**{WRITTEN_BY['samples.parquet']}** stages. Follow its progress on the Runs page.",
                 icon=":material/hourglass_top:")
         st.stop()
-    if not set(NUMERIC) <= set(samples.columns):
+    if scored and not set(NUMERIC) <= set(samples.columns):
         absent = ", ".join(c for c in NUMERIC if c not in samples.columns)
         state = run_state(run)
         if state.get("state") == "running":  # still on its way: nothing to resume

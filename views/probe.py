@@ -11,41 +11,20 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import probe_charts, probe_stats
-from iwsi.contract import probes_root
-from iwsi.runs import NAME_RE
-from views._shared import header, md_text, mtime, selected_k
+from iwsi.contract import PROBE_MANIFEST
+from iwsi.runs import list_probes
+from views._shared import header, md_text, selected_k, table
 
 header("Probe", "Known-defect variants of human rationales (redundant, jumping, spurious; style as a control), scored "
                 "like the score stage: how well does each selection signal tell them from the clean originals? "
                 "AUROC 0.5 = no better than chance. The sidebar **k** moves the cut below.", run_banner=False)
 
 
-def probes() -> list[Path]:
-    """Finished probe directories (plain names, no links), newest first."""
-    root = probes_root()
-    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
-             and (p / "scores.parquet").is_file() and (p / "auroc.parquet").is_file()] if root.is_dir() else []
-    return sorted(found, key=lambda p: mtime(p / "probe.json"), reverse=True)
+def probe_table(folder: Path, name: str) -> pd.DataFrame | None:
+    return table(folder, name, fix=f"Rerun the `iwsi probe` command in its {PROBE_MANIFEST}.")
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def read(path: str, stamp: float) -> pd.DataFrame:
-    return pd.read_parquet(path)
-
-
-def table(folder: Path, name: str) -> pd.DataFrame | None:
-    path = folder / name
-    if not path.is_file():
-        return None
-    try:
-        return read(str(path), mtime(path))
-    except (OSError, ValueError) as err:
-        st.error(f"`{name}` in probe **{folder.name}** cannot be read ({type(err).__name__}): rerun the `iwsi probe` "
-                 "command in its probe.json.", icon=":material/error:")
-        st.stop()
-
-
-found = probes()
+found = list_probes()
 if not found:
     st.info("No probes yet — run `iwsi probe --n 100 --sweep loss_span=full,completion` (or `iwsi probe --run RUN_DIR` "
             "on a run's labels); it writes cache/probes/<name>/.", icon=":material/info:")
@@ -53,12 +32,12 @@ if not found:
 folder = found[[p.name for p in found].index(st.selectbox("Probe", [p.name for p in found],
                                                           help="probe directories under cache/probes, newest first"))]
 try:
-    info = json.loads((folder / "probe.json").read_text())
+    info = json.loads((folder / PROBE_MANIFEST).read_text())
 except (OSError, ValueError):
     info = {}
 info = info if isinstance(info, dict) else {}  # a damaged probe.json: the page shows its tables without it
-scores_all, auroc_all = table(folder, "scores.parquet"), table(folder, "auroc.parquet")
-variants, skipped = table(folder, "variants.parquet"), table(folder, "skipped.parquet")
+scores_all, auroc_all = probe_table(folder, "scores.parquet"), probe_table(folder, "auroc.parquet")
+variants, skipped = probe_table(folder, "variants.parquet"), probe_table(folder, "skipped.parquet")
 labels = list(scores_all["setting"].unique())
 setting = st.radio("Scoring setting", labels, horizontal=True, format_func=md_text) if len(labels) > 1 else labels[0]
 scores = scores_all[scores_all["setting"] == setting]

@@ -1,7 +1,8 @@
 """Reference engine (`engine: hf`): Hugging Face `generate` for sampling, padded forward for scoring.
 
-Same API as `iwsi.engine` (the fast engine); kept simple on purpose as the ground truth the fast
-engine is checked and benchmarked against.
+Same API as `iwsi.engines.native` (the fast engine); kept simple on purpose as the ground truth the fast
+engine is checked and benchmarked against. Its hooks (load, load_trained, release, gpus) serve both torch
+engines: they run the pipeline's torch model itself, and the trained adapter merged into a copy.
 """
 from __future__ import annotations
 
@@ -115,3 +116,34 @@ def _score_batch(model, tokenizer, items, pool: bool = False):
         for row, (ids, _) in enumerate(items):
             scores[row][EMBEDDING] = mean_pooled(out.hidden_states[-1][row, :len(ids)])
     return scores
+
+
+# -- hooks (iwsi/engines/__init__.py) ------------------------------------------------------------------
+def load(cfg, *, base=None, threads: int = 0, lora: bool = False, first_core: int = 0):
+    """The torch model itself: `base()` (the caller's, loaded once) or a fresh load on `cfg.device`."""
+    if base is not None:
+        return base()
+    from iwsi.device import torch_device
+    from iwsi.models import load_model
+
+    return load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, device=torch_device(cfg.device))
+
+
+def load_trained(cfg, adapter, *, threads: int = 0, first_core: int = 0):
+    """The base model with the trained adapter merged in (plain weights: the same engine runs it)."""
+    from iwsi.device import torch_device
+    from iwsi.evaluate import merged_model
+
+    return merged_model(cfg.model, adapter, cfg.trust_remote_code, torch_device(cfg.device))
+
+
+def release() -> None:
+    """Nothing to free: the torch model is the caller's."""
+
+
+def gpus(cfg) -> int:
+    return 1
+
+
+def unusable(device_type: str) -> str | None:
+    return None

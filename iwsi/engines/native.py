@@ -1,6 +1,6 @@
 """The iwsi engine (`engine: iwsi`): batched CoT sampling and NLL scoring for Llama-family models on CPU.
 
-Same API as the reference `iwsi.hf_engine`:
+Same API as the reference `iwsi.engines.hf`:
 
     sample(model, tokenizer, prefix, questions, num_samples, *, temperature, max_new_tokens, stop,
            seed, top_p=1.0, top_k=0, batch_size=256, progress=None) -> list[list[str]]
@@ -9,7 +9,7 @@ Same API as the reference `iwsi.hf_engine`:
 
 How sampling is fast (the model's own weights, our own forward with torch ops):
 * The token prefix shared by every prompt (the few-shot prefix) is run once; its keys/values are
-  stored once and attended by all rows with cascade attention (`iwsi.attention`): one fused
+  stored once and attended by all rows with cascade attention (`iwsi.engines.attention`): one fused
   attention of every row's queries against the shared keys, merged with the other parts by
   log-sum-exp.
 * Each question's suffix is run once (several questions per forward); its keys/values are copied
@@ -27,7 +27,8 @@ reproducible for a fixed seed and batch layout. Peak memory is bounded by `KV_TO
 tokens for sampling and `token_budget` tokens per scoring batch, not by dataset size.
 
 Weights are read afresh on every call (fused q/k/v and gate/up copies), so a model fine-tuned
-between calls is always sampled as it is now. Unsupported architectures fall back to hf_engine.
+between calls is always sampled as it is now. Unsupported architectures fall back to engine hf, whose
+hooks (load, load_trained, release, gpus) this engine shares.
 
 Benchmark: `iwsi bench generate` (benchmarks/bench.py, source checkout); tests: `pytest tests/test_engine.py`.
 """
@@ -43,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from iwsi import hf_engine
-from iwsi.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
-from iwsi.hf_engine import EMBEDDING, Progress, Scores, cut_at_stop, encode_spans, mean_pooled, span_means
+from iwsi.engines import hf as hf_engine
+from iwsi.engines.attention import apply_rope, cascade_attention, mask_bias, rms_norm, rope_tables
+from iwsi.engines.hf import EMBEDDING, Progress, Scores, cut_at_stop, encode_spans, mean_pooled, span_means
 
 KV_TOKEN_BUDGET = 65_536   # row-slot tokens (slots x longest row) kept in the sampling KV cache
 PREFILL_TOKENS = 2_048     # question-suffix tokens per prefill forward
@@ -576,7 +577,7 @@ def _fallback(model) -> bool:
                          "use engine=vllm (or engine=hf) on a GPU, or device=cpu")
     reason = unsupported_reason(model)
     if reason:
-        warnings.warn(f"iwsi.engine: {reason}; falling back to engine hf", stacklevel=3)
+        warnings.warn(f"engine iwsi: {reason}; falling back to engine hf", stacklevel=3)
     return reason is not None
 
 
@@ -666,3 +667,14 @@ def _token_nll(net: Net, hidden: Tensor, targets: Tensor, chunk: int = 1024) -> 
     parts = [F.cross_entropy(final_logits(net, hidden[s:s + chunk]).float(), targets[s:s + chunk], reduction="none")
              for s in range(0, hidden.shape[0], chunk)]
     return torch.cat(parts) if parts else torch.zeros(0)
+
+
+# -- hooks (iwsi/engines/__init__.py): the torch engines share engine hf's -----------------------------
+load, load_trained, release, gpus = hf_engine.load, hf_engine.load_trained, hf_engine.release, hf_engine.gpus
+
+
+def unusable(device_type: str) -> str | None:
+    if device_type != "cpu":
+        return (f"engine iwsi runs on the CPU only and device is {device_type}: set engine=vllm (or engine=hf), "
+                "or device=cpu")
+    return None

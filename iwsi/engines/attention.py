@@ -1,4 +1,4 @@
-"""Attention pieces of the fast engine (`iwsi.engine`): RMSNorm, rotary embedding, cascade attention.
+"""Attention pieces of the fast engine (`iwsi.engines.native`): RMSNorm, rotary embedding, cascade attention.
 
 Cascade (shared-prefix) attention: every row's keys are split into a part shared by all rows (the
 few-shot prefix, stored once) and the row's own part (question suffix + generated tokens). The
