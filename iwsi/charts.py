@@ -524,3 +524,42 @@ def umap_scatter(points: pd.DataFrame, view: str = "after", totals: dict[str, in
                                    hovertemplate="row %{customdata}<extra>" + name + "</extra>"))
     fig.update_layout(dragmode="lasso")
     return _layout(fig, title, "UMAP 1", "UMAP 2", height=560)
+
+
+# -- training loss (Runs page) ----------------------------------------------------------------------------
+
+LOSS_SMOOTHING = 0.6  # TensorBoard's default weight of its moving average: the curve reads as it does there
+
+
+def smoothed(values: np.ndarray, weight: float = LOSS_SMOOTHING) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first steps are not pulled to 0."""
+    out, last = np.empty(len(values)), 0.0
+    for i, value in enumerate(values):
+        last = weight * last + (1 - weight) * value
+        out[i] = last / (1 - weight ** (i + 1))
+    return out
+
+
+def training_loss(log: pd.DataFrame) -> go.Figure:
+    """The train stage's loss per optimizer step (train_log.jsonl as iwsi.runs.read_train_log reads it: step, loss,
+    learning_rate, epoch), its smoothed curve from 5 steps on (one step's batch is noisy), and the learning rate of
+    the cosine schedule on a second axis."""
+    title = "Training loss per optimizer step"
+    if log.empty:
+        return _empty(title, "no training step logged yet")
+    steps, loss = log["step"].to_numpy(), log["loss"].to_numpy(float)
+    curve = len(loss) >= 5
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=steps, y=loss, mode="lines+markers" if len(loss) <= 50 else "lines", name="loss",
+                    line=dict(color=COLORS["kept"], width=1), opacity=0.45 if curve else 1.0,
+                    customdata=log["epoch"].to_numpy(float),
+                    hovertemplate="step %{x}: loss %{y:.4f}, epoch %{customdata:.2f}<extra></extra>")
+    if curve:
+        fig.add_scatter(x=steps, y=smoothed(loss), mode="lines", name=f"loss, smoothed (EMA {LOSS_SMOOTHING:g})",
+                        line=dict(color=COLORS["kept"], width=2.5))
+    if log["learning_rate"].notna().any():
+        fig.add_scatter(x=steps, y=log["learning_rate"].to_numpy(float), mode="lines", name="learning rate",
+                        line=dict(color=COLORS["cut"], dash="dot"), secondary_y=True)
+        fig.update_yaxes(title_text="learning rate", exponentformat="e", showgrid=False, secondary_y=True)
+    # the learning rate's ticks sit right of the plot: room for them beside the modebar
+    return _layout(fig, title, "optimizer step", "loss").update_layout(margin=dict(r=90))

@@ -308,7 +308,9 @@ def prepare(cfg: RunConfig, out: str | Path | None, force: bool = False) -> tupl
 
     Returns the run dir, the splits and the stages to (re)run from (all, or those after a change)."""
     from iwsi.models import check_model
+    from iwsi.train import check_reporter
 
+    check_reporter(cfg.report_to)  # the tracker's package, before anything is written
     splits = load_splits(cfg.dataset, cfg.data_dir, cfg.num_questions, cfg.valid_size, cfg.test_size, cfg.seed,
                          cfg.fields or None)
     check_model(cfg.model, cfg.trust_remote_code)

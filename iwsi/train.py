@@ -4,6 +4,8 @@
 Reads the kept rows of `samples.parquet`; writes `adapter/` (peft format) and checkpoints each
 epoch under `train_ckpt/` so a killed run resumes from the last one (deleted once the adapter is
 saved). The loss covers the rationale tokens only; `weight` (IWSI-w) scales each sample's loss.
+Each logged step's loss goes to `train_log.jsonl` (the Runs page's live curve) and, with `report_to`,
+to TensorBoard (`tensorboard/` in the run), W&B or MLflow.
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
+from iwsi.contract import TENSORBOARD, TRAIN_LOG
 from iwsi.models import default_dtype
 from iwsi.prompts import format_rationale_target, question_suffix
+from iwsi.rundir import append_record, atomic_write_text, now_iso
 
 LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -78,6 +82,46 @@ class StepProgress(TrainerCallback):
         self.bar.close()
 
 
+class StepLog(TrainerCallback):
+    """Each logged optimizer step's loss as one line of the run's train_log.jsonl, which the Runs page draws
+    while the stage runs. Rank 0 alone writes (DDP). A resumed run keeps the steps up to its checkpoint and
+    drops the later ones, which it trains and logs again; a run from scratch starts the file anew."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            keep_steps(self.path, state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:  # the end-of-training summary has no "loss"
+            append_record(self.path, {"step": state.global_step, "loss": logs["loss"],
+                                      "learning_rate": logs.get("learning_rate"), "epoch": logs.get("epoch"),
+                                      "time": now_iso()})
+
+
+def keep_steps(path: Path, last: int) -> None:
+    """Keep the lines of `path` up to step `last` (all gone at 0); a torn or foreign line goes too."""
+    if last <= 0:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:  # not written yet
+        return
+    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= last]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        step = json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 class NaNGuard(TrainerCallback):
     """Stop with a clear message instead of training on a NaN loss."""
 
@@ -95,6 +139,31 @@ def lora_model(model, cfg):
     return get_peft_model(model, config)
 
 
+def check_reporter(report_to: str) -> None:
+    """report_to's package (config.REPORT_TO: each is transformers' integration of that name) is installed: one
+    clear line before training, not a failure inside Trainer's set-up."""
+    from transformers import integrations
+
+    from iwsi.config import ConfigError
+
+    if report_to != "none" and not getattr(integrations, f"is_{report_to}_available")():
+        raise ConfigError(f"report_to={report_to} needs the {report_to} package: pip install {report_to}, "
+                         "or set report_to=none")
+
+
+def log_into_run(trainer, run: Path) -> None:
+    """TensorBoard's events into RUN/tensorboard: the Trainer's default, output_dir/runs, is inside train_ckpt/,
+    deleted once the adapter is saved. transformers 5 takes the folder from the callback (or the process-wide
+    TENSORBOARD_LOGGING_DIR), 4.x from TrainingArguments.logging_dir."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(run / TENSORBOARD)
+    if hasattr(trainer.args, "logging_dir"):
+        trainer.args.logging_dir = str(run / TENSORBOARD)
+
+
 def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
     from iwsi.device import torch_device
 
@@ -106,24 +175,29 @@ def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
         gradient_accumulation_steps=cfg.grad_accum, bf16=bf16, use_cpu=device.type == "cpu",
         train_sampling_strategy="group_by_length", save_strategy="epoch", save_total_limit=1, save_only_model=False,
         # every step logged: log_history (restored on resume) then holds each step's loss, see whole_run_loss
-        logging_steps=1, report_to="none", seed=cfg.seed,
+        logging_steps=1, report_to=cfg.report_to, seed=cfg.seed,
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=False,
         ddp_find_unused_parameters=False)  # DDP (train_processes > 1): every LoRA weight gets a gradient
 
 
 def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_dir: Path, progress=None) -> dict:
     """Fine-tune LoRA on `examples` (from encode_example); saves the adapter; returns train metrics.
-    `progress(total_steps)` makes a step counter (rundir.Progress) for the dashboard."""
+    `progress(total_steps)` makes a step counter (rundir.Progress) for the dashboard. The step log and the
+    TensorBoard events go into the run folder, `adapter_dir`'s parent (both callers pass RUN/adapter)."""
     if not examples:
         raise ValueError("no samples were kept for training: raise k or check the vote stage")
+    check_reporter(cfg.report_to)
+    run = adapter_dir.parent
     # LoRA's random init draws from the global torch RNG, whose state otherwise depends on what
     # this process ran before (a resumed run skips generation): seed it so the init is reproducible.
     set_seed(cfg.seed)
     peft_model = lora_model(model, cfg)
     trainer = WeightedTrainer(model=peft_model, args=training_args(cfg, ckpt_dir, len(examples)),
                               train_dataset=_LengthDataset(examples),
-                              callbacks=[NaNGuard()] + ([StepProgress(progress)] if progress else []),
+                              callbacks=[NaNGuard(), StepLog(run / TRAIN_LOG)]
+                              + ([StepProgress(progress)] if progress else []),
                               data_collator=lambda b: collate(b, tokenizer.pad_token_id))
+    log_into_run(trainer, run)
     result = trainer.train(resume_from_checkpoint=last_complete_checkpoint(ckpt_dir))
     if not trainer.is_world_process_zero():  # DDP (train_processes > 1): rank 0 alone writes the adapter
         return {}

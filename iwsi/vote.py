@@ -1,7 +1,14 @@
 """Stage `vote` (pure): candidates → majority answer, agreement and answer entropy per question.
 
 Reads `candidates.parquet` rows (question_id, sample_id, answer); the pipeline writes the result
-into `samples.parquet`. Unparseable answers (None) never win: the vote runs over parseable answers.
+into `samples.parquet`. The rule, in full:
+- unparseable answers (None) never win: the vote runs over parseable answers;
+- the winner is the most common answer (a plurality: with m = 4, "2 of 4" or even "1 of 4" wins);
+- a tie for the top count goes to the answer sampled first (lowest sample_id), and the question is
+  marked `tied`;
+- with `min_agreement` > 0 (config key), a question whose winner has a smaller share of the parseable
+  answers (`agreement`) gets no majority answer, so none of its samples enters D_c (0.5: at least half
+  agree, 2 of 4; 0.51: more than half, 3 of 4). The default 0 is the paper's plain majority vote.
 """
 from __future__ import annotations
 
@@ -53,14 +60,28 @@ def answer_entropy(answers: list[str | None]) -> float:
     return abs(sum(p * math.log(p) for p in probs)) / math.log(m)  # abs: no "-0.0"
 
 
-def vote_table(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Add `majority_answer, is_majority, agreement, entropy` to every candidate row."""
+def tied(answers: list[str | None]) -> bool:
+    """Two or more parseable answers share the top count (the winner was picked by sample order).
+
+    >>> tied(["3", "4", "4", "3"]), tied(["3", "4", "4"]), tied([None])
+    (True, False, False)
+    """
+    top = Counter(a for a in answers if a is not None).most_common(2)
+    return len(top) == 2 and top[0][1] == top[1][1]
+
+
+def vote_table(candidates: pd.DataFrame, min_agreement: float = 0.0) -> pd.DataFrame:
+    """Add `majority_answer, is_majority, agreement, tied, entropy` to every candidate row (the rule: module
+    docstring)."""
     df = candidates.sort_values(["question_id", "sample_id"], kind="stable").reset_index(drop=True)
     # pandas may hold missing answers as NaN: turn them back into None before voting
     answers = df["answer"].astype(object).where(df["answer"].notna(), None)
     per_q = answers.groupby(df["question_id"], sort=False).agg(list)
     stats = pd.DataFrame({"majority_answer": per_q.map(majority), "entropy": per_q.map(answer_entropy)})
     stats["agreement"] = [agreement(a, w) for a, w in zip(per_q, stats["majority_answer"])]
+    stats["tied"] = per_q.map(tied).astype(bool)
+    # below the minimum agreement the question has no majority answer; `agreement` still says how close it came
+    stats["majority_answer"] = stats["majority_answer"].where(stats["agreement"] >= min_agreement, None)
     df = df.join(stats, on="question_id")
     df["is_majority"] = df["answer"].notna() & (df["answer"] == df["majority_answer"])
     return df

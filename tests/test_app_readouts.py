@@ -208,6 +208,7 @@ def test_explorer_shows_a_plurality_of_one(run):
         df.loc[one, "answer"] = [str(100 + i) for i in range(one.sum())]  # every sample a different answer
         df.loc[one, "is_majority"] = [True] + [False] * (one.sum() - 1)
         df.loc[one, "majority_answer"] = "100"
+        df.loc[one, "agreement"] = 1 / one.sum()  # as the vote writes it: 1 of the parseable answers
         return df
 
     edit_samples(run, change)

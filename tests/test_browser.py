@@ -92,6 +92,7 @@ def chromium(profile: Path, width: int = 1400, height: int = 1000):
 def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float = 0.5) -> None:
     """Until the page has its title, the script looks idle (no running widget, no stale elements)
     and at least `charts` plotly charts have drawn; then `settle` s for plotly's layout."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     drawn_js = ("return [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
@@ -101,8 +102,11 @@ def wait_rendered(driver, charts: int | bool, timeout: float = 40, settle: float
     end = time.time() + timeout
     while time.time() < end:
         titled = driver.find_elements(By.CSS_SELECTOR, "h1")
-        running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-                   if "Running" in w.text or "Stop" in w.text]
+        try:
+            running = [w for w in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+                       if "Running" in w.text or "Stop" in w.text]
+        except StaleElementReferenceException:  # the status widget went away while read: still changing
+            continue
         running = running or driver.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
         # a widget whose code is still loading is drawn as a grey skeleton
         running = running or driver.find_elements(By.CSS_SELECTOR, '[data-testid^="stSkeleton"]')
@@ -227,8 +231,9 @@ def wait_for_text(driver, text: str, timeout: float = 30) -> bool:
 
 
 def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
-    """issue 13 #12 and #8 in a real browser: key 1 labels the focused sample (human) and moves on; a click
-    on a DS-weight bar opens the Samples explorer filtered to that bar, at the k the page was at (issue 32 #1)."""
+    """In a real browser: key 1 labels the focused sample (human) and moves on, n / Shift+N and p / Shift+P move
+    (the buttons' badges show "N" and "P"), the main menu offers the theme (System / Light / Dark); a click on a
+    DS-weight bar opens the Samples explorer filtered to that bar, at the k the page was at."""
     import pandas as pd
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -247,6 +252,15 @@ def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
         assert wait_for_text(driver, "Sample 2 of 4"), driver.find_element(By.CSS_SELECTOR, "body").text[:2000]
         labels = pd.read_parquet(run / "labels.parquet")
         assert labels[["label", "source"]].values.tolist() == [["redundant", "human"]]
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys("n").key_up(Keys.SHIFT).perform()  # the badge says "N"
+        assert wait_for_text(driver, "Sample 3 of 4"), driver.find_element(By.CSS_SELECTOR, "body").text[:2000]
+        ActionChains(driver).send_keys("p").perform()
+        assert wait_for_text(driver, "Sample 2 of 4")
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys("p").key_up(Keys.SHIFT).perform()
+        assert wait_for_text(driver, "Sample 1 of 4")
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="stMainMenu"] button').click()  # the README's theme menu
+        assert wait_for_text(driver, "dark_mode\nDark"), driver.find_element(By.CSS_SELECTOR, "body").text[-1000:]
+        driver.find_element(By.CSS_SELECTOR, "body").send_keys(Keys.ESCAPE)
 
         driver.get(f"{url}/ds_weights")
         wait_rendered(driver, 1, settle=1.0)

@@ -215,3 +215,20 @@ def test_the_histogram_pair_holds_both_histograms_and_their_cuts(samples):
     assert [t.name for t in pair.data if t.showlegend] == list(charts.correctness_groups(samples))
     empty = charts.add_pair_cut(charts.histogram_pair(samples.iloc[:0]), 1.25)
     assert not empty.data and any(a.text == "no samples" for a in empty.layout.annotations)
+
+
+def test_training_loss_draws_the_loss_its_smoothed_curve_and_the_learning_rate():
+    log = pd.DataFrame({"step": range(1, 9), "loss": [3.0, 2.0, 2.5, 1.5, 1.8, 1.2, 1.4, 1.0],
+                        "learning_rate": np.linspace(3e-4, 0, 8), "epoch": np.arange(1, 9) / 4,
+                        "time": ["2026-12-07T10:00:00+00:00"] * 8})
+    fig = charts.training_loss(log)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"loss", "loss, smoothed (EMA 0.6)", "learning rate"}
+    assert list(traces["loss"].y) == log["loss"].tolist() and list(traces["loss"].x) == list(range(1, 9))
+    smooth = np.asarray(traces["loss, smoothed (EMA 0.6)"].y)
+    assert smooth[0] == pytest.approx(3.0) and np.ptp(smooth) < np.ptp(log["loss"])  # debiased: from the first loss
+    assert traces["learning rate"].yaxis == "y2" and fig.layout.yaxis2.title.text == "learning rate"
+    assert fig.layout.xaxis.title.text == "optimizer step" and fig.layout.yaxis.title.text == "loss"
+    few = charts.training_loss(log.head(3).assign(learning_rate=np.nan))  # 3 steps, no rate: the raw loss only
+    assert [t.name for t in few.data] == ["loss"]
+    assert charts.training_loss(log.iloc[:0]).layout.annotations  # no step yet: a message, no exception

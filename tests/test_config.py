@@ -58,3 +58,15 @@ def test_yaml_round_trip_and_missing_file(tmp_path):
 def test_run_id_changes_with_settings():
     a, b = load_config(overrides={"k": 80}), load_config(overrides={"k": 70})
     assert a.run_id() != b.run_id() and a.run_id().startswith("synthetic-arith-iwsi-k80-s0-")
+
+
+def test_keys_added_after_runs_existed_keep_old_run_ids_at_their_default():
+    """A key in ADDED_KEYS counts in the run hash only when set away from its default, so a run directory made
+    before the key existed keeps its id; set, it makes another run."""
+    from iwsi.config import ADDED_KEYS, FIELDS
+
+    base = RunConfig()
+    for key in ADDED_KEYS:
+        assert RunConfig(**{key: FIELDS[key].default}).run_id() == base.run_id()
+    assert RunConfig(min_agreement=0.5).run_id() != base.run_id()
+    assert RunConfig(valid_center="median").run_id() != base.run_id()

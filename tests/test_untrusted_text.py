@@ -94,8 +94,10 @@ def strings(message):
 
 def markdown_sources(at: AppTest) -> list[str]:
     """The text of every element and container the browser renders as markdown."""
+    from views._shared import SHIFT_KEYS  # the pages' own script, no run's text in it
+
     return [s for node in at._tree if node.type not in LITERAL and getattr(node, "proto", None) is not None
-            for s in strings(node.proto)]
+            for s in strings(node.proto) if s != SHIFT_KEYS]
 
 
 def unescaped(source: str) -> list[str]:

@@ -5,7 +5,18 @@ import pandas as pd
 import streamlit as st
 
 from iwsi.runs import LABELS, label_sources, read_labels, save_labels
-from views._shared import TEXT, header, kept_for_k, md_text, missing, mtime, require_samples, selected_k, table
+from views._shared import (
+    SHIFT_KEYS,
+    TEXT,
+    header,
+    kept_for_k,
+    md_text,
+    missing,
+    mtime,
+    require_samples,
+    selected_k,
+    table,
+)
 
 header("Rationales", "For one question, its highest- and lowest-DSE rationales side by side. Label samples as "
                      "redundant, jumping or spurious (the paper's taxonomy of high-DSE samples); suggestions come "
@@ -156,6 +167,7 @@ with st.container(horizontal=True):  # buttons as wide as their label and key hi
     for name, (text, key) in KEYS.items():
         st.button(text, shortcut=key, on_click=set_label, args=(*args, name, len(one)))
     st.button("Clear", shortcut="0", on_click=set_label, args=(*args, None, len(one)), icon=":material/backspace:")
+st.html(SHIFT_KEYS, unsafe_allow_javascript=True)
 st.caption("Keys: **N** next · **P** previous (past the last sample: the next question) · **1** redundant · "
            "**2** jumping · **3** spurious · **4** none (checked, no problem) · **0** clear. A key saves the label at "
            "once as **human** and moves to the next sample.")

@@ -1,22 +1,26 @@
-"""Runs: every run with its status and accuracy, launch a new run, follow and cancel it.
+"""Runs: every run with its status, accuracy and tags, launch a new run, follow and cancel it; tag, note,
+archive or delete a run.
 
 While a run is live, the runs table and the selected run's section are fragments that rerun every POLL_S
 seconds and read the run directories again (the counts after vote and score, the base accuracy after
-evaluate-base, the stage); with no live run nothing polls."""
+evaluate-base, the stage, the training loss per step); with no live run nothing polls."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from iwsi import charts
 from iwsi.compare import paired_accuracy
 from iwsi.config import DEFAULT_K
 from iwsi.filtering import METHODS
 from iwsi.present import run_bundle, side_by_side
 from iwsi.runs import (
+    NOTE_MAX,
     PRESETS,
     STAGES,
     STARTING,
@@ -26,25 +30,32 @@ from iwsi.runs import (
     bench_stage_seconds,
     cancel_run,
     check_launch,
+    delete_run,
     describe_run,
     duration,
     epoch,
     estimate_left,
+    filter_runs,
     finite,
     launch_run,
     list_run_names,
     log_tail,
+    parse_tags,
     progress_history,
+    read_annotations,
     read_bench_run,
+    read_train_log,
     rough_duration,
     run_path,
     run_state,
+    save_annotations,
     speed_scale,
     stage_eta,
     stage_seconds,
 )
 from views._shared import (
     NUMERIC,
+    cached_figure,
     has_columns,
     header,
     md_text,
@@ -128,13 +139,23 @@ def live_runs(names: list[str]) -> list[str]:
     return [n for n in names if run_state(run_path(n)).get("state") == "running"]
 
 
-def runs_table(names: list[str]) -> None:
-    """The table of every run (a fragment: redrawn from the files every POLL_S s while a run is live)."""
+def runs_table(names: list[str], tags: list[str], show_archived: bool) -> None:
+    """The table of the runs the filters let through (a fragment: redrawn from the files every POLL_S s while a
+    run is live)."""
     rows = [describe_run(n) for n in names]
-    df = pd.DataFrame([{**row, "k": k_text(row)} for row in rows])
-    st.dataframe(df, hide_index=True, column_config={
-        "accuracy base": st.column_config.NumberColumn(format="%.3f"),
-        "accuracy trained": st.column_config.NumberColumn(format="%.3f")})
+    shown = filter_runs(rows, tags, show_archived)
+    hidden = sum(row["archived"] for row in rows) if not show_archived else 0
+    if len(shown) < len(rows):
+        st.caption(f"{len(shown)} of {len(rows)} runs shown" + (f" ({hidden} archived hidden)" if hidden else "")
+                   + ".")
+    if shown:
+        df = pd.DataFrame([{**row, "k": k_text(row)} for row in shown])
+        st.dataframe(df if show_archived else df.drop(columns="archived"), hide_index=True, column_config={
+            "accuracy base": st.column_config.NumberColumn(format="%.3f"),
+            "accuracy trained": st.column_config.NumberColumn(format="%.3f"),
+            "tags": st.column_config.ListColumn(), "note": st.column_config.TextColumn(width="medium")})
+    else:
+        st.info("No run matches the filters: clear the tag filter or show archived runs.", icon=":material/filter_alt:")
     live = [row["run"] for row in rows if row["status"] == "running"]
     # A run started or ended, or a new run folder appeared: run the page in full, so the sidebar, the other
     # pages' data and the polling (on only while a run is live) follow.
@@ -247,6 +268,21 @@ def progress_view(run: Path, state: dict, now: float) -> None:
                    "evaluate, which load their own), and items are counted as each batch finishes.")
 
 
+def train_curve(run: Path, state: dict) -> None:
+    """The train stage's loss per optimizer step as it trains (train_log.jsonl, read again on every poll of a live
+    run) and once it has finished."""
+    log = read_train_log(run)
+    if log.empty:
+        if state.get("state") == "running" and state.get("stage") == "train":
+            st.caption("The training loss curve appears here with the first optimizer step.")
+        return
+    st.plotly_chart(cached_figure(charts.training_loss, log), key="train_loss")
+    last = log.iloc[-1]
+    at_epoch = f" (epoch {last['epoch']:.2f})" if pd.notna(last["epoch"]) else ""
+    st.caption(f"{len(log):,} optimizer steps logged; the last, step {int(last['step']):,}{at_epoch}: loss "
+               f"{last['loss']:.4f}. The same scalars go to TensorBoard, W&B or MLflow with `report_to`.")
+
+
 def controls(run: Path, state: dict) -> None:
     """Cancel a live run; say why a run ended early, resume it, show its log."""
     if state.get("state") == "running":
@@ -272,7 +308,49 @@ def selected_view(name: str) -> None:
     readout(run)
     stages_view(run, state, now)
     progress_view(run, state, now)
+    train_curve(run, state)
     controls(run, state)
+
+
+def notes_form(run: Path) -> None:
+    """Tags and a note for the selected run, in annotations.json: outside config.yaml, so the run's hash and
+    fingerprints stay as they are."""
+    notes = read_annotations(run)
+    with st.form(f"notes_{run.name}"):
+        tags = st.text_input("Tags (comma separated)", ", ".join(notes.tags), key=f"tags_{run.name}",
+                             placeholder="baseline, k-sweep", help="letters, digits, . _ + - (≤ 40 per tag)")
+        note = st.text_area("Note", notes.note, key=f"note_{run.name}", max_chars=NOTE_MAX)
+        if st.form_submit_button("Save tags and note", icon=":material/sell:"):
+            try:
+                save_annotations(run, replace(notes, tags=parse_tags(tags), note=note))
+            except (ValueError, OSError) as err:  # a bad tag, or a folder iwsi may not write into
+                st.error(md_text(err))
+                return
+            st.toast(f"Saved the tags and note of {run.name}")
+            st.rerun(scope="app")
+
+
+def archive_and_delete(run: Path) -> None:
+    """Archive (hide from the table, reversible) or delete (the folder, after the name is typed) the selected run."""
+    notes = read_annotations(run)
+    if st.button("Unarchive" if notes.archived else "Archive", key="archive", icon=":material/archive:",
+                 help="archived runs are hidden from the table unless 'Show archived runs' is on"):
+        try:
+            save_annotations(run, replace(notes, archived=not notes.archived))
+        except (ValueError, OSError) as err:
+            st.error(md_text(err))
+            return
+        st.rerun(scope="app")
+    confirm = st.text_input("Type the run's name to delete its folder", key=f"delete_{run.name}",
+                            placeholder=run.name, help="every file of the run goes; a running run is refused")
+    if st.button("Delete run", key="delete", type="primary", icon=":material/delete_forever:"):
+        try:
+            delete_run(run.name, confirm.strip())
+        except (ValueError, OSError) as err:  # RunNameError is a ValueError: one line saying why
+            st.error(md_text(err))
+            return
+        st.toast(f"Deleted run {run.name} and its folder")
+        st.rerun(scope="app")
 
 
 names = list_run_names()
@@ -285,7 +363,14 @@ if not names:
     if st.button("Run embedded demo", type="primary", icon=":material/play_arrow:"):
         start("demo", "embedded demo", [])
 else:
-    st.fragment(runs_table, run_every=POLL_S if live else None)(names)
+    c1, c2 = st.columns([1, 3])
+    show_archived = c1.toggle("Show archived runs", key="runs_show_archived")
+    every_tag = sorted({tag for n in names for tag in read_annotations(run_path(n)).tags})
+    # a tag no run carries any more leaves the filter (a widget value outside its options is refused)
+    st.session_state["runs_tags"] = [t for t in st.session_state.get("runs_tags", []) if t in every_tag]
+    tags = c2.multiselect("Filter by tag", every_tag, key="runs_tags", placeholder="any tag",
+                          help="runs carrying any of these tags") if every_tag else []
+    st.fragment(runs_table, run_every=POLL_S if live else None)(names, tags, show_archived)
 
 launch_form()
 
@@ -293,6 +378,9 @@ run = selected_run()
 if run is not None:
     st.subheader("Selected run")
     st.fragment(selected_view, run_every=POLL_S if run.name in live else None)(run.name)
+    with st.expander("Tags, note, archive or delete"):
+        notes_form(run)
+        archive_and_delete(run)
     # outside the polled fragment: a download offered anew every POLL_S s could be clicked as it is replaced
     if has_columns(run / "samples.parquet", NUMERIC):
         k = selected_k()
