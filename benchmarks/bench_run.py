@@ -7,7 +7,7 @@ stage, the wall time, CPU seconds and peak RSS the stage's own marker records (s
 by the pipeline: iwsi/usage.py) and the tokens it handled (counted from the artefacts with the model's
 tokenizer); the time from launch until the DS weights page has data (the score stage's marker on disk,
 polled every 0.1 s) and until the run exits; the CPU model, its bf16/AMX flags and the load average before
-and after; and the issue's targets as ratios within this one run. `--repo` runs another checkout's iwsi
+and after; and the demo's speed targets as ratios within this one run. `--repo` runs another checkout's iwsi
 (e.g. a worktree of an older commit, for a before/after pair on the same machine); markers written before
 the CPU and memory fields existed give null there.
 """
@@ -89,7 +89,7 @@ def stage_tokens(out: Path, config: str, sets: list[str]) -> dict[str, int]:
 
 
 def targets(result: dict) -> dict:
-    """The issue's targets as ratios within this run (None where a stage is missing)."""
+    """The demo's speed targets as ratios within this run (None where a stage is missing)."""
     secs = {s: (v or {}).get("seconds") for s, v in result["stages"].items()}
     get = lambda *names: sum(secs.get(n) or 0.0 for n in names)  # noqa: E731
     work = get("generate", "score", "train", "evaluate-base", "evaluate")

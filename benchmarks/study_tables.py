@@ -1,4 +1,4 @@
-"""Issue 15's study tables from kept per-question results, so a study can be finished across sessions.
+"""A study's tables from kept per-question results, so a long study can be finished in parts.
 
 An ablation directory lives in the cache, which a new machine may not have; the study's per-question
 correctness is kept in the repository instead (docs/results/<study>/per_question.parquet: method, k, seed,

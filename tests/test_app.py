@@ -108,7 +108,7 @@ def test_labels_are_saved_and_survive(full_cache):
     assert not at.exception
     labels = pd.read_parquet(run / "labels.parquet")
     assert list(labels.columns) == ["question_id", "sample_id", "label", "source", "updated"]
-    assert set(labels["source"]) == {"suggested"}  # issue 13 #3: untouched suggestions are not human labels
+    assert set(labels["source"]) == {"suggested"}  # untouched suggestions are not human labels
     at2 = open_page("views/rationales.py")  # a fresh session reads them back: counts per label and source
     assert any("suggested" in d.value.columns for d in at2.dataframe)
 
@@ -136,7 +136,7 @@ def test_running_run_has_cancel_button(cache):
 
     run = make_run_dir(cache / "runs" / "live", num_questions=10, num_samples=2)
     (run / "status.json").write_text(f'{{"state": "running", "pid": {os.getpid()}, "stage": "score"}}')
-    with RunDir(run).lock():  # a running run's process holds its lock (issue 29: a bare live pid is not enough)
+    with RunDir(run).lock():  # a running run's process holds its lock (a bare live pid is not enough)
         at = open_page("views/runs.py")
     assert any(b.label == "Cancel run" for b in at.button)
     assert any("score" in p.proto.text for p in at.get("progress")) or at.get("progress")
@@ -152,7 +152,7 @@ def test_umap_selection_lists_rationales(full_cache):
     assert len(at.dataframe[-1].value) == 2 and "rationale" in at.dataframe[-1].value.columns
 
 
-# -- issue 10 #9: a run the pages cannot show gets a message, never an exception -------------------------
+# -- a run the pages cannot show gets a message, never an exception --------------------------------------
 def _unscored(run: Path) -> None:
     """As a run stopped with `--until vote` leaves samples.parquet: no loss / w' / DS weight yet."""
     df = pd.read_parquet(run / "samples.parquet")
@@ -240,7 +240,7 @@ def test_run_and_k_survive_page_switches(full_cache):
         assert at.sidebar.selectbox[0].value == other and at.sidebar.slider[0].value == 37
 
 
-# -- issue 13 #4: the Runs page --------------------------------------------------------------------------
+# -- the Runs page ----------------------------------------------------------------------------------------
 def test_launch_uses_the_typed_name_and_validates_the_whole_form_first(cache, monkeypatch):
     from iwsi import runs
 
@@ -250,7 +250,7 @@ def test_launch_uses_the_typed_name_and_validates_the_whole_form_first(cache, mo
     at.text_input(key="launch_name").set_value("my-named-run")
     at.text_input[1].set_value("k=0 num_samples=two bogus=1")
     [b for b in at.button if b.label == "Launch"][0].click().run()
-    shown = " ".join(e.value for e in at.error).replace("\\", "")  # the messages are shown escaped (issue 29)
+    shown = " ".join(e.value for e in at.error).replace("\\", "")  # the messages are shown escaped
     assert "k=0.0 is out of range" in shown and "num_samples='two'" in shown and "bogus" in shown, shown
     assert not (cache / "runs" / "my-named-run").exists() and not started  # nothing written, nothing started
     at.text_input[1].set_value("num_questions=5")  # a form applies its values on submit
@@ -269,7 +269,7 @@ def test_a_run_stopped_with_until_is_not_done_and_accuracy_change_has_n_and_inte
 
 
 def test_ablations_page_shows_base_accuracy_and_the_paired_bootstrap(cache):
-    """issue 13 #5: the base model and the paired comparison with LMSI are on the page."""
+    """The base model and the paired comparison with LMSI are on the page."""
     from iwsi.rundir import claim_dir
 
     folder = cache / "ablations" / "real-like"
@@ -308,7 +308,7 @@ def test_ablations_page_says_why_a_cell_has_no_accuracy(cache):
 
 
 def test_run_and_k_come_from_the_url_and_go_back_into_it(full_cache):
-    """issue 13 #10: a link or a reload shows the same run and k."""
+    """A link or a reload shows the same run and k."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = "svamp-run"
     at.query_params["k"] = "37"
@@ -336,7 +336,7 @@ def test_a_failed_run_can_be_resumed_from_the_page(cache, monkeypatch):
 
 
 def test_explorer_searches_rationales_filters_and_drills_down(full_cache):
-    """issue 13 #8: full-text search in questions and rationales, filters, per-question drill-down."""
+    """Full-text search in questions and rationales, filters, per-question drill-down."""
     at = open_page("views/explorer.py")
     at.text_input[0].set_value("apples").run()
     n_question = next(c.value for c in at.caption if "candidates match" in c.value)
@@ -349,7 +349,7 @@ def test_explorer_searches_rationales_filters_and_drills_down(full_cache):
     assert any("Pick a row" in i.value for i in at.info)
 
 
-# -- issue 13 #9: compare two runs ------------------------------------------------------------------------
+# -- compare two runs -------------------------------------------------------------------------------------
 def test_compare_two_runs_of_one_generation(cache):
     """Same generation, two methods: the config diff is the method, overlap and Jaccard come from each
     run's own kept column, accuracy is paired over the shared test questions."""
@@ -387,7 +387,7 @@ def test_compare_needs_two_runs(cache):
     assert any("needs two" in i.value for i in at.info)
 
 
-# -- issue 13 #8: a chart selection opens the Samples explorer filtered to it ------------------------------
+# -- a chart selection opens the Samples explorer filtered to it -------------------------------------------
 def _explorer_rows(at) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if "rationale" in d.value.columns)
 
@@ -435,7 +435,7 @@ def test_a_umap_selection_opens_in_the_explorer(full_cache):
         zip(listed["question_id"], listed["sample_id"]))
 
 
-# -- issue 13 #12: keyboard labelling on the Rationales page ---------------------------------------------
+# -- keyboard labelling on the Rationales page ------------------------------------------------------------
 def _focus(at) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("Sample **"))
 
@@ -468,7 +468,7 @@ def test_keyboard_labels_are_human_and_move_on(full_cache):
     assert _focus(at).startswith(f"Sample **{n} of {n}** of question {qid} ")
 
 
-# -- issue 13 #11: figures and tables for a paper, built only on click ------------------------------------
+# -- figures and tables for a paper, built only on click ---------------------------------------------------
 def test_figure_downloads_are_offered_and_built_lazily(full_cache, monkeypatch):
     from iwsi import present
 

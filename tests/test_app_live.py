@@ -1,4 +1,4 @@
-"""A run followed live (issue 32 #1-#5): the k a chart click hands to the explorer, the Runs page while a run
+"""A run followed live: the k a chart click hands to the explorer, the Runs page while a run
 starts, runs and is cancelled, the base accuracy before the run ends, and the time estimates (pure functions of
 iwsi/runs.py), through streamlit's AppTest on fixture run directories."""
 from __future__ import annotations

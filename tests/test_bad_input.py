@@ -136,7 +136,7 @@ CASES = [
     ("model-not-causal-lm", lambda t: [*SMALL, f"model={not_a_causal_lm(t)}"],
      ["is not a causal LM", "BertForSequenceClassification", "give a *ForCausalLM model"]),
 ]
-# issue 10: inputs that used to pass validation and fail mid-run (or never)
+# inputs that used to pass validation and fail mid-run (or never)
 CASES += [
     ("k-nan", lambda t: ["k=nan"], ["k='nan' is not a finite number"]),
     ("temperature-nan", lambda t: ["temperature=nan"], ["temperature='nan' is not a finite number"]),
@@ -257,7 +257,7 @@ def test_locked_run_dir_names_the_holder(existing_run, capsys):
 
 
 def test_out_into_a_user_folder_is_refused_and_untouched(tmp_path, capsys):
-    """issue 10 #1: a non-empty folder iwsi did not create is never written into, nor cleaned."""
+    """A non-empty folder iwsi did not create is never written into, nor cleaned."""
     folder = tmp_path / "mine"
     (folder / "chunks").mkdir(parents=True)
     (folder / ".notes.123.tmp").write_text("a user's file that looks like a temp file")
@@ -317,7 +317,7 @@ def test_bad_yaml_values(text, fragment, tmp_path, capsys):
 
 
 def test_optional_floats_are_typed_from_the_annotation(tmp_path):
-    """issue 10 #3: entropy_threshold (default None) from YAML or --set is a float, not a string."""
+    """entropy_threshold (default None) from YAML or --set is a float, not a string."""
     path = tmp_path / "c.yaml"
     path.write_text("method: entropy\nentropy_threshold: 0.5\n")
     assert load_config(path).entropy_threshold == 0.5

@@ -280,7 +280,7 @@ def test_keys_label_and_a_bar_click_opens_the_explorer(tmp_path):
 
 
 def test_the_runs_page_follows_a_live_run_without_reloading(tmp_path):
-    """issue 32 #2 and #3: a Runs tab left open shows the stage, the counts and the base accuracy as the run writes
+    """A Runs tab left open shows the stage, the counts and the base accuracy as the run writes
     them, without a reload; once the run's process is gone it says so, and the page stops polling."""
     import json
     import textwrap
@@ -342,6 +342,59 @@ def test_the_runs_page_follows_a_live_run_without_reloading(tmp_path):
         holder.wait(5)
 
 
+TINY = ("num_questions=10 num_samples=2 valid_size=2 valid_pool=0 test_size=12 max_new_tokens=32 epochs=1 "
+        "batch_size=4 embed=false")  # a real run of the embedded model that finishes in about a minute here
+
+
+@pytest.mark.slow
+def test_a_run_launched_from_the_runs_page_is_followed_to_the_end_without_reloading(tmp_path):
+    """Launch a tiny real run from the Runs page's form and watch that one tab, never reloaded: the stage moves
+    through the run, the counts and the base accuracy appear as their files are written, the training loss curve
+    is drawn, and the run ends done with the numbers of its metrics.json."""
+    import json
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from iwsi.contract import STAGES, cache_root
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if (cache_root() / "models").is_dir():  # the embedded model, converted once (iwsi/models.py)
+        (cache / "models").symlink_to(cache_root() / "models", target_is_directory=True)
+    with streamlit_server(cache) as url, chromium(tmp_path / "profile") as driver:
+        driver.get(url)
+        wait_rendered(driver, 0)
+        driver.execute_script("window.iwsiSameTab = true")  # gone if the page were ever reloaded
+        name = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Run name"]')
+        name.send_keys(Keys.CONTROL, "a")  # replace the default name (clear() leaves React's value in place)
+        name.send_keys("tiny", Keys.TAB)
+        driver.find_element(By.CSS_SELECTOR, 'input[aria-label^="More overrides"]').send_keys(TINY)
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text.endswith("Launch")).click()
+        seen, base_shown_before_done, end = [], False, time.time() + 420
+        while time.time() < end:
+            body = driver.find_element(By.CSS_SELECTOR, "body").text
+            stage = next((s for s in STAGES if f"tiny — state: running, stage: {s}" in body), None)
+            if stage and stage not in seen:
+                seen.append(stage)
+            if "tiny — state: done" in body:
+                break
+            base_shown_before_done |= (cache / "runs" / "tiny" / "eval_base.parquet").exists() and "0." in body
+            time.sleep(0.2)
+        run = cache / "runs" / "tiny"
+        assert "tiny — state: done" in body, (seen, (run / "log.txt").read_text()[-2000:])
+        assert len(seen) >= 3 and seen == sorted(seen, key=STAGES.index), seen  # followed, in run order
+        assert driver.execute_script("return window.iwsiSameTab === true")
+        metrics = json.loads((run / "metrics.json").read_text())
+        wait_rendered(driver, 1, settle=1.0)
+        body = driver.find_element(By.CSS_SELECTOR, "body").text
+        for count in ("num_candidates", "num_majority", "num_kept"):
+            assert str(metrics[count]) in body, (count, metrics[count])
+        assert f"{metrics['accuracy']['base']:.3f}" in body and f"{metrics['accuracy']['trained']:.3f}" in body
+        assert base_shown_before_done
+        assert "optimizer steps logged" in body and "Training loss per optimizer step" in body
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
 def test_empty_cache_in_chromium(tmp_path):
     (tmp_path / "cache").mkdir()
     from selenium.webdriver.common.by import By
@@ -358,7 +411,7 @@ def test_empty_cache_in_chromium(tmp_path):
 
 
 def test_hostile_text_fetches_nothing(tmp_path):
-    """issue 29: questions, rationales, answers, suggestion reasons, probe examples and a run's status that
+    """Questions, rationales, answers, suggestion reasons, probe examples and a run's status that
     hold `![x](http://127.0.0.1:PORT/…)`, `<img src=…>` and links are shown as text: the browser that opens
     the Runs, Rationales, Samples explorer and Probe pages sends no request to PORT."""
     import threading

@@ -153,7 +153,7 @@ def test_one_seed_has_no_interval(tmp_path):
 
 
 def test_samples_below_the_first_custom_edge_get_their_own_bar():
-    """issue 13 #2: with edges 1.05, 1.1, 1.2 the samples below 1.05 are not counted in [1.05, 1.1)."""
+    """With edges 1.05, 1.1, 1.2 the samples below 1.05 are not counted in [1.05, 1.1)."""
     df = pd.DataFrame({"ds_weight": [1.01] * 13 + [1.07] * 2 + [1.15] * 3 + [1.5], "is_correct": [True] * 19})
     fig = charts.correctness_by_interval(df, [1.05, 1.1, 1.2, math.inf])
     wrong = next(t for t in fig.data if t.name == "wrong")
@@ -170,7 +170,7 @@ def test_density_curves_of_few_samples_are_hidden():
 
 
 def test_labels_say_what_is_drawn(samples):
-    """issue 13 #6: titles follow the majority toggle, the folded last bar says so, UMAP legend counts
+    """Titles follow the majority toggle, the folded last bar says so, UMAP legend counts
     are the run's (not the drawn subsample's), σ_k% curves can use a log axis."""
     assert "of all samples" in charts.histogram_base(samples, majority_only=False).layout.title.text
     assert "of majority samples" in charts.histogram_base(samples[samples["is_majority"]]).layout.title.text

@@ -91,7 +91,7 @@ def test_ground_truth_needs_gold():
 
 
 def test_random_control_is_seeded_exact_and_inside_the_majority():
-    """issue 15: the random control keeps exactly num_to_keep of D_c, reproducibly per seed."""
+    """The random control keeps exactly num_to_keep of D_c, reproducibly per seed."""
     df = table()
     n_maj = int(df["is_majority"].sum())
     for k in (10, 50, 80, 100):

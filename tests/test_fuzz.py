@@ -1,4 +1,4 @@
-"""Make the classes of failure impossible (issue 10), not just the instances found:
+"""Make the classes of failure impossible, not just the instances found:
 
 - config fuzzing: every key gets random strings, numbers (NaN, ±inf, huge, negative), lists, mappings
   and unicode, through `--set` and through YAML; the CLI exits 0, or 2 with one line naming the key,
@@ -8,7 +8,7 @@
   file (the dashboard side of broken runs is in test_app.py);
 - no write outside what the project owns: every CLI command pointed at a folder of sentinel files
   leaves them untouched;
-- path shapes (issue 29): `~`, over-long names, FIFOs, devices, links, loops as every path option and
+- path shapes: `~`, over-long names, FIFOs, devices, links, loops as every path option and
   path config key; run files holding random values or shapes (a folder, a FIFO, a link, deep JSON):
   exit 0, or 2 with one line, never a traceback or a hang, nothing written on exit 2.
 """
@@ -279,7 +279,7 @@ def test_no_command_touches_files_it_did_not_write(tmp_path, capsys, monkeypatch
         assert snapshot(folder) == before, args
 
 
-# -- path shapes and run-file values (issue 29) ------------------------------------------------------------
+# -- path shapes and run-file values -----------------------------------------------------------------------
 # Placeholders (upper case) become real entries of the example's folder; argv holds no NUL, and its
 # undecodable bytes arrive as surrogates \udc80-\udcff only.
 PATH_SHAPES = st.sampled_from(["~", "~/", "~/r", "~no-such-user-29/r", "~~", "~/" + "a" * 256, "a" * 255, "a" * 256,

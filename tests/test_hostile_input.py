@@ -1,4 +1,4 @@
-"""Issue 29: path shapes, inputs that hang or exhaust memory, damage that was never repaired, and
+"""Path shapes, inputs that hang or exhaust memory, damage that was never repaired, and
 messages that named the wrong cause. Each case: one line, exit 2 and nothing written (or, for damage
 iwsi can repair, a rerun that repairs it).
 

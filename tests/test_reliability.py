@@ -1,4 +1,4 @@
-"""Regression tests for the reliability pass (issue 10) that are not CLI config checks
+"""Regression tests for the reliability guarantees (docs/reliability.md) that are not CLI config checks
 (those are in test_bad_input.py) or dashboard pages (test_app.py): export, launch, run-directory
 ownership and artefact fingerprints, and the small fixes (entropy, AQuA, CommonsenseQA, train loss)."""
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run(tmp_path, monkeypatch):
     return make_run_dir(tmp_path / "runs" / "r1", num_questions=20, num_samples=4, seed=2)
 
 
-# -- export (#2) ------------------------------------------------------------------------------------
+# -- export ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", ["samples.parquet", "kept.jsonl", "chunks/x.jsonl"])
 def test_export_never_writes_inside_a_run(run, target, capsys):
     before = snapshot(run)
@@ -73,7 +73,7 @@ def test_export_of_a_damaged_table_is_one_line(run, tmp_path, capsys):
     assert not (tmp_path / "k.jsonl").exists()
 
 
-# -- ownership and temporaries (#1) -----------------------------------------------------------------
+# -- ownership and temporaries ---------------------------------------------------------------------
 def test_temporaries_are_removed_only_in_iwsi_folders(tmp_path):
     user = tmp_path / "user"
     user.mkdir()
@@ -88,7 +88,7 @@ def test_temporaries_are_removed_only_in_iwsi_folders(tmp_path):
     assert owner(run) == "run" and owner(user) is None
 
 
-# -- artefact fingerprints (#8) ---------------------------------------------------------------------
+# -- artefact fingerprints -------------------------------------------------------------------------
 def test_verify_names_the_damaged_file_and_the_first_stage_writing_it(tmp_path):
     run = RunDir(tmp_path)
     for stage, name in (("generate", "candidates.parquet"), ("vote", "samples.parquet"),
@@ -146,7 +146,7 @@ def test_adopt_links_checked_files_and_records_the_stages(tmp_path):
         RunDir(tmp_path / "cell2").adopt(shared, ("generate",))
 
 
-# -- launch (#10) -----------------------------------------------------------------------------------
+# -- launch ---------------------------------------------------------------------------------------
 def test_double_click_on_launch_starts_one_process(run, monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "launch_command", lambda c, o, s: ["sleep", "30"])
     pid = runs.launch_run("twice", tmp_path / "demo.yaml", [])
@@ -173,7 +173,7 @@ def test_launch_into_a_user_folder_under_runs_is_refused(run, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
 
 
-# -- small fixes (#10) ------------------------------------------------------------------------------
+# -- small fixes ----------------------------------------------------------------------------------
 def test_train_loss_covers_every_step_of_a_resumed_run():
     # log_history as restored from a checkpoint after 2 steps, then 2 more steps in the new process
     history = [{"loss": 2.0, "step": 1}, {"loss": 1.0, "step": 2}, {"epoch": 1.0, "step": 2},
@@ -210,7 +210,7 @@ def test_commonsenseqa_with_only_a_dev_file_falls_back_like_the_others(tmp_path)
     assert any("no train file" in n for n in s.notes)
 
 
-# -- issue 13 #3: label sources -----------------------------------------------------------------------
+# -- label sources ------------------------------------------------------------------------------------
 def test_only_what_a_person_sets_or_confirms_is_a_human_label(run):
     shown = pd.DataFrame({"sample_id": [0, 1, 2, 3], "suggested_label": ["redundant", "jumping", None, "spurious"]})
     edited = pd.DataFrame({"sample_id": [0, 1, 2, 3], "label": ["redundant", "spurious", "none", "spurious"],

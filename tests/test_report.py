@@ -65,7 +65,7 @@ def test_kept_correct_table_has_no_base_row_and_skips_without_gold():
 
 
 def test_each_method_is_compared_with_lmsi_and_with_the_random_control(tmp_path):
-    """issue 15: Δ vs LMSI and vs random, paired over seeds × test questions, on hand-made cells."""
+    """Δ vs LMSI and vs random, paired over seeds × test questions, on hand-made cells."""
     right = {"lmsi": 20, "random": 22, "iwsi": 30}
     rows = []
     for method, n_right in right.items():

@@ -1,4 +1,4 @@
-"""Tags, notes, archive and delete on the Runs page (issue 32, "what researchers reach for in W&B"): the rules in
+"""Tags, notes, archive and delete on the Runs page (what researchers reach for in W&B): the rules in
 iwsi/runs.py, then the page through streamlit's AppTest on fixture run directories."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training loss as it trains (issue 32, "what researchers reach for in W&B"): train_log.jsonl written by the
+"""The training loss as it trains (what researchers reach for in W&B): train_log.jsonl written by the
 train stage's callback, read by iwsi/runs.py, drawn on the Runs page live and after; `report_to` (TensorBoard
 offline) on a tiny real training of the embedded model."""
 from __future__ import annotations
