@@ -27,7 +27,7 @@ import pandas as pd
 
 from iwsi import filtering, report
 from iwsi.config import METHODS, STAGES, ConfigError, RunConfig, load_config, parse_sets
-from iwsi.contract import ablations_root
+from iwsi.contract import RUN_FILE, ablations_root
 from iwsi.datasets import short
 from iwsi.datasets._io import require_dir
 from iwsi.rundir import APPENDED, RunDir, RunDirError, check_out_dir, claim_dir, owner, read_json, write_parquet
@@ -118,8 +118,8 @@ def run_cell(cfg: RunConfig, shared: RunDir, cell: Path) -> dict:
             if not isinstance(err.cause, EmptyTrainingSet):
                 raise
             note = str(err.cause)
-    m = read_json(cell / "metrics.json")
-    base = pd.read_parquet(shared / "eval_base.parquet")["is_correct"].fillna(False).astype(bool).mean()
+    m = read_json(cell / RUN_FILE.metrics)
+    base = pd.read_parquet(shared / RUN_FILE.eval_base)["is_correct"].fillna(False).astype(bool).mean()
     return {"dataset": cfg.dataset, "method": cfg.method, "k": cfg.k, "seed": cfg.seed,
             "accuracy": m.get("accuracy", {}).get("trained", float("nan")), "base_accuracy": float(base),
             "num_kept": m["num_kept"], "num_majority": m["num_majority"], "threshold": m.get("threshold"),
@@ -138,7 +138,7 @@ def cell_damage(cell: Path, cfg: RunConfig) -> str | None:
         return damage[2]
     if changed_keys(run, cfg) is None:
         return "config.yaml was changed or damaged since iwsi wrote it"
-    m = read_json(cell / "metrics.json", None, quiet=True)
+    m = read_json(cell / RUN_FILE.metrics, None, quiet=True)
     if not (isinstance(m, dict) and {"num_kept", "num_majority"} <= m.keys() and isinstance(m.get("timings"), dict)
             and isinstance(m.get("accuracy", {}), dict)):
         return "metrics.json is damaged"
@@ -175,7 +175,7 @@ def reuse_shared(source: Path, out: Path, datasets: list[str], seeds: list[int])
 
 def kept_correct(cell: Path) -> float:
     """Share (0–1) of the cell's kept samples whose answer is correct (NaN without gold answers)."""
-    df = pd.read_parquet(cell / "samples.parquet", columns=["kept", "is_correct"])
+    df = pd.read_parquet(cell / RUN_FILE.samples, columns=["kept", "is_correct"])
     right = df.loc[df["kept"].astype(bool), "is_correct"].astype("float")
     return float(right.mean()) if right.notna().any() else float("nan")
 
@@ -188,7 +188,7 @@ def earlier_cells(out: Path, done: set[str]) -> list[dict]:
         if str(cell) in done or not RunDir(cell).is_done("evaluate"):
             continue
         try:
-            cfg = load_config(cell / "config.yaml")
+            cfg = load_config(cell / RUN_FILE.config)
         except ConfigError:  # its settings are unknown: the sweep that made it redoes it (cell_damage)
             print(f"iwsi: {cell} is left out of the tables: its config.yaml is damaged; rerun the sweep that made "
                   "it to redo it, or delete the folder", file=sys.stderr)

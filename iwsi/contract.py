@@ -3,7 +3,8 @@ writes it (pure data, no pandas or torch).
 
 The pipeline (iwsi/rundir.py: markers, fingerprints, clearing), the dashboard (iwsi/runs.py, views/)
 and docs/run-directory.md all read this table; `python -m iwsi.contract` prints the markdown table that
-docs/run-directory.md holds (tests/test_contract.py checks they agree).
+docs/run-directory.md holds (tests/test_contract.py checks they agree). Code spells a run file's name as
+`RUN_FILE.<name>` (tests/test_contract.py fails on a quoted run-file name anywhere else).
 """
 from __future__ import annotations
 
@@ -15,11 +16,42 @@ REPO = Path(__file__).resolve().parent.parent
 OWNER_FILE = "iwsi.json"  # the first file of every folder iwsi creates (see rundir.claim_dir)
 KINDS = ("run", "ablation", "probe")  # what an owner file says the folder is
 PROBE_MANIFEST = "probe.json"  # a probe directory's settings, sizes and timings (iwsi/probe.py)
-# Files whose names more than one module uses (the table below holds them all):
-TRAIN_LOG = "train_log.jsonl"    # written by train, read by the Runs page's loss curve
-TENSORBOARD = "tensorboard"      # the Trainer's event files with report_to=tensorboard
-ANNOTATIONS = "annotations.json"  # the Runs page's tags, note and archive flag of a run
 SCHEMA_VERSION = 1  # bump when a file below changes name or meaning
+
+
+@dataclass(frozen=True)
+class RunFileNames:
+    """The name of each file and folder directly in a run directory, as code spells it (`run / RUN_FILE.samples`):
+    FILES below says what each holds and which stage writes it (tests/test_contract.py: no module types one)."""
+
+    owner: str = OWNER_FILE
+    config: str = "config.yaml"
+    status: str = "status.json"
+    progress: str = "progress.jsonl"
+    log: str = "log.txt"
+    launch: str = "launch.json"
+    stages: str = "stages"
+    chunks: str = "chunks"
+    candidates: str = "candidates.parquet"
+    eval_base: str = "eval_base.parquet"
+    samples: str = "samples.parquet"
+    valid: str = "valid.parquet"
+    valid_pool: str = "valid_pool.parquet"
+    umap: str = "umap.parquet"
+    suggestions: str = "suggestions.parquet"
+    filter: str = "filter.json"
+    train_ckpt: str = "train_ckpt"
+    train_log: str = "train_log.jsonl"
+    tensorboard: str = "tensorboard"
+    train: str = "train.json"
+    adapter: str = "adapter"
+    eval: str = "eval.parquet"
+    metrics: str = "metrics.json"
+    labels: str = "labels.parquet"
+    annotations: str = "annotations.json"
+
+
+RUN_FILE = RunFileNames()
 
 
 def cache_root() -> Path:
@@ -56,64 +88,75 @@ class File:
 FILES = (
     File(OWNER_FILE, ("pipeline",), "`kind` (run/ablation), `schema_version`, `created`, `config` (fingerprint of "
          "config.yaml)", finished=False),
-    File("config.yaml", ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
-    File("status.json", ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
+    File(RUN_FILE.config, ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
+    File(RUN_FILE.status, ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
          "`updated`", finished=False),
-    File("progress.jsonl", ("pipeline",), "one object per line: `stage, done, total, elapsed, time` (appended)",
+    File(RUN_FILE.progress, ("pipeline",), "one object per line: `stage, done, total, elapsed, time` (appended)",
          finished=False),
-    File("log.txt", ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
-    File("launch.json", ("dashboard",), "`pid, command, started` of a run started from the dashboard", finished=False),
-    File("stages/<stage>.json", ("pipeline",), "`stage, seconds, cpu_seconds, peak_rss_mb, finished, files {name: "
+    File(RUN_FILE.log, ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),
+    File(RUN_FILE.launch, ("dashboard",),
+         "`pid, command, started` of a run started from the dashboard", finished=False),
+    File(f"{RUN_FILE.stages}/<stage>.json", ("pipeline",),
+         "`stage, seconds, cpu_seconds, peak_rss_mb, finished, files {name: "
          "{bytes, sha256, rows}}`: the stage is done (+ `adopted_from`: a stage taken over from another run "
          "directory, RunDir.adopt)",
          finished=False),
-    File("chunks/", ("generate",), "resume checkpoints of generate and score; a redone generation clears it all",
+    File(f"{RUN_FILE.chunks}/", ("generate",),
+         "resume checkpoints of generate and score; a redone generation clears it all",
          finished=False),
-    File("chunks/chunking.json", ("generate",), "`questions_per_chunk` (fixed per run: it seeds the chunks)",
+    File(f"{RUN_FILE.chunks}/chunking.json", ("generate",),
+         "`questions_per_chunk` (fixed per run: it seeds the chunks)",
          finished=False),
-    File("chunks/generate-NNNNN.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer` "
+    File(f"{RUN_FILE.chunks}/generate-NNNNN.parquet", ("generate",),
+         "`question_id, sample_id, question, rationale, answer` "
          "of one chunk", finished=False),
-    File("candidates.parquet", ("generate",), "`question_id, sample_id, question, rationale, answer`"),
-    File("eval_base.parquet", ("evaluate-base",), "`model` (base), `question_id, output, answer, gold, is_correct`"),
-    File("samples.parquet", ("vote", "score", "judge", "filter"), "one row per candidate: `question_id, sample_id, "
+    File(RUN_FILE.candidates, ("generate",), "`question_id, sample_id, question, rationale, answer`"),
+    File(RUN_FILE.eval_base, ("evaluate-base",), "`model` (base), `question_id, output, answer, gold, is_correct`"),
+    File(RUN_FILE.samples, ("vote", "score", "judge", "filter"), "one row per candidate: `question_id, sample_id, "
          "question, rationale, answer, gold, is_correct, majority_answer, is_majority, agreement, tied, entropy` "
          "(vote; the rule: iwsi/vote.py) + `loss, num_tokens, loss_answer, loss_alone, w_prime, ds_weight, ifd` "
          "(score; `w_prime, ds_weight` again by filter, against the run's `valid_center`) + `self_score` / "
          "`rm_score` of the majority samples, for the judges the run needs (judge) + `kept, weight` (filter)"),
-    File("chunks/score-NNNNN.parquet", ("score",), "`question_id, sample_id, loss, num_tokens, loss_answer, "
+    File(f"{RUN_FILE.chunks}/score-NNNNN.parquet", ("score",),
+         "`question_id, sample_id, loss, num_tokens, loss_answer, "
          "loss_alone` of one generate chunk (+ `embedding`, the sentence embedding the embed stage reads, with "
          "embed=true and an engine that pools)", finished=False),
-    File("chunks/score-valid.parquet", ("score",), "`question_id, loss, num_tokens, loss_answer, loss_alone` of D_v "
+    File(f"{RUN_FILE.chunks}/score-valid.parquet", ("score",),
+         "`question_id, loss, num_tokens, loss_answer, loss_alone` of D_v "
          "and the valid pool", finished=False),
-    File("valid.parquet", ("score",), "D_v: `question_id, question, rationale, gold, num_tokens, loss, loss_answer, "
+    File(RUN_FILE.valid, ("score",), "D_v: `question_id, question, rationale, gold, num_tokens, loss, loss_answer, "
          "loss_alone`"),
-    File("valid_pool.parquet", ("score",), "every scored valid rationale, D_v first (`in_dv`) then up to "
+    File(RUN_FILE.valid_pool, ("score",), "every scored valid rationale, D_v first (`in_dv`) then up to "
          "`valid_pool` more: the columns of valid.parquet + `in_dv`", always=False),  # runs scored before it existed
-    File("umap.parquet", ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`",
+    File(RUN_FILE.umap, ("embed",), "`source` (valid/self), `question_id, sample_id` (-1 for valid), `x, y`",
          always=False),  # not with embed=false
-    File("suggestions.parquet", ("embed",), "`question_id, sample_id, suggested_label, reason`", always=False),
-    File("filter.json", ("filter",), "`method, k, threshold, sigma_k`"),
-    File("train_ckpt/", ("train",), "Trainer checkpoints (one per epoch; resume); deleted once `adapter/` is saved",
+    File(RUN_FILE.suggestions, ("embed",), "`question_id, sample_id, suggested_label, reason`", always=False),
+    File(RUN_FILE.filter, ("filter",), "`method, k, threshold, sigma_k`"),
+    File(f"{RUN_FILE.train_ckpt}/", ("train",),
+         "Trainer checkpoints (one per epoch; resume); deleted once `adapter/` is saved",
          finished=False),
-    File(TRAIN_LOG, ("train",), "one object per line: `step, loss, learning_rate, epoch, time` of each logged "
+    File(RUN_FILE.train_log, ("train",), "one object per line: `step, loss, learning_rate, epoch, time` of each logged "
          "optimizer step (appended as it trains; a resume drops the steps after its checkpoint, a restart from "
          "scratch empties it)", finished=False),
-    File(f"{TENSORBOARD}/", ("train",), "TensorBoard event files of the Trainer's logs (`report_to=tensorboard`; "
+    File(f"{RUN_FILE.tensorboard}/", ("train",),
+         "TensorBoard event files of the Trainer's logs (`report_to=tensorboard`; "
          "`train/loss`, `train/learning_rate`, … per step)", finished=False),
-    File("train.json", ("train",), "Trainer metrics; `train_loss` over every step of the run"),
-    File("adapter/", ("train",), "the saved LoRA adapter (peft format), published by renaming `adapter.tmp/`",
+    File(RUN_FILE.train, ("train",), "Trainer metrics; `train_loss` over every step of the run"),
+    File(f"{RUN_FILE.adapter}/", ("train",),
+         "the saved LoRA adapter (peft format), published by renaming `adapter.tmp/`",
          finished=False),
-    File("adapter.tmp/", ("train",), "an adapter being saved (removed when training is redone)", finished=False),
-    File("adapter/adapter_config.json", ("train",), "the LoRA adapter's peft config"),
-    File("adapter/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
-    File("eval.parquet", ("evaluate",), "`model` (base/trained), `question_id, output, answer, gold, is_correct`"),
-    File("metrics.json", ("pipeline",), "`method, k, dataset, model, num_questions, num_candidates, num_majority, "
+    File(f"{RUN_FILE.adapter}.tmp/", ("train",),
+         "an adapter being saved (removed when training is redone)", finished=False),
+    File(f"{RUN_FILE.adapter}/adapter_config.json", ("train",), "the LoRA adapter's peft config"),
+    File(f"{RUN_FILE.adapter}/adapter_model.safetensors", ("train",), "the LoRA adapter's weights"),
+    File(RUN_FILE.eval, ("evaluate",), "`model` (base/trained), `question_id, output, answer, gold, is_correct`"),
+    File(RUN_FILE.metrics, ("pipeline",), "`method, k, dataset, model, num_questions, num_candidates, num_majority, "
          "num_kept, num_kept_questions, valid_loss_mean, valid_loss_center, sigma_k, threshold, accuracy {base, "
          "trained}, timings`",
          finished=False),
-    File("labels.parquet", ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
+    File(RUN_FILE.labels, ("dashboard",), "`question_id, sample_id, label, updated`: the Rationales page's labels, "
          "kept across reruns", finished=False),
-    File(ANNOTATIONS, ("dashboard",), "`tags` (list of text), `note`, `archived`, `updated`: the Runs page's "
+    File(RUN_FILE.annotations, ("dashboard",), "`tags` (list of text), `note`, `archived`, `updated`: the Runs page's "
          "tags, note and archive flag; no part of the run's config, hash or fingerprints", finished=False),
 )
 # The order the stages run in: the DS weights (score) as early as possible, then the base model's evaluation

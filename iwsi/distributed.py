@@ -40,6 +40,7 @@ import pandas as pd
 
 from iwsi import engines
 from iwsi.config import RunConfig, load_config
+from iwsi.contract import RUN_FILE
 from iwsi.rundir import Progress, RunDir, read_checkpoint, read_json, write_parquet
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: workers import iwsi from here
@@ -281,7 +282,7 @@ def score_chunks(cfg: RunConfig, run: RunDir, valid: list, samples: pd.DataFrame
 
     jobs = [({c: part[c].tolist() for c in ID_COLUMNS}, path, ("score", (part,), len(part)))
             for _, part, path in parts(samples, cfg, run) if not is_scored(path, part)]
-    valid_path = run / "chunks" / "score-valid.parquet"
+    valid_path = run / RUN_FILE.chunks / "score-valid.parquet"
     valid_ids = {"question_id": [q.question_id for q in valid]}
     if not chunk_matches(valid_path, valid_ids):
         jobs.append((valid_ids, valid_path, ("score_valid", (valid,), len(valid))))
@@ -327,7 +328,7 @@ def train_command(cfg: RunConfig, run: RunDir) -> list[str]:
 
 def train_launched(cfg: RunConfig, run: RunDir, examples: list[dict]) -> dict:
     """Train in `cfg.train_processes` processes; returns rank 0's train metrics."""
-    metrics = run / "chunks" / "train-metrics.json"
+    metrics = run / RUN_FILE.chunks / "train-metrics.json"
     metrics.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     if torch_is_cpu(cfg):
@@ -355,17 +356,17 @@ def _train_main(run_path: str) -> None:
     from iwsi.train import encode_example, train
 
     run = RunDir(run_path)
-    cfg = load_config(run / "config.yaml")
+    cfg = load_config(run / RUN_FILE.config)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
-    kept = pd.read_parquet(run / "samples.parquet").query("kept")
+    kept = pd.read_parquet(run / RUN_FILE.samples).query("kept")
     examples = [encode_example(tokenizer, q, r, w) for q, r, w in zip(kept["question"], kept["rationale"],
                                                                       kept["weight"])]
     device = torch_device(cfg.device)
     gpu = None if device.type == "cpu" else torch.device("cuda", PartialState().local_process_index)
     model = load_model(cfg.model, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code, device=gpu)
-    metrics = train(model, tokenizer, examples, cfg, run / "adapter", run / "train_ckpt")
+    metrics = train(model, tokenizer, examples, cfg, run / RUN_FILE.adapter, run / RUN_FILE.train_ckpt)
     if PartialState().is_main_process:
-        (run / "chunks" / "train-metrics.json").write_text(json.dumps(metrics))
+        (run / RUN_FILE.chunks / "train-metrics.json").write_text(json.dumps(metrics))
     from iwsi.device import cuda_peak_note
 
     if cuda_peak_note():  # each rank's GPU memory, the evidence that it trained on its GPU

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from iwsi import filtering
+from iwsi.contract import RUN_FILE
 from iwsi.prompts import format_rationale_target, question_suffix
 from iwsi.rundir import atomic_write_bytes, atomic_write_text, can_create_in, nearest_existing, owner, write_json
 from iwsi.runs import read_config
@@ -69,7 +70,7 @@ def kept_export(run_dir: str | Path, k: float, method: str | None = None) -> tup
     """The JSONL text and the manifest of the set `method` (default: the run's own) keeps at k; reads
     the run, writes nothing."""
     run_dir = Path(run_dir)
-    samples = pd.read_parquet(run_dir / "samples.parquet")
+    samples = pd.read_parquet(run_dir / RUN_FILE.samples)
     config = read_config(run_dir)
     own, threshold, seed = run_method(config)
     method = method or own

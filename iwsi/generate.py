@@ -13,6 +13,7 @@ import pandas as pd
 
 from iwsi import engines
 from iwsi.answers import extract_answer
+from iwsi.contract import RUN_FILE
 from iwsi.prompts import STOP, few_shot_prefix, question_suffix
 from iwsi.records import Question
 from iwsi.rundir import Progress, RunDir, read_checkpoint, read_json, write_json, write_parquet
@@ -25,7 +26,7 @@ def chunk_size(run: RunDir) -> int:
 
     The chunk index seeds generation, so a resumed run must keep the size it started with even if
     IWSI_CHUNK (an override for tests and tiny runs) changed in between."""
-    path = run / "chunks" / "chunking.json"
+    path = run / RUN_FILE.chunks / "chunking.json"
     saved = read_json(path)
     if saved:
         return int(saved["questions_per_chunk"])
@@ -61,7 +62,7 @@ def chunks(questions: list, size: int) -> list[tuple[int, list]]:
 
 
 def chunk_path(run: RunDir, index: int):
-    return run / "chunks" / f"generate-{index:05d}.parquet"
+    return run / RUN_FILE.chunks / f"generate-{index:05d}.parquet"
 
 
 def sample_chunk(model, tokenizer, chunk: list[Question], index: int, cfg, progress=None) -> pd.DataFrame:

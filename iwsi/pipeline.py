@@ -23,7 +23,7 @@ import yaml
 from iwsi import engines, filtering
 from iwsi.answers import is_correct
 from iwsi.config import JUDGES, STAGES, ConfigError, RunConfig, load_config
-from iwsi.contract import with_dependents
+from iwsi.contract import RUN_FILE, with_dependents
 from iwsi.datasets import load_splits
 from iwsi.device import cuda_peak_note, reset_cuda_peak
 from iwsi.dsweight import valid_center, valid_loss_mean
@@ -89,7 +89,7 @@ class Context:
         return engines.get(self.cfg.engine).load(self.cfg, base=lambda: self.model, threads=self.cfg.worker_threads)
 
     def samples(self) -> pd.DataFrame:
-        return pd.read_parquet(self.run / "samples.parquet")
+        return pd.read_parquet(self.run / RUN_FILE.samples)
 
     def valid_rationales(self) -> list:
         """D_v, then up to `valid_pool` further human rationales of the valid split (the score stage's)."""
@@ -109,18 +109,18 @@ def stage_generate(ctx: Context) -> None:
         df = generate(None, ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
     else:
         df = generate(ctx.engine_model(), ctx.tokenizer, ctx.splits.pool, ctx.cfg, ctx.run)
-    write_parquet(ctx.run / "candidates.parquet", df)
+    write_parquet(ctx.run / RUN_FILE.candidates, df)
 
 
 def stage_vote(ctx: Context) -> None:
     from iwsi.vote import vote_table
 
-    df = vote_table(pd.read_parquet(ctx.run / "candidates.parquet"), ctx.cfg.min_agreement)
+    df = vote_table(pd.read_parquet(ctx.run / RUN_FILE.candidates), ctx.cfg.min_agreement)
     gold = {q.question_id: (q.gold, q.task) for q in ctx.splits.pool}
     df["gold"] = [gold[qid][0] for qid in df["question_id"]]
     df["is_correct"] = pd.array([is_correct(a, *gold[qid]) for a, qid in zip(df["answer"], df["question_id"])],
                                 dtype="boolean")
-    write_parquet(ctx.run / "samples.parquet", df)
+    write_parquet(ctx.run / RUN_FILE.samples, df)
 
 
 def stage_score(ctx: Context) -> None:
@@ -135,10 +135,10 @@ def stage_score(ctx: Context) -> None:
         model = ctx.engine_model()
     scored = score_valid(model, ctx.tokenizer, rationales, ctx.cfg, ctx.run)
     in_dv = scored["question_id"].isin([q.question_id for q in ctx.splits.valid])
-    write_parquet(ctx.run / "valid.parquet", scored[in_dv].reset_index(drop=True))
-    write_parquet(ctx.run / "valid_pool.parquet", scored.assign(in_dv=in_dv))
+    write_parquet(ctx.run / RUN_FILE.valid, scored[in_dv].reset_index(drop=True))
+    write_parquet(ctx.run / RUN_FILE.valid_pool, scored.assign(in_dv=in_dv))
     df = score_samples(model, ctx.tokenizer, ctx.samples(), scored.loc[in_dv, "loss"], ctx.cfg, ctx.run)
-    write_parquet(ctx.run / "samples.parquet", df)
+    write_parquet(ctx.run / RUN_FILE.samples, df)
 
 
 def stage_embed(ctx: Context) -> None:
@@ -150,7 +150,7 @@ def stage_embed(ctx: Context) -> None:
     from iwsi.score import pooled_embeddings
     from iwsi.taxonomy import suggest_labels
 
-    df, valid = ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")
+    df, valid = ctx.samples(), pd.read_parquet(ctx.run / RUN_FILE.valid)
     pooled = pooled_embeddings(ctx.run, df, valid, ctx.cfg)  # from the score stage's forward pass
     ctx.run.log(f"embed: {len(valid) + len(df)} sentence embeddings "
                 f"{'pooled by the score pass' if pooled else 'in a pass of their own (none saved by score)'}")
@@ -160,8 +160,8 @@ def stage_embed(ctx: Context) -> None:
                   embed_texts(ctx.model, ctx.tokenizer, _qa_texts(df), progress=bar))
         bar.close()
     v_emb, s_emb = pooled
-    write_parquet(ctx.run / "umap.parquet", fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
-    write_parquet(ctx.run / "suggestions.parquet", suggest_labels(df, valid))
+    write_parquet(ctx.run / RUN_FILE.umap, fit_umap(v_emb, s_emb, ctx.cfg.seed, valid_ids=valid, self_ids=df))
+    write_parquet(ctx.run / RUN_FILE.suggestions, suggest_labels(df, valid))
 
 
 def _qa_texts(table: pd.DataFrame) -> list[str]:
@@ -187,7 +187,7 @@ def stage_judge(ctx: Context) -> None:
                                ctx.cfg, progress=bar)
         bar.close()
         df[filtering.METHODS[judge].score_column] = pd.Series(scores, index=maj.index, dtype=float)
-    write_parquet(ctx.run / "samples.parquet", df)
+    write_parquet(ctx.run / RUN_FILE.samples, df)
 
 
 def stage_filter(ctx: Context) -> None:
@@ -195,13 +195,13 @@ def stage_filter(ctx: Context) -> None:
 
     cfg = ctx.cfg
     # w' and w_DS against the run's own valid_center (an ablation cell shares the score stage of another)
-    df = add_signals(ctx.samples(), pd.read_parquet(ctx.run / "valid.parquet")["loss"], cfg.valid_center)
+    df = add_signals(ctx.samples(), pd.read_parquet(ctx.run / RUN_FILE.valid)["loss"], cfg.valid_center)
     kept, threshold = filtering.select(df, cfg.method, cfg.k, cfg.entropy_threshold, cfg.seed)
     df["kept"] = kept
     weighted = filtering.METHODS[cfg.method].weighted
     df["weight"] = filtering.training_weights(df["w_prime"], cfg.weight_clip) if weighted else 1.0
-    write_parquet(ctx.run / "samples.parquet", df)
-    write_json(ctx.run / "filter.json", {"method": cfg.method, "k": cfg.k, "threshold": _finite(threshold),
+    write_parquet(ctx.run / RUN_FILE.samples, df)
+    write_json(ctx.run / RUN_FILE.filter, {"method": cfg.method, "k": cfg.k, "threshold": _finite(threshold),
                                          "sigma_k": _finite(sigma_k(df, cfg.k))})
 
 
@@ -232,12 +232,12 @@ def stage_train(ctx: Context) -> None:
     if ctx.cfg.train_processes > 1:  # DDP through `accelerate launch` (iwsi/distributed.py)
         from iwsi.distributed import train_launched
 
-        write_json(ctx.run / "train.json", train_launched(ctx.cfg, ctx.run, examples))
+        write_json(ctx.run / RUN_FILE.train, train_launched(ctx.cfg, ctx.run, examples))
         return
     model = load_model(ctx.cfg.model, dtype=torch.float32, trust_remote_code=ctx.cfg.trust_remote_code)
-    metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / "adapter", ctx.run / "train_ckpt",
+    metrics = train(model, ctx.tokenizer, examples, ctx.cfg, ctx.run / RUN_FILE.adapter, ctx.run / RUN_FILE.train_ckpt,
                     progress=lambda total: Progress(ctx.run, "train", total, unit="step"))
-    write_json(ctx.run / "train.json", metrics)
+    write_json(ctx.run / RUN_FILE.train, metrics)
 
 
 def stage_evaluate_base(ctx: Context) -> None:
@@ -250,7 +250,7 @@ def stage_evaluate_base(ctx: Context) -> None:
         from iwsi.evaluate import greedy_eval
 
         df = greedy_eval(ctx.engine_model(), ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "base")
-    write_parquet(ctx.run / "eval_base.parquet", df)
+    write_parquet(ctx.run / RUN_FILE.eval_base, df)
 
 
 def stage_evaluate(ctx: Context) -> None:
@@ -260,12 +260,13 @@ def stage_evaluate(ctx: Context) -> None:
     if ctx.cfg.workers > 1:  # sharded by chunk over Ray workers
         from iwsi.distributed import greedy_eval as sharded
 
-        trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / "adapter")
+        trained = sharded(ctx.cfg, ctx.run, ctx.splits.test, "trained", ctx.run / RUN_FILE.adapter)
     else:
-        model = engines.get(ctx.cfg.engine).load_trained(ctx.cfg, ctx.run / "adapter", threads=ctx.cfg.worker_threads)
+        engine = engines.get(ctx.cfg.engine)
+        model = engine.load_trained(ctx.cfg, ctx.run / RUN_FILE.adapter, threads=ctx.cfg.worker_threads)
         trained = greedy_eval(model, ctx.tokenizer, ctx.splits.test, ctx.cfg, ctx.run, "trained")
-    frames = [pd.read_parquet(ctx.run / "eval_base.parquet"), trained]
-    write_parquet(ctx.run / "eval.parquet", pd.concat(frames, ignore_index=True))
+    frames = [pd.read_parquet(ctx.run / RUN_FILE.eval_base), trained]
+    write_parquet(ctx.run / RUN_FILE.eval, pd.concat(frames, ignore_index=True))
 
 
 STAGE_FUNCS = {"generate": stage_generate, "evaluate-base": stage_evaluate_base, "vote": stage_vote,
@@ -277,22 +278,22 @@ STAGE_FUNCS = {"generate": stage_generate, "evaluate-base": stage_evaluate_base,
 def build_metrics(run: RunDir, cfg: RunConfig) -> dict:
     """metrics.json from whatever artefacts exist (so it is right after any stage)."""
     m: dict = {"method": cfg.method, "k": cfg.k, "dataset": cfg.dataset, "model": cfg.model}
-    if (run / "samples.parquet").exists():
-        df = pd.read_parquet(run / "samples.parquet")
+    if (run / RUN_FILE.samples).exists():
+        df = pd.read_parquet(run / RUN_FILE.samples)
         m.update(num_questions=int(df["question_id"].nunique()), num_candidates=len(df),
                  num_majority=int(df["is_majority"].sum()))
         if "kept" in df:
             m["num_kept"] = int(df["kept"].sum())
             m["num_kept_questions"] = int(df.loc[df["kept"], "question_id"].nunique())
-    if (run / "valid.parquet").exists():
-        valid_losses = pd.read_parquet(run / "valid.parquet")["loss"]
+    if (run / RUN_FILE.valid).exists():
+        valid_losses = pd.read_parquet(run / RUN_FILE.valid)["loss"]
         m["valid_loss_mean"] = valid_loss_mean(valid_losses)
         m["valid_loss_center"] = valid_center(valid_losses, cfg.valid_center)  # L̄_v under the run's centre
-    m.update({k: v for k, v in read_json(run / "filter.json", {}).items() if k in ("sigma_k", "threshold")})
-    if (run / "eval.parquet").exists():
+    m.update({k: v for k, v in read_json(run / RUN_FILE.filter, {}).items() if k in ("sigma_k", "threshold")})
+    if (run / RUN_FILE.eval).exists():
         from iwsi.evaluate import accuracy
 
-        ev = pd.read_parquet(run / "eval.parquet")
+        ev = pd.read_parquet(run / RUN_FILE.eval)
         m["accuracy"] = {label: accuracy(g) for label, g in ev.groupby("model")}
     m["timings"] = run.timings()
     return m
@@ -354,7 +355,7 @@ def stale_stages(run: RunDir, cfg: RunConfig, force: bool) -> list[str]:
     changed = changed_keys(run, cfg)
     if changed is None:  # config.yaml damaged: which stages match the new config is unknown
         if not force:
-            raise RunDirError(f"{run / 'config.yaml'} was changed or damaged since iwsi wrote it: restore it, use "
+            raise RunDirError(f"{run / RUN_FILE.config} was changed or damaged since iwsi wrote it: restore it, use "
                               "another --out, or --force to redo every stage")
         return list(STAGES)
     if not changed:
@@ -374,7 +375,7 @@ def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
     import pyarrow.parquet as pq
 
     try:
-        columns = pq.read_schema(run / "samples.parquet").names
+        columns = pq.read_schema(run / RUN_FILE.samples).names
     except (OSError, ValueError):
         return []  # a damaged file: repair() redoes its stage
     return [] if "ifd" in columns else list(with_dependents(["score"]))
@@ -383,7 +384,7 @@ def scored_before_ifd(run: RunDir, cfg: RunConfig) -> list[str]:
 def changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
     """Config keys that differ from the run directory's config.yaml ([] for a new directory, None
     when config.yaml is not the file iwsi wrote: deleted, truncated, edited)."""
-    path = run / "config.yaml"
+    path = run / RUN_FILE.config
     recorded = run.recorded_config()  # None in runs made before the record existed
     if recorded is not None and (not path.is_file() or fingerprint(path) != recorded):
         return None
@@ -401,7 +402,7 @@ def changed_keys(run: RunDir, cfg: RunConfig) -> list[str] | None:
 def previous_config(run: RunDir) -> RunConfig | None:
     """The config the run directory was made with, or None (a new directory, or config.yaml unreadable)."""
     try:
-        return load_config(overrides=yaml.safe_load((run / "config.yaml").read_text()))
+        return load_config(overrides=yaml.safe_load((run / RUN_FILE.config).read_text()))
     except (OSError, ConfigError, yaml.YAMLError, TypeError, AttributeError, RecursionError):
         return None
 
@@ -426,7 +427,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path | None = None, until: str | Non
         run.remove_temporaries()
         repair(run)  # real damage first, checked against every marker as it stands
         run.clear_from(tuple(stale))
-        atomic_write_text(run / "config.yaml", cfg.to_yaml())
+        atomic_write_text(run / RUN_FILE.config, cfg.to_yaml())
         run.record_config()
         for note in splits.notes:
             run.log(f"note: {note}")
@@ -483,8 +484,8 @@ def _run_stages(ctx: Context, stages: tuple[str, ...]) -> None:
             run.mark_done(stage, time.time() - start, cpu_seconds=round(cpu_seconds() - cpu, 3),
                           peak_rss_mb=None if peak is None else round(peak, 1))
             run.log(f"stage {stage} done in {time.time() - start:.1f}s{cuda_peak_note()}")
-            write_json(run / "metrics.json", build_metrics(run, ctx.cfg))
-        write_json(run / "metrics.json", build_metrics(run, ctx.cfg))  # also after a kill right after a marker
+            write_json(run / RUN_FILE.metrics, build_metrics(run, ctx.cfg))
+        write_json(run / RUN_FILE.metrics, build_metrics(run, ctx.cfg))  # also after a kill right after a marker
         # a run stopped with --until is not done: it resumes with the same command without --until
         run.set_status("done" if all(run.is_done(s) for s in STAGES) else "stopped", stage)
     except KeyboardInterrupt:

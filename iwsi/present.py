@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from iwsi import charts, filtering
+from iwsi.contract import RUN_FILE
 from iwsi.export import run_method
 from iwsi.report import paired_bootstrap, summary_table, table_k, to_latex, to_markdown
 from iwsi.runs import base_accuracy, read_config, read_json
@@ -84,7 +85,7 @@ def _kept_at(samples: pd.DataFrame, config: dict, k: float) -> tuple[np.ndarray,
 
 def run_figures(run: Path, k: float) -> dict[str, go.Figure]:
     """The figures the run's pages draw at their defaults, with the run's own method's kept set at k."""
-    samples = pd.read_parquet(run / "samples.parquet")
+    samples = pd.read_parquet(run / RUN_FILE.samples)
     config = read_config(run)
     mask, sigma = _kept_at(samples, config, k)
     majority = samples[samples["is_majority"].astype(bool)]
@@ -94,11 +95,11 @@ def run_figures(run: Path, k: float) -> dict[str, go.Figure]:
     figures["percentiles"] = charts.percentile_curves(charts.percentile_table(samples).assign(label=label), k)
     figures["correctness"] = charts.correctness_by_interval(samples)
     figures["ds_density_by_uncertainty"] = charts.ds_density_by_uncertainty(samples, charts.DEFAULT_THRESHOLDS)
-    valid = _read(run / "valid.parquet")
+    valid = _read(run / RUN_FILE.valid)
     loss = samples["loss"].to_numpy(float)
     figures["loss_densities"] = charts.loss_densities(
         valid["loss"].to_numpy(float) if valid is not None else np.array([]), loss, loss[mask], k=k)
-    umap = _read(run / "umap.parquet")
+    umap = _read(run / RUN_FILE.umap)
     if umap is not None:
         rows = umap_sample_rows(umap, samples)
         at = np.clip(rows, 0, None)
@@ -116,10 +117,10 @@ def _tex_escape(text: str) -> str:
 def run_table(run: Path, k: float) -> pd.DataFrame:
     """quantity, value: the run's setting, its data at each stage (the kept set at k, the figures' k) and its
     test accuracy (the model trained at the run's own k, with the paired 95 % bootstrap interval of trained − base)."""
-    config, metrics = read_config(run), read_json(run / "metrics.json") or {}
+    config, metrics = read_config(run), read_json(run / RUN_FILE.metrics) or {}
     acc = metrics.get("accuracy") or {}
     method = filtering.METHODS[run_method(config)[0]]
-    samples = pd.read_parquet(run / "samples.parquet")
+    samples = pd.read_parquet(run / RUN_FILE.samples)
     mask, sigma = _kept_at(samples, config, k)
     trained_k = config.get("k") if method.uses_k else "– (the method uses no k)"
     rows = [("dataset", config.get("dataset")), ("model", config.get("model")), ("method", method.label),
@@ -129,7 +130,7 @@ def run_table(run: Path, k: float) -> pd.DataFrame:
             (f"σ_k% at k = {k:g} (IWSI's cut)", float(sigma)),
             ("accuracy base", base_accuracy(run, metrics)),  # from eval_base.parquet before the run has ended
             ("accuracy trained (at the run's own k)", acc.get("trained"))]
-    ev = _read(run / "eval.parquet")
+    ev = _read(run / RUN_FILE.eval)
     if ev is not None and {"base", "trained"} <= set(ev["model"]):
         wide = ev.pivot_table(index="question_id", columns="model", values="is_correct", aggfunc="first").dropna()
         r = paired_bootstrap(wide["trained"].astype(float).to_numpy(), wide["base"].astype(float).to_numpy())

@@ -16,6 +16,7 @@ import pandas as pd
 
 from iwsi import filtering
 from iwsi.config import DEFAULT_K
+from iwsi.contract import RUN_FILE
 
 # The paper's Table 1 layout: self-supervised methods (ours, IWSI, last), then those with outside supervision.
 SELF_SUPERVISED = tuple(sorted((m for m, r in filtering.METHODS.items() if not r.outside_supervision),
@@ -133,9 +134,9 @@ def per_question(results: pd.DataFrame, method: str, k: float, dataset: str) -> 
     rows = rows[(rows.method == method) & (rows.dataset == dataset)]
     parts = []
     for r in rows.itertuples():
-        if not (Path(r.run_dir) / "eval.parquet").exists():  # a cell that kept nothing was not trained
+        if not (Path(r.run_dir) / RUN_FILE.eval).exists():  # a cell that kept nothing was not trained
             continue
-        right = correctness(pd.read_parquet(Path(r.run_dir) / "eval.parquet"))
+        right = correctness(pd.read_parquet(Path(r.run_dir) / RUN_FILE.eval))
         parts.append(pd.Series(right.to_numpy(), index=pd.MultiIndex.from_product([[r.seed], right.index])))
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from iwsi.contract import RUN_FILE
 from iwsi.rundir import read_json, write_json
 
 
@@ -35,18 +36,18 @@ def run_rounds(cfg, run_dir: Path, run_one) -> list[dict]:
         model_dir = run_dir / "rounds" / f"r{r}-model"
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         if not model_dir.exists():
-            save_merged(model, previous / "adapter", model_dir, cfg.trust_remote_code)
+            save_merged(model, previous / RUN_FILE.adapter, model_dir, cfg.trust_remote_code)
         sub = run_dir / "rounds" / f"r{r}"
         run_one(replace(cfg, model=str(model_dir), rounds=1), sub)
         history.append(round_entry(r, sub))
         model, previous = str(model_dir), sub
-    metrics = read_json(run_dir / "metrics.json", {})
-    write_json(run_dir / "metrics.json", {**metrics, "rounds": history})
+    metrics = read_json(run_dir / RUN_FILE.metrics, {})
+    write_json(run_dir / RUN_FILE.metrics, {**metrics, "rounds": history})
     return history
 
 
 def round_entry(r: int, path: Path) -> dict:
-    m = read_json(path / "metrics.json", {})
+    m = read_json(path / RUN_FILE.metrics, {})
     acc = m.get("accuracy", {})
     return {"round": r, "run_dir": str(path), "accuracy_before": acc.get("base"), "accuracy_after": acc.get("trained"),
             "num_kept": m.get("num_kept")}

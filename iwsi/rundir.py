@@ -26,12 +26,12 @@ from iwsi.contract import (  # noqa: F401
     KINDS,
     OWNER_FILE,
     PROBE_MANIFEST,
+    RUN_FILE,
     SCHEMA_VERSION,
     STAGE_ARTEFACTS,
     STAGE_OUTPUTS,
     STAGE_REQUIRED,
     STAGES,
-    TRAIN_LOG,
     runs_root,
     with_dependents,
 )
@@ -56,13 +56,13 @@ class StageFailed(RuntimeError):
 # later commands write, resume or clean up there. Folders made before it existed are recognised by LEGACY
 # (a probe by its manifest's kind).
 # The files iwsi appends to instead of replacing: a copy of a run directory must not hard-link them.
-APPENDED = ("progress.jsonl", "log.txt", TRAIN_LOG)
-LEGACY = {"run": ("config.yaml", "status.json", "stages"), "ablation": ("shared", "results.parquet")}
+APPENDED = (RUN_FILE.progress, RUN_FILE.log, RUN_FILE.train_log)
+LEGACY = {"run": (RUN_FILE.config, RUN_FILE.status, RUN_FILE.stages), "ablation": ("shared", "results.parquet")}
 # What iwsi keeps at the top of a run folder (files, and the folders whose files it reads and writes).
 # A link, a folder where a file belongs or an unreadable file there is refused (odd_entry) before any
 # write: appends and the lock follow links, a linked folder would take iwsi's writes elsewhere, and a
 # FIFO blocks its reader.
-RUN_FOLDERS = ("stages", "chunks", "adapter")
+RUN_FOLDERS = (RUN_FILE.stages, RUN_FILE.chunks, RUN_FILE.adapter)
 RUN_NAMES = tuple(f.name for f in FILES if "/" not in f.name) + ("lock",) + RUN_FOLDERS
 
 
@@ -230,7 +230,7 @@ class RunDir:
 
     # -- stage markers -------------------------------------------------------------------------
     def marker(self, stage: str) -> Path:
-        return self.path / "stages" / f"{stage}.json"
+        return self.path / RUN_FILE.stages / f"{stage}.json"
 
     def is_done(self, stage: str) -> bool:
         return self.marker(stage).exists()
@@ -279,7 +279,7 @@ class RunDir:
         A file is checked against the marker of the last finished stage that wrote it; the stage to
         redo is the first stage that writes it (a later writer reads the earlier version)."""
         if self.chunking_damaged():  # every chunk's boundaries and seed are unknown: redo them all
-            return "generate", "chunks", "chunks/chunking.json is damaged (the chunk size is unknown)"
+            return "generate", RUN_FILE.chunks, "chunks/chunking.json is damaged (the chunk size is unknown)"
         latest: dict[str, tuple[str, dict]] = {}
         for stage in STAGE_OUTPUTS:
             if not self.is_done(stage):
@@ -304,7 +304,7 @@ class RunDir:
     def chunking_damaged(self) -> bool:
         """chunks/chunking.json exists but holds no positive questions_per_chunk: the chunks' boundaries,
         and so their seeds, are unknown (generate would fail on it on every rerun)."""
-        path = self.path / "chunks" / "chunking.json"
+        path = self.path / RUN_FILE.chunks / "chunking.json"
         if not os.path.lexists(path):
             return False
         data = read_json(path, None, quiet=True)
@@ -324,7 +324,7 @@ class RunDir:
         """Remember config.yaml's fingerprint in the owner file: a later run can then tell a damaged or
         hand-edited config.yaml from the one its artefacts were made with."""
         info = read_json(self.path / OWNER_FILE, None, quiet=True) or {"kind": "run", "schema_version": SCHEMA_VERSION}
-        write_json(self.path / OWNER_FILE, {**info, "config": fingerprint(self.path / "config.yaml")})
+        write_json(self.path / OWNER_FILE, {**info, "config": fingerprint(self.path / RUN_FILE.config)})
 
     def recorded_config(self) -> dict | None:
         info = read_json(self.path / OWNER_FILE, None, quiet=True)
@@ -363,16 +363,16 @@ class RunDir:
         Only iwsi's own names (`.<name>.<pid>.tmp`) in the folders iwsi writes, in a run directory."""
         if owner(self.path) != "run":
             return
-        for folder in (self.path, self.path / "stages", self.path / "chunks"):
+        for folder in (self.path, self.path / RUN_FILE.stages, self.path / RUN_FILE.chunks):
             for path in folder.glob(".*.tmp"):
                 if TEMP_RE.fullmatch(path.name) and not path.name.startswith(".lock."):  # a lock being taken
                     _remove(path)
 
     # -- status, progress, log ----------------------------------------------------------------
     def set_status(self, state: str, stage: str | None = None, error: str | None = None) -> None:
-        old = read_json(self.path / "status.json", {}, quiet=True)
+        old = read_json(self.path / RUN_FILE.status, {}, quiet=True)
         old = old if isinstance(old, dict) else {}
-        write_json(self.path / "status.json", {"state": state, "pid": os.getpid(), "stage": stage, "error": error,
+        write_json(self.path / RUN_FILE.status, {"state": state, "pid": os.getpid(), "stage": stage, "error": error,
                                                "started": old.get("started", now_iso()), "updated": now_iso()})
 
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:

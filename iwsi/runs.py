@@ -29,12 +29,11 @@ import yaml
 from iwsi import rundir
 from iwsi.commands import DEMO_CONFIG
 from iwsi.contract import (  # noqa: F401  (pages import them here)
-    ANNOTATIONS,
     OWNER_FILE,
     PROBE_MANIFEST,
     REPO,
+    RUN_FILE,
     STAGES,
-    TRAIN_LOG,
     WRITTEN_BY,
     ablations_root,
     probes_root,
@@ -92,7 +91,7 @@ def list_run_names() -> list[str]:
 
 
 def _mtime(path: Path) -> float:
-    stamps = [_stat_mtime(path / f) for f in ("status.json", "launch.json", "config.yaml")]
+    stamps = [_stat_mtime(path / f) for f in (RUN_FILE.status, RUN_FILE.launch, RUN_FILE.config)]
     return max(max(stamps), _stat_mtime(path))
 
 
@@ -115,7 +114,7 @@ def finite(value) -> float | None:
 
 def read_config(run: Path) -> dict:
     try:
-        data = yaml.safe_load((run / "config.yaml").read_text())
+        data = yaml.safe_load((run / RUN_FILE.config).read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -230,9 +229,9 @@ def run_state(run: Path) -> dict:
     is running, but whose process is gone or is not this run's (its pid reused after a kill), failed; or was
     cancelled, when it is the process the dashboard cancelled (`cancel_run`: a SIGTERM before the pipeline
     has begun a stage ends the process before it can write a status of its own)."""
-    status = read_json(run / "status.json") or {}
-    launch = read_json(run / "launch.json") or {}
-    newer_launch = launch and _stat_mtime(run / "launch.json") > _stat_mtime(run / "status.json")
+    status = read_json(run / RUN_FILE.status) or {}
+    launch = read_json(run / RUN_FILE.launch) or {}
+    newer_launch = launch and _stat_mtime(run / RUN_FILE.launch) > _stat_mtime(run / RUN_FILE.status)
     started = {"state": "running", "pid": launch.get("pid"), "stage": STARTING, "error": None,
                "started": launch.get("started"), "updated": launch.get("started")}
     cancelled = _cancelled_pid(launch)
@@ -262,7 +261,7 @@ def _cancelled_pid(launch: dict) -> int | None:
 def describe_run(name: str) -> dict:
     """One row of the Runs table; a value of the wrong type in a run's file shows as text, or empty."""
     run = runs_dir() / name
-    cfg, metrics, status = read_config(run), read_json(run / "metrics.json") or {}, run_state(run)
+    cfg, metrics, status = read_config(run), read_json(run / RUN_FILE.metrics) or {}, run_state(run)
     acc = metrics.get("accuracy") if isinstance(metrics.get("accuracy"), dict) else {}
     k = finite(metrics.get("k"))
     notes = read_annotations(run)
@@ -277,7 +276,7 @@ def describe_run(name: str) -> dict:
 def base_accuracy(run: Path, metrics: dict | None = None) -> float | None:
     """The base model's test accuracy as soon as `evaluate-base` has written eval_base.parquet: metrics.json
     holds accuracies only once `evaluate` has written eval.parquet (pipeline.build_metrics), hours later on CPU."""
-    metrics = (read_json(run / "metrics.json") or {}) if metrics is None else metrics
+    metrics = (read_json(run / RUN_FILE.metrics) or {}) if metrics is None else metrics
     acc = metrics.get("accuracy")
     found = finite(acc.get("base")) if isinstance(acc, dict) else None
     if found is not None:
@@ -287,7 +286,7 @@ def base_accuracy(run: Path, metrics: dict | None = None) -> float | None:
     from iwsi.evaluate import accuracy  # the one definition (no torch in that module)
 
     try:
-        ev = pd.read_parquet(run / "eval_base.parquet", columns=["model", "is_correct"])
+        ev = pd.read_parquet(run / RUN_FILE.eval_base, columns=["model", "is_correct"])
     except (OSError, ValueError, KeyError):  # not written yet, damaged, or without these columns
         return None
     return finite(accuracy(ev[ev["model"] == "base"]))
@@ -303,7 +302,7 @@ def progress_history(run: Path) -> dict[str, list[dict]]:
     string and `done`, `total`, `elapsed` non-negative numbers (0 where a damaged line holds something else)."""
     bars: dict[str, list[dict]] = {}
     try:
-        lines = (run / "progress.jsonl").read_text().splitlines()
+        lines = (run / RUN_FILE.progress).read_text().splitlines()
     except OSError:
         return bars
     for line in lines:
@@ -332,7 +331,7 @@ def read_train_log(run: Path):
     import pandas as pd
 
     try:
-        lines = (run / TRAIN_LOG).read_text().splitlines()
+        lines = (run / RUN_FILE.train_log).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         lines = []
     rows = {}
@@ -400,7 +399,7 @@ def stage_seconds(run: Path) -> dict[str, float | None]:
     stages/<stage>.json exists (rundir.RunDir.is_done); None where the marker holds no number."""
     done = {}
     for stage in STAGES:
-        path = run / "stages" / f"{stage}.json"
+        path = run / RUN_FILE.stages / f"{stage}.json"
         if path.exists():
             done[stage] = finite((read_json(path) or {}).get("seconds"))
     return done
@@ -469,7 +468,7 @@ def rough_duration(seconds: float) -> str:
 def log_tail(run: Path, lines: int = 40) -> str:
     """Last lines of log.txt; progress bars redrawn with '\r' keep only their last state."""
     try:
-        with open(run / "log.txt", errors="replace", newline="\n") as fh:
+        with open(run / RUN_FILE.log, errors="replace", newline="\n") as fh:
             tail = deque(fh, maxlen=lines)
     except OSError:
         return ""
@@ -534,11 +533,11 @@ def launch_run(name: str, config: Path, sets: list[str]) -> int:
     check_out_dir(out, "run")
     claim_dir(out, "run")
     cmd = launch_command(config, out, sets)
-    with open(out / "log.txt", "ab") as log:
+    with open(out / RUN_FILE.log, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_json(out / "launch.json", {"pid": proc.pid, "command": cmd, "started": started})
+    write_json(out / RUN_FILE.launch, {"pid": proc.pid, "command": cmd, "started": started})
     return proc.pid
 
 
@@ -579,7 +578,7 @@ def _record_cancel(run: Path, pid: int) -> None:
     pipeline has begun a stage (imports, data and model checks) ends the process without a status of its own,
     which run_state would otherwise report as failed. launch.json keeps its time (run_state dates the launch
     by it)."""
-    path = run / "launch.json"
+    path = run / RUN_FILE.launch
     launch = read_json(path)
     if launch is None or _pid(launch.get("pid")) != pid:  # started elsewhere (a terminal): the pipeline says so
         return
@@ -604,7 +603,7 @@ def read_labels(run: Path):
     import pandas as pd
 
     try:
-        df = pd.read_parquet(run / "labels.parquet")
+        df = pd.read_parquet(run / RUN_FILE.labels)
     except (OSError, ValueError):
         return pd.DataFrame(columns=LABEL_COLUMNS)
     if "source" not in df:
@@ -632,7 +631,7 @@ def save_labels(run: Path, new) -> int:
     bad = set(merged["source"]) - set(SOURCES)
     if bad:
         raise ValueError(f"unknown label source(s) {sorted(bad)}: use one of {', '.join(SOURCES)}")
-    write_parquet(run / "labels.parquet", merged[LABEL_COLUMNS])
+    write_parquet(run / RUN_FILE.labels, merged[LABEL_COLUMNS])
     return len(merged)
 
 
@@ -662,7 +661,7 @@ class Annotations:
 
 def read_annotations(run: Path) -> Annotations:
     """annotations.json; a missing or damaged file, or a value of the wrong type, reads as its default."""
-    data = read_json(run / ANNOTATIONS) or {}
+    data = read_json(run / RUN_FILE.annotations) or {}
     tags = data.get("tags") if isinstance(data.get("tags"), list) else []
     note = data.get("note")
     return Annotations(tags=tuple(t for t in tags if isinstance(t, str) and TAG_RE.fullmatch(t)),
@@ -689,7 +688,7 @@ def save_annotations(run: Path, notes: Annotations) -> None:
     if rundir.owner(run) != "run":  # iwsi writes only into folders it created
         raise RunNameError(f"{run} is not an iwsi run folder: the dashboard writes nothing there")
     before = run.stat()
-    write_json(run / ANNOTATIONS, {**asdict(notes), "tags": list(notes.tags),
+    write_json(run / RUN_FILE.annotations, {**asdict(notes), "tags": list(notes.tags),
                                    "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     try:
         os.utime(run, ns=(before.st_atime_ns, before.st_mtime_ns))

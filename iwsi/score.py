@@ -17,6 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from iwsi import engines
+from iwsi.contract import RUN_FILE
 from iwsi.dsweight import add_signals
 from iwsi.engines.hf import EMBEDDING
 from iwsi.generate import chunk_size
@@ -67,7 +68,7 @@ def pooled_embeddings(run: RunDir, samples: pd.DataFrame, valid: pd.DataFrame, c
     import numpy as np
 
     tables = [read_checkpoint(path) for _, _, path in score_chunks(samples, cfg, run)]
-    valid_table = read_checkpoint(run / "chunks" / "score-valid.parquet")
+    valid_table = read_checkpoint(run / RUN_FILE.chunks / "score-valid.parquet")
     if valid_table is None or any(t is None or EMBEDDING not in t for t in [valid_table, *tables]):
         return None
     scored = pd.concat(tables, ignore_index=True)
@@ -81,7 +82,7 @@ def pooled_embeddings(run: RunDir, samples: pd.DataFrame, valid: pd.DataFrame, c
 
 def score_valid(model, tokenizer, valid: list[Question], cfg, run: RunDir) -> pd.DataFrame:
     """Losses of the valid rationales (D_v, then the further pool rationales), scored once per run."""
-    path = run / "chunks" / "score-valid.parquet"
+    path = run / RUN_FILE.chunks / "score-valid.parquet"
     ids = [q.question_id for q in valid]
     if not chunk_matches(path, {"question_id": ids}):
         bar = Progress(run, "score-valid", len(valid), unit="seq")
@@ -115,7 +116,7 @@ def score_samples(model, tokenizer, samples: pd.DataFrame, valid_losses, cfg, ru
 def score_chunks(samples: pd.DataFrame, cfg, run: RunDir) -> list[tuple[int, pd.DataFrame, object]]:
     """(index, rows, file) per generate chunk: the unit of resume and of Ray sharding."""
     rows = chunk_size(run) * cfg.num_samples
-    return [(index, samples.iloc[start:start + rows], run / "chunks" / f"score-{index:05d}.parquet")
+    return [(index, samples.iloc[start:start + rows], run / RUN_FILE.chunks / f"score-{index:05d}.parquet")
             for index, start in enumerate(range(0, len(samples), rows))]
 
 
@@ -131,7 +132,7 @@ def score_chunk(model, tokenizer, part: pd.DataFrame, path, cfg, progress=None) 
 
 def score_valid_chunk(model, tokenizer, valid: list[Question], cfg, run: RunDir, progress=None) -> None:
     out = chunk_losses(model, tokenizer, [q.question for q in valid], [q.rationale for q in valid], cfg, progress)
-    save_chunk(run / "chunks" / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
+    save_chunk(run / RUN_FILE.chunks / "score-valid.parquet", {"question_id": [q.question_id for q in valid]}, out)
 
 
 def save_chunk(path, ids: dict, out: pd.DataFrame) -> None:

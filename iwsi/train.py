@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from iwsi.contract import TENSORBOARD, TRAIN_LOG
+from iwsi.contract import RUN_FILE
 from iwsi.models import default_dtype
 from iwsi.prompts import format_rationale_target, question_suffix
 from iwsi.rundir import append_record, atomic_write_text, now_iso
@@ -159,9 +159,9 @@ def log_into_run(trainer, run: Path) -> None:
 
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback):
-            callback.logging_dir = str(run / TENSORBOARD)
+            callback.logging_dir = str(run / RUN_FILE.tensorboard)
     if hasattr(trainer.args, "logging_dir"):
-        trainer.args.logging_dir = str(run / TENSORBOARD)
+        trainer.args.logging_dir = str(run / RUN_FILE.tensorboard)
 
 
 def training_args(cfg, out: Path, n_examples: int) -> TrainingArguments:
@@ -194,7 +194,7 @@ def train(model, tokenizer, examples: list[dict], cfg, adapter_dir: Path, ckpt_d
     peft_model = lora_model(model, cfg)
     trainer = WeightedTrainer(model=peft_model, args=training_args(cfg, ckpt_dir, len(examples)),
                               train_dataset=_LengthDataset(examples),
-                              callbacks=[NaNGuard(), StepLog(run / TRAIN_LOG)]
+                              callbacks=[NaNGuard(), StepLog(run / RUN_FILE.train_log)]
                               + ([StepProgress(progress)] if progress else []),
                               data_collator=lambda b: collate(b, tokenizer.pad_token_id))
     log_into_run(trainer, run)

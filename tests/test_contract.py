@@ -44,3 +44,30 @@ def test_a_redone_stage_makes_only_its_readers_stale():
     assert with_dependents(["embed"]) == ("embed",)
     assert with_dependents(["filter", "embed"]) == ("embed", "filter", "train", "evaluate")
     assert with_dependents([]) == ()
+
+
+def test_every_run_file_name_is_in_the_table():
+    from dataclasses import asdict
+
+    named = {f.name.split("/")[0] for f in contract.FILES}
+    assert set(asdict(contract.RUN_FILE).values()) <= named
+    spelled = {name for name in named if "<" not in name and not name.endswith(".tmp")}  # adapter.tmp: adapter's
+    assert spelled <= set(asdict(contract.RUN_FILE).values())
+
+
+def test_no_module_types_a_run_file_name():
+    """Code spells a run file as RUN_FILE.<name>; the contract is the one place that names them. A probe folder's
+    files (iwsi/probe.py, views/probe.py) are not a run's, and a quoted name in a message is not a literal."""
+    import re
+    from dataclasses import asdict
+
+    root = Path(__file__).resolve().parent.parent
+    names = sorted(set(asdict(contract.RUN_FILE).values()), key=len, reverse=True)
+    literal = re.compile(r"(?<![\w.])([\"'])(" + "|".join(re.escape(n) for n in names) + r")\1")
+    allowed = ('REPORT_TO = (', '.get("stages")', 'LoRARequest("adapter"')  # a tracker, a bench key, a LoRA name
+    skipped = {"contract.py", "probe.py"}
+    sources = [*(root / "iwsi").rglob("*.py"), *(root / "views").rglob("*.py"), root / "app.py"]
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}" for path in sources if path.name not in skipped
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if literal.search(line) and not line.lstrip().startswith("#") and not any(a in line for a in allowed)]
+    assert found == []

@@ -153,10 +153,10 @@ def test_kill_during_train_resumes_from_checkpoint(reference, tmp_path):
     assert not ckpt.exists()  # deleted once the adapter is saved
     # the Runs page's loss curve: each step once (the resume dropped what the killed process logged after its
     # checkpoint), the same losses as the uninterrupted run
-    from iwsi.contract import TRAIN_LOG
+    from iwsi.contract import RUN_FILE
     from iwsi.runs import read_train_log
 
-    steps = [json.loads(line)["step"] for line in (out / TRAIN_LOG).read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (out / RUN_FILE.train_log).read_text().splitlines()]
     assert steps == sorted(set(steps)) == read_train_log(reference)["step"].tolist()
     pd.testing.assert_series_equal(read_train_log(out)["loss"], read_train_log(reference)["loss"])
 

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.fixtures import make_run_dir
 from iwsi import runs
-from iwsi.contract import ANNOTATIONS, OWNER_FILE
+from iwsi.contract import OWNER_FILE, RUN_FILE
 from iwsi.rundir import RunDir
 from tests.pages import open_page
 
@@ -49,11 +49,11 @@ def test_annotations_change_neither_the_config_nor_the_fingerprints(two_runs):
 
 def test_a_damaged_annotations_file_reads_as_no_annotations(two_runs):
     run = two_runs[0]
-    (run / ANNOTATIONS).write_text('{"tags": "baseline", "note": 3, "archived": "yes"}')
+    (run / RUN_FILE.annotations).write_text('{"tags": "baseline", "note": 3, "archived": "yes"}')
     assert runs.read_annotations(run) == runs.Annotations()
-    (run / ANNOTATIONS).write_text('{"tags": ["ok", 3, "not ok"], "note": "n", "archived": true}')
+    (run / RUN_FILE.annotations).write_text('{"tags": ["ok", 3, "not ok"], "note": "n", "archived": true}')
     assert runs.read_annotations(run) == runs.Annotations(("ok",), "n", True)
-    (run / ANNOTATIONS).write_text("{torn")
+    (run / RUN_FILE.annotations).write_text("{torn")
     assert runs.read_annotations(run) == runs.Annotations()
 
 
@@ -63,7 +63,7 @@ def test_annotations_are_written_only_into_iwsi_run_folders(cache):
     (foreign / "notes.txt").write_text("a user's folder")
     with pytest.raises(runs.RunNameError, match="not an iwsi run folder"):
         runs.save_annotations(foreign, runs.Annotations(tags=("x",)))
-    assert not (foreign / ANNOTATIONS).exists()
+    assert not (foreign / RUN_FILE.annotations).exists()
     with pytest.raises(ValueError, match="keep it under"):
         runs.save_annotations(foreign, runs.Annotations(note="x" * (runs.NOTE_MAX + 1)))
 
@@ -177,7 +177,7 @@ def test_a_bad_tag_is_one_error_line_and_nothing_is_written(two_runs):
     _submit(at, "Save tags and note")
     assert not at.exception
     assert len(_errors(at)) == 1 and "'not fine' is not valid" in _errors(at)[0]
-    assert not (two_runs[1] / ANNOTATIONS).exists()
+    assert not (two_runs[1] / RUN_FILE.annotations).exists()
 
 
 def test_archive_hides_a_run_until_archived_runs_are_shown(two_runs):

@@ -15,7 +15,7 @@ import pytest
 from benchmarks.fixtures import make_run_dir
 from iwsi import runs
 from iwsi.config import PLACEMENT, ConfigError, RunConfig, load_config
-from iwsi.contract import STAGE_ARTEFACTS, TENSORBOARD, TRAIN_LOG, with_dependents
+from iwsi.contract import RUN_FILE, STAGE_ARTEFACTS, with_dependents
 from iwsi.rundir import RunDir
 from tests.pages import open_page
 
@@ -28,7 +28,7 @@ def _line(step: int, loss, lr=1e-4, epoch=None) -> str:
 # -- the reader ------------------------------------------------------------------------------------------
 def test_the_reader_keeps_one_row_per_step_and_skips_damage(tmp_path):
     assert runs.read_train_log(tmp_path).empty  # not trained yet
-    (tmp_path / TRAIN_LOG).write_text(
+    (tmp_path / RUN_FILE.train_log).write_text(
         _line(1, 2.0) + _line(2, 1.9) + "{torn" + "\n" + "[1, 2]\n" + _line(3, float("nan"))
         + json.dumps({"step": True, "loss": 1.0}) + "\n" + json.dumps({"step": 4, "loss": "x"}) + "\n"
         + _line(2, 1.8) + json.dumps({"step": 5, "loss": 1.5}) + "\n")
@@ -48,7 +48,7 @@ def _state(step: int, rank_zero: bool = True):
 def test_the_callback_appends_each_logged_step_and_restarts_cleanly(tmp_path):
     from iwsi.train import StepLog
 
-    path = tmp_path / TRAIN_LOG
+    path = tmp_path / RUN_FILE.train_log
     path.write_text(_line(1, 9.0) + _line(2, 9.0))  # a previous training of this run
     log = StepLog(path)
     log.on_train_begin(None, _state(0), None)  # from scratch: the old curve goes
@@ -67,7 +67,7 @@ def test_the_callback_appends_each_logged_step_and_restarts_cleanly(tmp_path):
 def test_a_resume_keeps_the_steps_up_to_its_checkpoint(tmp_path):
     from iwsi.train import StepLog
 
-    path = tmp_path / TRAIN_LOG
+    path = tmp_path / RUN_FILE.train_log
     path.write_text(_line(1, 2.0) + _line(2, 1.9) + _line(3, 1.8) + "{torn\n")  # killed after step 3
     StepLog(path).on_train_begin(None, _state(2), None)  # its last checkpoint is at step 2
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
@@ -75,12 +75,12 @@ def test_a_resume_keeps_the_steps_up_to_its_checkpoint(tmp_path):
 
 def test_a_redone_train_stage_clears_its_log_and_tensorboard_folder(tmp_path):
     run = make_run_dir(tmp_path / "r", num_questions=10, num_samples=2)
-    (run / TRAIN_LOG).write_text(_line(1, 2.0))
-    (run / TENSORBOARD).mkdir()
-    (run / TENSORBOARD / "events.out.tfevents.1").write_bytes(b"x")
-    assert {TRAIN_LOG, TENSORBOARD} <= set(STAGE_ARTEFACTS["train"])  # the contract's written_by drives it
+    (run / RUN_FILE.train_log).write_text(_line(1, 2.0))
+    (run / RUN_FILE.tensorboard).mkdir()
+    (run / RUN_FILE.tensorboard / "events.out.tfevents.1").write_bytes(b"x")
+    assert {RUN_FILE.train_log, RUN_FILE.tensorboard} <= set(STAGE_ARTEFACTS["train"])  # written_by drives it
     RunDir(run).clear_from(with_dependents(["train"]))
-    assert not (run / TRAIN_LOG).exists() and not (run / TENSORBOARD).exists()
+    assert not (run / RUN_FILE.train_log).exists() and not (run / RUN_FILE.tensorboard).exists()
 
 
 # -- report_to: a placement key ----------------------------------------------------------------------------------
@@ -145,11 +145,11 @@ def test_the_runs_page_draws_the_loss_while_training_and_after(cache):
         at = open_page("views/runs.py")
         assert _loss_chart(at) is None
         assert any("loss curve appears here with the first optimizer step" in c.value for c in at.caption)
-        (run / TRAIN_LOG).write_text("".join(_line(s, 3.0 - 0.1 * s) for s in range(1, 4)))
+        (run / RUN_FILE.train_log).write_text("".join(_line(s, 3.0 - 0.1 * s) for s in range(1, 4)))
         at.run()  # what the page's polling fragment does every POLL_S s
         assert not at.exception
         assert np.allclose(_points(_loss_chart(at), "loss"), [2.9, 2.8, 2.7])
-        with open(run / TRAIN_LOG, "a") as fh:
+        with open(run / RUN_FILE.train_log, "a") as fh:
             fh.write("".join(_line(s, 3.0 - 0.1 * s) for s in range(4, 8)))
         at.run()
         spec = _loss_chart(at)
@@ -178,7 +178,7 @@ def test_tensorboard_gets_the_loss_of_every_step_and_so_does_the_runs_page(tmp_p
     run.mkdir()
     metrics = train(model, tokenizer, examples, cfg, run / "adapter", run / "train_ckpt")
     assert metrics["global_step"] == 3 and not (run / "train_ckpt").exists()  # the checkpoints go, the events stay
-    events = list((run / TENSORBOARD).rglob("events.out.tfevents.*"))
+    events = list((run / RUN_FILE.tensorboard).rglob("events.out.tfevents.*"))
     assert events, list(run.rglob("*"))
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()

@@ -16,6 +16,7 @@ import streamlit as st
 
 from iwsi import charts, filtering
 from iwsi.config import DEFAULT_K
+from iwsi.contract import RUN_FILE
 from iwsi.export import run_method as export_run_method
 from iwsi.present import OUTCOMES, kept_mask
 from iwsi.runs import (
@@ -149,14 +150,14 @@ def cached_figure(builder, *args, **kwargs) -> go.Figure:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _samples_figure_spec(path: str, stamp: float, majority: bool, builder: str, args: tuple, kwargs: tuple) -> dict:
-    df = table(Path(path).parent, "samples.parquet", NUMERIC)
+    df = table(Path(path).parent, RUN_FILE.samples, NUMERIC)
     return getattr(charts, builder)(df[df["is_majority"]] if majority else df, *args, **dict(kwargs)).to_dict()
 
 
 def samples_figure(run: Path, majority: bool, builder, /, *args, **kwargs) -> go.Figure:
     """`builder(samples, *args, **kwargs)` over the run's samples (only the majority ones with `majority`), as
     cached_figure does, but keyed by the table's path and mtime rather than by hashing its 100k rows."""
-    path = run / "samples.parquet"
+    path = run / RUN_FILE.samples
     return charts.from_spec(_samples_figure_spec(str(path), mtime(path), majority, builder.__name__, args,
                                                  tuple(sorted(kwargs.items()))))
 
@@ -172,14 +173,14 @@ def kept_for_k(run: Path, k: float, method: str | None = None) -> tuple[np.ndarr
     """Mask of the samples the run's method (or `method`) keeps at k, and σ_k%. At the run's own k
     and method it is the run's `kept` column; moving k recomputes that method's cut."""
     own, threshold, run_k, seed = run_method(run)
-    path = run / "samples.parquet"
+    path = run / RUN_FILE.samples
     same = method in (None, own)
     return _kept(str(path), mtime(path), float(k), method or own, threshold if same else None, seed,
                  run_k if same else None)
 
 
 def metrics(run: Path) -> dict:
-    return read_json(run / "metrics.json") or {}
+    return read_json(run / RUN_FILE.metrics) or {}
 
 
 def sidebar() -> None:
@@ -247,7 +248,7 @@ def header(title: str, explanation: str, run_banner: bool = True) -> None:
     st.title(title)
     st.caption(explanation)
     run = selected_run()
-    if run_banner and run is not None and (run / "config.yaml").exists():
+    if run_banner and run is not None and (run / RUN_FILE.config).exists():
         method, _, run_k, _ = run_method(run)
         uses_k = filtering.METHODS[method].uses_k
         k_text = f"k = {run_k:g}" if uses_k and run_k is not None else "k not used"
@@ -263,10 +264,10 @@ def require_samples(scored: bool = True) -> tuple[Path, pd.DataFrame]:
     if run is None:
         st.info(EMPTY_HINT, icon=":material/info:")
         st.stop()
-    samples = table(run, "samples.parquet", NUMERIC)
+    samples = table(run, RUN_FILE.samples, NUMERIC)
     if samples is None:
         st.info(f"Run **{run.name}** has no `samples.parquet` yet: it is written by the "
-                f"**{WRITTEN_BY['samples.parquet']}** stages. Follow its progress on the Runs page.",
+                f"**{WRITTEN_BY[RUN_FILE.samples]}** stages. Follow its progress on the Runs page.",
                 icon=":material/hourglass_top:")
         st.stop()
     if scored and not set(NUMERIC) <= set(samples.columns):
@@ -285,7 +286,7 @@ def require_samples(scored: bool = True) -> tuple[Path, pd.DataFrame]:
 
 def missing(run: Path, name: str) -> None:
     st.info(f"`{name}` is missing in run **{run.name}**: it is written by the **{WRITTEN_BY.get(name, 'pipeline')}** "
-            f"stage{' (enable `embed=true`)' if name in ('umap.parquet', 'suggestions.parquet') else ''}.",
+            f"stage{' (enable `embed=true`)' if name in (RUN_FILE.umap, RUN_FILE.suggestions) else ''}.",
             icon=":material/info:")
 
 

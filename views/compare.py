@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts, compare
+from iwsi.contract import RUN_FILE
 from iwsi.filtering import METHODS
 from iwsi.present import side_by_side
 from iwsi.runs import list_run_names, read_config, runs_dir
@@ -52,8 +53,8 @@ else:
                "(empty: the run's config does not set it).")
 
 for run in (run_a, run_b):  # a damaged file: one message naming it and the fix (table stops the page)
-    table(run, "samples.parquet", ["question_id"])
-unscored = [n for n, r in ((name_a, run_a), (name_b, run_b)) if not has_columns(r / "samples.parquet", NUMERIC)]
+    table(run, RUN_FILE.samples, ["question_id"])
+unscored = [n for n, r in ((name_a, run_a), (name_b, run_b)) if not has_columns(r / RUN_FILE.samples, NUMERIC)]
 if unscored:
     st.info(f"No DS weights yet in {' and '.join(f'**{n}**' for n in unscored)} (`samples.parquet` is written and "
             "scored by the generate/vote/score stages): kept sets and weights cannot be compared yet.",
@@ -65,7 +66,7 @@ def own_kept(run) -> tuple[pd.DataFrame, pd.Series, str]:
     """The run's samples, the set it trained on (its method at its own k) and a label for it."""
     method, _, k, _ = run_method(run)
     k = k if k is not None else 100.0
-    samples = table(run, "samples.parquet", NUMERIC + ["rationale"], shared=True)
+    samples = table(run, RUN_FILE.samples, NUMERIC + ["rationale"], shared=True)
     mask, _ = kept_for_k(run, k)
     k_text = f"k = {k:g}" if METHODS[method].uses_k else "no k"
     return samples, mask, f"{METHODS[method].label}, {k_text}"
@@ -103,7 +104,7 @@ if o["shared"] == o["candidates_a"] == o["candidates_b"]:
     st.caption("Both runs have the same candidates, so the same DS weights: only their kept sets differ.")
 
 st.subheader("Test accuracy")
-ev_a, ev_b = (table(run, "eval.parquet", stop_if_broken=False) for run in (run_a, run_b))
+ev_a, ev_b = (table(run, RUN_FILE.eval, stop_if_broken=False) for run in (run_a, run_b))
 acc = compare.paired_accuracy(ev_a, ev_b)
 if acc["n"] == 0:
     st.info("No test question evaluated by both trained models (`eval.parquet` is written by the **evaluate** "

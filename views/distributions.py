@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.contract import RUN_FILE
 from iwsi.present import umap_sample_rows
 from views._shared import (
     TEXT,
@@ -27,9 +28,9 @@ run, samples = require_samples()
 k = selected_k()
 mask, sigma = kept_for_k(run, k)
 
-valid = table(run, "valid.parquet", ["loss"])
+valid = table(run, RUN_FILE.valid, ["loss"])
 if valid is None:
-    missing(run, "valid.parquet")
+    missing(run, RUN_FILE.valid)
 valid_loss = valid["loss"].to_numpy(float) if valid is not None else np.array([])
 loss = samples["loss"].to_numpy(float)
 st.plotly_chart(cached_figure(charts.loss_densities, valid_loss, loss, loss[mask], k=k), key="loss")
@@ -48,12 +49,12 @@ def sample_rows(umap_path: str, umap_stamp: float, samples_path: str, samples_st
 
 
 st.subheader("UMAP of valid vs self-generated samples")
-umap = table(run, "umap.parquet", ["source", "question_id", "sample_id", "x", "y"])
+umap = table(run, RUN_FILE.umap, ["source", "question_id", "sample_id", "x", "y"])
 if umap is None:
-    missing(run, "umap.parquet")
+    missing(run, RUN_FILE.umap)
     st.stop()
-rows = sample_rows(str(run / "umap.parquet"), mtime(run / "umap.parquet"),
-                   str(run / "samples.parquet"), mtime(run / "samples.parquet"))
+rows = sample_rows(str(run / RUN_FILE.umap), mtime(run / RUN_FILE.umap),
+                   str(run / RUN_FILE.samples), mtime(run / RUN_FILE.samples))
 kept = np.where(rows >= 0, mask[np.clip(rows, 0, None)], False)
 majority = np.where(rows >= 0, samples["is_majority"].to_numpy(bool)[np.clip(rows, 0, None)], False)
 c1, c2 = st.columns(2)  # the colour choices need a half row to be read whole
@@ -96,7 +97,7 @@ if not picked:
     st.caption("Select points with the box or lasso tool to list their rationales here.")
     st.stop()
 sel = rows[np.array(picked)]
-texts = table(run, "samples.parquet", TEXT, shared=True)
+texts = table(run, RUN_FILE.samples, TEXT, shared=True)
 chosen = texts.iloc[sel[sel >= 0]].assign(ds_weight=samples["ds_weight"].to_numpy()[sel[sel >= 0]],
                                           kept=mask[sel[sel >= 0]])
 c1, c2 = st.columns([3, 1])

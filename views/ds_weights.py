@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.contract import RUN_FILE
 from iwsi.dsweight import CENTERS, dv_stability, valid_center
 from iwsi.export import build_manifest, kept_frame, to_sft_jsonl
 from iwsi.filtering import METHODS
@@ -53,7 +54,7 @@ if method != "iwsi":
 
 config = read_config(run)
 center = config.get("valid_center") if config.get("valid_center") in CENTERS else "mean"  # an odd value: the paper's
-valid = table(run, "valid.parquet", ["loss"])
+valid = table(run, RUN_FILE.valid, ["loss"])
 if valid is not None and len(valid):
     st.caption(f"L̄_v = **{center}** of the {len(valid)} D_v losses = {valid_center(valid['loss'], center):.4f} "
                f"(config `valid_center`; the paper uses the mean).")
@@ -62,12 +63,12 @@ if valid is not None and len(valid):
 @st.cache_data(max_entries=32, show_spinner=False)
 def stability(path: str, stamp: float, samples_stamp: float, k: float, center: str) -> dict | None:
     """IWSI's kept set at k under DRAWS other D_v of the run's size drawn from the scored valid pool."""
-    pool = table(run, "valid_pool.parquet", ["loss", "in_dv"])
+    pool = table(run, RUN_FILE.valid_pool, ["loss", "in_dv"])
     return None if pool is None else dv_stability(samples, pool, k, center, DRAWS, seed=0)
 
 
-pool_path = run / "valid_pool.parquet"
-readout = stability(str(pool_path), mtime(pool_path), mtime(run / "samples.parquet"), float(k), center)
+pool_path = run / RUN_FILE.valid_pool
+readout = stability(str(pool_path), mtime(pool_path), mtime(run / RUN_FILE.samples), float(k), center)
 st.subheader("Stability under other draws of D_v")
 if readout is None:
     st.caption("No valid pool in this run (`valid_pool` = 0, a dataset without further human rationales, or a run "
@@ -120,7 +121,7 @@ def export_files(k: float) -> tuple[str, str]:
     """JSONL + manifest for the kept set; built only when a download button is clicked.
 
     Runs on a download thread without a script context, so it reads the file directly (no st caches)."""
-    texts = pd.read_parquet(run / "samples.parquet")
+    texts = pd.read_parquet(run / RUN_FILE.samples)
     own, threshold, _, seed = run_method(run)
     kept, s = kept_frame(texts, k, own, threshold, seed)
     manifest = build_manifest(texts, kept, k, s, read_config(run), own)

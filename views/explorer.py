@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from iwsi.contract import RUN_FILE
 from iwsi.filtering import METHODS
 from iwsi.runs import LABELS, finite, read_config, read_labels
 from views._shared import (
@@ -32,7 +33,7 @@ if not scored:
             icon=":material/hourglass_top:")
     samples = samples.assign(loss=np.nan, ds_weight=np.nan)
 mask = kept_for_k(run, selected_k())[0] if scored else np.zeros(len(samples), dtype=bool)
-texts = table(run, "samples.parquet", TEXT + ["majority_answer", "agreement", "tied"], shared=True)
+texts = table(run, RUN_FILE.samples, TEXT + ["majority_answer", "agreement", "tied"], shared=True)
 min_agreement = finite(read_config(run).get("min_agreement")) or 0.0
 labels = read_labels(run)
 

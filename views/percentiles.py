@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from iwsi import charts
+from iwsi.contract import RUN_FILE
 from iwsi.runs import list_run_names, read_config, runs_dir
 from views._shared import (
     EMPTY_HINT,
@@ -23,7 +24,7 @@ header("Percentiles", "σ_k%, the k-th percentile of the majority DS weights, ag
                       "datasets overlaid (paper Fig. 3). Below: test accuracy against k from an ablation (Fig. 2).")
 
 every = list_run_names()
-names = [n for n in every if has_columns(runs_dir() / n / "samples.parquet", NUMERIC)]
+names = [n for n in every if has_columns(runs_dir() / n / RUN_FILE.samples, NUMERIC)]
 if not names:  # runs there, none scored yet: the demo button is not the way on
     st.info(NOT_SCORED_HINT if every else EMPTY_HINT, icon=":material/info:")
     st.stop()
@@ -42,7 +43,7 @@ chosen = st.multiselect("Runs", names, default=default, help="pick runs of diffe
 
 parts = []
 for name in chosen:
-    samples = table(runs_dir() / name, "samples.parquet", NUMERIC, stop_if_broken=False)
+    samples = table(runs_dir() / name, RUN_FILE.samples, NUMERIC, stop_if_broken=False)
     if samples is None:
         continue
     parts.append(charts.percentile_table(samples).assign(label=f"{dataset_of(name)} · {name}"))

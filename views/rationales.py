@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from iwsi.contract import RUN_FILE
 from iwsi.runs import LABELS, label_sources, read_labels, save_labels
 from views._shared import (
     SHIFT_KEYS,
@@ -23,7 +24,7 @@ header("Rationales", "For one question, its highest- and lowest-DSE rationales s
                      "from transparent heuristics, your labels are saved to labels.parquet in the run.")
 run, samples = require_samples()
 mask, _ = kept_for_k(run, selected_k())
-texts = table(run, "samples.parquet", TEXT, shared=True)
+texts = table(run, RUN_FILE.samples, TEXT, shared=True)
 
 
 def shown(value) -> str:
@@ -45,7 +46,7 @@ def questions(path: str, stamp: float) -> pd.DataFrame:
     return out.assign(spread=out["max_ds"] - out["min_ds"]).reset_index()
 
 
-q = questions(str(run / "samples.parquet"), mtime(run / "samples.parquet"))
+q = questions(str(run / RUN_FILE.samples), mtime(run / RUN_FILE.samples))
 c1, c2 = st.columns([3, 2])
 needle = c1.text_input("Search questions", placeholder="words in the question or its id")
 order = c2.selectbox("Sort by", ["highest DS weight in D_c", "largest DS spread in D_c", "question id"])
@@ -80,9 +81,9 @@ pos = (texts["question_id"] == qid).to_numpy().nonzero()[0]
 one = texts.iloc[pos].assign(ds_weight=samples["ds_weight"].to_numpy()[pos], loss=samples["loss"].to_numpy()[pos],
                              is_correct=samples["is_correct"].to_numpy()[pos], kept=mask[pos],
                              majority=samples["is_majority"].to_numpy()[pos])
-sugg = table(run, "suggestions.parquet")
+sugg = table(run, RUN_FILE.suggestions)
 if sugg is None:
-    missing(run, "suggestions.parquet")
+    missing(run, RUN_FILE.suggestions)
     sugg = pd.DataFrame(columns=["question_id", "sample_id", "suggested_label", "reason"])
 one = one.merge(sugg[sugg["question_id"] == qid], on=["question_id", "sample_id"], how="left")
 saved = read_labels(run)

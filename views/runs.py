@@ -17,6 +17,7 @@ import streamlit as st
 from iwsi import charts
 from iwsi.compare import paired_accuracy
 from iwsi.config import DEFAULT_K
+from iwsi.contract import RUN_FILE
 from iwsi.filtering import METHODS
 from iwsi.present import run_bundle, side_by_side
 from iwsi.runs import (
@@ -188,7 +189,7 @@ def readout(run: Path) -> None:
 
 def accuracy_change(run) -> str | None:
     """Trained − base accuracy with its n and paired 95 % interval: one question of 40 is not a finding."""
-    ev = table(run, "eval.parquet", stop_if_broken=False)
+    ev = table(run, RUN_FILE.eval, stop_if_broken=False)
     if ev is None or not {"base", "trained"} <= set(ev["model"]):
         return None
     r = paired_accuracy(ev, ev, "trained", "base")
@@ -293,7 +294,7 @@ def controls(run: Path, state: dict) -> None:
             (st.error if state["state"] == "failed" else st.warning)(md_text(state["error"]))
         if st.button("Resume", icon=":material/replay:", help="rerun with the run's own config.yaml: finished "
                      "stages and chunks are kept"):
-            start(run.name, None, [], config=run / "config.yaml")
+            start(run.name, None, [], config=run / RUN_FILE.config)
         log = log_tail(run)
         if log or state["state"] == "failed":
             st.code(log or "(log.txt is empty)", language="text")
@@ -382,7 +383,7 @@ if run is not None:
         notes_form(run)
         archive_and_delete(run)
     # outside the polled fragment: a download offered anew every POLL_S s could be clicked as it is replaced
-    if has_columns(run / "samples.parquet", NUMERIC):
+    if has_columns(run / RUN_FILE.samples, NUMERIC):
         k = selected_k()
         # built only on click (on the download thread: it reads the files itself, no st caches)
         st.download_button(f"Figures & tables for the paper (zip, k = {k:g})", lambda: run_bundle(run, k),
@@ -390,7 +391,7 @@ if run is not None:
                            icon=":material/download:", help=f"every chart of the run's pages and its summary table, "
                            f"all at the sidebar's k = {k:g} (iwsi-{run.name}-k{k:g}-ds_weights.pdf, …; SVG and PDF, "
                            "Markdown and LaTeX); the accuracy is the model the run trained")
-    ev = table(run, "eval.parquet", stop_if_broken=False)
+    ev = table(run, RUN_FILE.eval, stop_if_broken=False)
     if ev is not None and {"model", "question_id", "is_correct"} <= set(ev.columns) and \
             {"base", "trained"} <= set(ev["model"]):
         st.subheader("Base vs trained, per test question")

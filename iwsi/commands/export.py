@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from iwsi.commands import add_debug
+from iwsi.contract import RUN_FILE
 from iwsi.filtering import METHODS
 
 HELP = "export the kept set as SFT JSONL"
@@ -34,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
         run_dir, out = user_path("RUN_DIR", args.run_dir), Path(user_path("--out", args.out))
     except ConfigError as err:
         return _refuse(str(err))
-    samples = Path(run_dir) / "samples.parquet"
+    samples = Path(run_dir) / RUN_FILE.samples
     if not samples.is_file():  # a FIFO would block the reader
         return _refuse(f"{samples} {'is not a regular file' if samples.exists() else 'not found'}: run the "
                        f"pipeline first (iwsi run --out {run_dir})")
