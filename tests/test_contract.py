@@ -71,3 +71,11 @@ def test_no_module_types_a_run_file_name():
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if literal.search(line) and not line.lstrip().startswith("#") and not any(a in line for a in allowed)]
     assert found == []
+
+
+def test_every_stage_table_has_exactly_the_stages():
+    from iwsi import pipeline
+
+    for table in (contract.STAGE_INPUTS, contract.STAGE_OUTPUTS, contract.STAGE_REQUIRED, contract.STAGE_ARTEFACTS,
+                  pipeline.STAGE_KEYS, pipeline.STAGE_FUNCS):
+        assert set(table) == set(contract.STAGES)
