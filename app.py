@@ -37,6 +37,7 @@ PAGES = [
     st.Page("views/distributions.py", title="Distributions & embeddings", icon=":material/scatter_plot:"),
     st.Page("views/rationales.py", title="Rationales", icon=":material/notes:"),
     st.Page("views/explorer.py", title="Samples explorer", icon=":material/manage_search:"),
+    st.Page("views/queue.py", title="Label queue", icon=":material/label:"),
     st.Page("views/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
     st.Page("views/ablations.py", title="Ablations", icon=":material/table_chart:"),
     st.Page("views/probe.py", title="Probe", icon=":material/biotech:"),

@@ -22,12 +22,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["runs", "ds_weights", "percentiles", "correctness", "distributions", "rationales", "explorer", "ablations"]
+PAGES = ["runs", "ds_weights", "percentiles", "correctness", "distributions", "rationales", "explorer", "queue",
+         "ablations"]
 TITLES = {"runs": "Runs", "ds_weights": "DS weights", "percentiles": "Percentiles", "correctness": "Correctness vs DSE",
           "distributions": "Distributions & embeddings", "rationales": "Rationales", "explorer": "Samples explorer",
-          "ablations": "Ablations"}
+          "queue": "Label queue", "ablations": "Ablations"}
+# plotly charts each page draws: a page counts as rendered when all are drawn
 CHARTS = {"runs": 0, "ds_weights": 1, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
-          "explorer": 0, "ablations": 2}  # plotly charts each page draws: a page counts as rendered when all are drawn
+          "explorer": 0, "queue": 0, "ablations": 2}
 
 
 # In-page timing of one k step (injected before the key press; read back from window.__t): ms after the press when

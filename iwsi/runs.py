@@ -645,6 +645,38 @@ def label_sources(edited, shown_rows, qid: str):
         ["question_id", "sample_id", "label", "source"]]
 
 
+# -- a labelling queue across questions, and the label export (the Label queue page) -----------------------
+# Each queue: (description, column it ranks by, highest first, D_c only).
+QUEUES = {"highest w_DS in D_c": ("ds_weight", False, True), "lowest w_DS in D_c": ("ds_weight", True, True),
+          "highest loss in D_c": ("loss", False, True), "every sample, highest w_DS first": ("ds_weight", False, False)}
+EXPORT_COLUMNS = [*LABEL_COLUMNS, "question", "rationale", "answer", "gold", "is_correct", "is_majority",
+                  "ds_weight", "loss"]
+
+
+def label_queue(samples, labels, queue: str, size: int, skip_labelled: bool = True):
+    """The (question_id, sample_id) rows to label next, across questions: the `size` first samples of the
+    ranking `queue` (QUEUES), without those a person already labelled when `skip_labelled` (a suggestion left
+    as it is does not count as labelled). Ties keep the samples' order; missing values rank last."""
+    if queue not in QUEUES:
+        raise ValueError(f"queue {queue!r} is not known: choose one of {', '.join(QUEUES)}")
+    column, ascending, majority_only = QUEUES[queue]
+    pool = samples[samples["is_majority"].astype(bool)] if majority_only else samples
+    if skip_labelled:
+        human = labels[labels["source"].eq("human")]
+        done = set(zip(human["question_id"], human["sample_id"]))
+        pool = pool[[key not in done for key in zip(pool["question_id"], pool["sample_id"])]]
+    ranked = pool.sort_values(column, ascending=ascending, kind="stable", na_position="last")
+    return ranked[["question_id", "sample_id"]].head(max(int(size), 0)).reset_index(drop=True)
+
+
+def labels_export(samples, labels):
+    """Every saved label with its source (human / suggested / unknown) and the sample it labels: what a
+    labelling export (CSV or JSONL) holds, one row per labelled sample."""
+    keys = ["question_id", "sample_id"]
+    extra = [c for c in EXPORT_COLUMNS if c not in LABEL_COLUMNS and c in samples]
+    return labels.merge(samples[keys + extra], on=keys, how="left").reindex(columns=EXPORT_COLUMNS)
+
+
 # -- tags, note, archive and deletion (the Runs page) -------------------------------------------------------
 TAG_RE = re.compile(r"[\w.+-]{1,40}")  # \w: letters and digits of any script, and _
 NOTE_MAX = 2000  # characters: a note, not a document

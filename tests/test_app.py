@@ -13,7 +13,7 @@ from tests.pages import open_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/ablations.py",
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/queue.py", "views/ablations.py",
          "views/compare.py"]
 CHARTS = {"views/ds_weights.py": 1, "views/percentiles.py": 2, "views/correctness.py": 2,
           "views/distributions.py": 2, "views/ablations.py": 2, "views/compare.py": 1}

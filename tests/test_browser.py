@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # url path → number of plotly charts it draws (fixture runs)
 PAGES = {"": 0, "ds_weights": 1, "percentiles": 2, "correctness": 2, "distributions": 2, "rationales": 0,
-         "explorer": 0, "compare": 1, "ablations": 2, "probe": 6}
+         "explorer": 0, "queue": 0, "compare": 1, "ablations": 2, "probe": 6}
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                 "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                 "--window-size=1400,1000"]

@@ -18,7 +18,7 @@ from iwsi.probe import make_probe_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/compare.py",
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/queue.py", "views/compare.py",
          "views/ablations.py", "views/probe.py"]
 LINKS = {"superscript-two": "²", "5000-digits": "9" * 5000, "negative": "-3", "exponent": "1e9", "zero": "0"}
 

@@ -20,7 +20,7 @@ from tests.pages import open_page
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["views/runs.py", "views/ds_weights.py", "views/percentiles.py", "views/correctness.py",
-         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/compare.py",
+         "views/distributions.py", "views/rationales.py", "views/explorer.py", "views/queue.py", "views/compare.py",
          "views/ablations.py", "views/probe.py"]
 # Elements whose text is never parsed as markdown (plotly draws its own text; tables and st.text are literal).
 LITERAL = {"text", "code", "arrow_data_frame", "plotly_chart", "exception"}

@@ -54,6 +54,9 @@ if (!window.iwsiShiftKeys) {
   });
 }
 </script>"""
+# The labelling buttons of Rationales and Label queue: label → (button text, key), one per label of runs.LABELS.
+LABEL_KEYS = {"redundant": ("Redundant", "1"), "jumping": ("Jumping", "2"), "spurious": ("Spurious", "3"),
+              "none": ("None of these", "4")}
 EMPTY_HINT = "No runs yet — click **Run embedded demo** on the Runs page or run `make run`."
 NOT_SCORED_HINT = ("No run has DS weights yet: the **score** stage writes them into `samples.parquet`. Follow the "
                    "runs' progress on the Runs page.")

@@ -7,6 +7,7 @@ import streamlit as st
 from iwsi.contract import RUN_FILE
 from iwsi.runs import LABELS, label_sources, read_labels, save_labels
 from views._shared import (
+    LABEL_KEYS,
     SHIFT_KEYS,
     TEXT,
     header,
@@ -124,8 +125,6 @@ else:
     card(right, f"Lowest DSE{where}", pool.iloc[-1])
 
 st.subheader("Label by keyboard")
-KEYS = {"redundant": ("Redundant", "1"), "jumping": ("Jumping", "2"), "spurious": ("Spurious", "3"),
-        "none": ("None of these", "4")}  # label → button, key
 
 
 def move(step: int, at: str, n: int) -> None:
@@ -165,7 +164,7 @@ args = (qid, focus["sample_id"])
 with st.container(horizontal=True):  # buttons as wide as their label and key hint, wrapped when narrow
     st.button("Previous", shortcut="P", on_click=move, args=(-1, qid, len(one)), icon=":material/arrow_back:")
     st.button("Next", shortcut="N", on_click=move, args=(1, qid, len(one)), icon=":material/arrow_forward:")
-    for name, (text, key) in KEYS.items():
+    for name, (text, key) in LABEL_KEYS.items():
         st.button(text, shortcut=key, on_click=set_label, args=(*args, name, len(one)))
     st.button("Clear", shortcut="0", on_click=set_label, args=(*args, None, len(one)), icon=":material/backspace:")
 st.html(SHIFT_KEYS, unsafe_allow_javascript=True)
