@@ -74,10 +74,15 @@ def list_ablations() -> list[str]:
     return [p.name for p in sorted(found, key=lambda p: _stat_mtime(p / "results.parquet"), reverse=True)]
 
 
-def run_path(name: str) -> Path:
-    """Validated path of run `name`: plain name, resolved inside cache/runs (no `..`, no links out)."""
+def check_run_name(name: str) -> None:
+    """A run name is a plain folder name (the rule of every page and command that takes one)."""
     if not NAME_RE.fullmatch(name or "") or name in (".", ".."):
         raise RunNameError(f"run name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
+
+
+def run_path(name: str) -> Path:
+    """Validated path of run `name`: plain name, resolved inside cache/runs (no `..`, no links out)."""
+    check_run_name(name)
     root = runs_dir().resolve()
     path = (root / name).resolve()
     if path.parent != root:
@@ -744,8 +749,7 @@ def delete_run(name: str, confirm: str) -> Path:
     Links inside the folder are removed, never followed (shutil.rmtree)."""
     if confirm != name:
         raise RunNameError(f"type the run's name ({name!r}) to confirm its deletion")
-    if not NAME_RE.fullmatch(name or "") or name in (".", ".."):
-        raise RunNameError(f"run name {name!r} is not valid: use 1-80 letters, digits, '.', '_' or '-'")
+    check_run_name(name)
     root = runs_dir().resolve()
     path = root / name
     if path.is_symlink() or not path.is_dir():
