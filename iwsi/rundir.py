@@ -376,12 +376,11 @@ class RunDir:
                                                "started": old.get("started", now_iso()), "updated": now_iso()})
 
     def progress(self, stage: str, done: int, total: int, elapsed: float) -> None:
-        line = json.dumps({"stage": stage, "done": done, "total": total, "elapsed": round(elapsed, 2),
-                           "time": now_iso()})
-        _append(self.path / APPENDED[0], line + "\n")
+        append_record(self.path / RUN_FILE.progress, {"stage": stage, "done": done, "total": total,
+                                                      "elapsed": round(elapsed, 2), "time": now_iso()})
 
     def log(self, message: str) -> None:
-        _append(self.path / APPENDED[1], f"{now_iso()} {message}\n")
+        _append(self.path / RUN_FILE.log, f"{now_iso()} {message}\n")
 
     # -- lock ------------------------------------------------------------------------------------
     @contextmanager
