@@ -45,7 +45,13 @@ def embedded_dir() -> Path:
         except OSError as err:
             raise ModelError(f"the embedded model cannot be converted into {out.parent} ({err.strerror}): point "
                              "IWSI_CACHE at a folder iwsi may write to") from None
-        _convert_gguf(embedded_gguf(), out)
+        from filelock import FileLock
+
+        # Two processes starting together on a fresh cache (the dashboard and a CLI run, or pytest-xdist's
+        # workers) would otherwise both write the same .tmp folder; the second one waits, then finds the copy.
+        with FileLock(out.with_name(out.name + ".lock")):
+            if not (out / "model.safetensors").exists():
+                _convert_gguf(embedded_gguf(), out)
     return out
 
 
@@ -61,12 +67,11 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     fresh = AutoModelForCausalLM.from_config(config)
     fresh.load_state_dict(src.state_dict())
     tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a conversion killed half-way left it
     fresh.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    if out.exists():  # another process finished first
-        shutil.rmtree(tmp)
-    else:
-        tmp.rename(out)
+    shutil.rmtree(out, ignore_errors=True)  # a folder without model.safetensors: an older, broken copy
+    tmp.rename(out)
 
 
 def resolve_model_path(name: str) -> str:

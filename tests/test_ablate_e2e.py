@@ -60,7 +60,10 @@ def test_selection_rules_hold_in_cells(ablation):
     iw = pd.read_parquet(cells / "iwsi-k50-s0" / "samples.parquet")
     maj = iw[iw.is_majority]
     assert iw["kept"].sum() == max(1, int(len(maj) * 0.5 + 0.5))
-    assert maj.loc[maj.kept, "ds_weight"].max() <= maj.loc[~maj.kept, "ds_weight"].min()
+    dropped = maj.loc[~maj.kept, "ds_weight"]
+    # the tiny run's D_c can be one sample (kept whole, nothing to compare): bf16 sampling varies with the
+    # thread count, and the cut itself is tested exactly on hand-made tables (tests/test_filtering.py)
+    assert dropped.empty or maj.loc[maj.kept, "ds_weight"].max() <= dropped.min()
     lm = pd.read_parquet(cells / "lmsi-k100-s0" / "samples.parquet")
     assert lm["kept"].equals(lm["is_majority"])
     w = pd.read_parquet(cells / "iwsi-w-k100-s0" / "samples.parquet")
