@@ -47,19 +47,14 @@ app: $(STAMP)  ## install, then start the dashboard on http://127.0.0.1:8501
 	$(PY) app.py --server.address 127.0.0.1
 
 # --durations: CI's log then names the slowest tests, the ones to trim when the run nears 30 minutes.
-# XDIST: one pytest-xdist worker per core, each test file on one worker (its module fixtures, the end-to-end
-# runs, are made once), one torch thread per worker so the workers do not fight over the cores
-# (docs/benchmarks.md, "Test suite"). XDIST= runs the suite in one process.
-XDIST ?= -n auto --dist loadfile
-PYTEST = $(if $(XDIST),OMP_NUM_THREADS=1 )$(PY) -m pytest $(XDIST)
 test: $(STAMP)  ## install, lint (ruff), run the whole test suite (+ the vllm/ray tests in .venv-vllm after `make vllm`)
 	$(VENV)/bin/ruff check .
-	$(PYTEST) -q --durations=15
+	$(PY) -m pytest -q --durations=15
 	if [ -f $(VSTAMP) ]; then $(VPY) -m pytest -q --durations=8 -m "vllm or ray"; fi
 
 test-fast: $(STAMP)  ## lint, then the tests without the model runs and the browser
 	$(VENV)/bin/ruff check .
-	$(PYTEST) -q -m "not slow and not browser"
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 run: $(STAMP)  ## the default (embedded demo) pipeline run, headless
 	$(VENV)/bin/iwsi run

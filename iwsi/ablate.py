@@ -168,7 +168,7 @@ def reuse_shared(source: Path, out: Path, datasets: list[str], seeds: list[int])
         for seed in seeds:
             src, dst = shared_path(source, dataset, seed), shared_path(out, dataset, seed)
             if src.is_dir() and not dst.exists():
-                shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns("lock"))
+                shutil.copytree(src, dst, copy_function=link, ignore=shutil.ignore_patterns(RUN_FILE.lock))
                 made.append(dst)
     return made
 

@@ -27,6 +27,7 @@ class RunFileNames:
     owner: str = OWNER_FILE
     config: str = "config.yaml"
     status: str = "status.json"
+    lock: str = "lock"
     progress: str = "progress.jsonl"
     log: str = "log.txt"
     launch: str = "launch.json"
@@ -91,6 +92,8 @@ FILES = (
     File(RUN_FILE.config, ("pipeline",), "the resolved `RunConfig` (flat keys)", finished=False),
     File(RUN_FILE.status, ("pipeline",), "`state` (running/done/failed/cancelled), `pid`, `stage`, `error`, `started`, "
          "`updated`", finished=False),
+    File(RUN_FILE.lock, ("pipeline",), "empty: the command using the folder holds an OS lock on it (filelock), so "
+         "one process at a time writes the run", finished=False),
     File(RUN_FILE.progress, ("pipeline",), "one object per line: `stage, done, total, elapsed, time` (appended)",
          finished=False),
     File(RUN_FILE.log, ("pipeline",), "human log: stage starts/ends, notes, tracebacks", finished=False),

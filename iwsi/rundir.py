@@ -63,7 +63,7 @@ LEGACY = {"run": (RUN_FILE.config, RUN_FILE.status, RUN_FILE.stages), "ablation"
 # write: appends and the lock follow links, a linked folder would take iwsi's writes elsewhere, and a
 # FIFO blocks its reader.
 RUN_FOLDERS = (RUN_FILE.stages, RUN_FILE.chunks, RUN_FILE.adapter)
-RUN_NAMES = tuple(f.name for f in FILES if "/" not in f.name) + ("lock",) + RUN_FOLDERS
+RUN_NAMES = tuple(f.name for f in FILES if "/" not in f.name) + RUN_FOLDERS
 
 
 def owner(path: Path) -> str | None:
@@ -390,7 +390,7 @@ class RunDir:
         lock file for the "in use by process N" message."""
         from filelock import FileLock, Timeout
 
-        path = self.path / "lock"
+        path = self.path / RUN_FILE.lock
         lock = FileLock(path)
         try:
             lock.acquire(timeout=0)
@@ -458,6 +458,30 @@ def _link(src: Path, dst: Path) -> None:
 def append_record(path: Path, record: dict) -> None:
     """`record` as one JSON line at the end of `path` (progress.jsonl's format: a reader skips a torn line)."""
     _append(path, json.dumps(record) + "\n")
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records append_record wrote to `path`, in order: a torn line (one being appended right now) or a
+    line that is JSON but not a record (a damaged file) is skipped; none when the file cannot be read."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def record_step(record: dict) -> int | None:
+    """A train_log.jsonl record's optimizer step: a non-negative int, else None (a foreign or damaged line)."""
+    step = record.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
 
 
 def _append(path: Path, text: str) -> None:

@@ -10,7 +10,6 @@ The cache directory is `$IWSI_CACHE` or `<repo>/cache`, read at call time so tes
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -168,7 +167,7 @@ def _holds_lock(run: Path, pid: int) -> bool:
     """`pid` holds the run's lock (iwsi/rundir.py: RunDir.lock): the lock file names it and the lock is held.
     The OS frees the lock when its holder dies, so a pid left behind by a killed run (and perhaps reused by
     another process since) never passes."""
-    path = run / "lock"
+    path = run / RUN_FILE.lock
     try:
         if int(path.read_text().strip()) != pid:
             return False
@@ -306,17 +305,7 @@ def progress_history(run: Path) -> dict[str, list[dict]]:
     elapsed = 0: a resumed or redone stage starts a new one), bars in the order they first appeared; `stage` a
     string and `done`, `total`, `elapsed` non-negative numbers (0 where a damaged line holds something else)."""
     bars: dict[str, list[dict]] = {}
-    try:
-        lines = (run / RUN_FILE.progress).read_text().splitlines()
-    except OSError:
-        return bars
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line being appended right now
-        if not isinstance(rec, dict):  # JSON, but not a record (a damaged file): skipped like a torn line
-            continue
+    for rec in rundir.read_records(run / RUN_FILE.progress):
         done, total, elapsed = (max(finite(rec.get(key)) or 0.0, 0.0) for key in ("done", "total", "elapsed"))
         stage = str(rec.get("stage", "?"))
         rec = {**rec, "stage": stage, "done": int(done), "total": int(total), "elapsed": elapsed}
@@ -335,19 +324,10 @@ def read_train_log(run: Path):
     a torn or damaged line is skipped, a missing value is NaN. Empty before training has logged a step."""
     import pandas as pd
 
-    try:
-        lines = (run / RUN_FILE.train_log).read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
-        lines = []
     rows = {}
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue  # a line being appended right now
-        step = rec.get("step") if isinstance(rec, dict) else None
-        loss = finite(rec.get("loss")) if isinstance(rec, dict) else None
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0 or loss is None:
+    for rec in rundir.read_records(run / RUN_FILE.train_log):
+        step, loss = rundir.record_step(rec), finite(rec.get("loss"))
+        if step is None or loss is None:
             continue
         rows[step] = {"step": step, "loss": loss, "learning_rate": finite(rec.get("learning_rate")),
                       "epoch": finite(rec.get("epoch")), "time": _text(rec.get("time"))}
@@ -760,8 +740,9 @@ def delete_run(name: str, confirm: str) -> Path:
     if rundir.owner(path) != "run" or not _regular(path / OWNER_FILE):
         raise RunNameError(f"{path} has no {OWNER_FILE} of a run: iwsi did not create it, so it is not deleted "
                            "(remove it by hand if you mean to)")
-    if not _regular(path / "lock") and os.path.lexists(path / "lock"):
-        raise RunNameError(f"{path / 'lock'} is not a regular file: not deleted (remove it by hand if you mean to)")
+    lock = path / RUN_FILE.lock
+    if not _regular(lock) and os.path.lexists(lock):
+        raise RunNameError(f"{lock} is not a regular file: not deleted (remove it by hand if you mean to)")
     if run_state(path).get("state") == "running":
         raise RunNameError(f"run {name!r} is running: cancel it first")
     try:

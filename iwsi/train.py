@@ -20,7 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from iwsi.contract import RUN_FILE
 from iwsi.models import default_dtype
 from iwsi.prompts import format_rationale_target, question_suffix
-from iwsi.rundir import append_record, atomic_write_text, now_iso
+from iwsi.rundir import append_record, atomic_write_text, now_iso, read_records, record_step
 
 LORA_TARGETS = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -102,24 +102,14 @@ class StepLog(TrainerCallback):
 
 
 def keep_steps(path: Path, last: int) -> None:
-    """Keep the lines of `path` up to step `last` (all gone at 0); a torn or foreign line goes too."""
+    """Keep the records of `path` up to step `last` (all gone at 0); a torn or foreign line goes too."""
     if last <= 0:
         path.unlink(missing_ok=True)
         return
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:  # not written yet
+    if not path.exists():  # not written yet
         return
-    kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= last]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
-
-
-def _step_of(line: str) -> int | None:
-    try:
-        step = json.loads(line).get("step")
-    except (ValueError, AttributeError):
-        return None
-    return step if isinstance(step, int) and not isinstance(step, bool) else None
+    kept = [rec for rec in read_records(path) if record_step(rec) is not None and record_step(rec) <= last]
+    atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in kept))
 
 
 class NaNGuard(TrainerCallback):

@@ -25,6 +25,7 @@ from iwsi.runs import (
     PRESETS,
     STAGES,
     STARTING,
+    Annotations,
     RunNameError,
     bar_stage,
     base_accuracy,
@@ -313,10 +314,9 @@ def selected_view(name: str) -> None:
     controls(run, state)
 
 
-def notes_form(run: Path) -> None:
+def notes_form(run: Path, notes: Annotations) -> None:
     """Tags and a note for the selected run, in annotations.json: outside config.yaml, so the run's hash and
     fingerprints stay as they are."""
-    notes = read_annotations(run)
     with st.form(f"notes_{run.name}"):
         tags = st.text_input("Tags (comma separated)", ", ".join(notes.tags), key=f"tags_{run.name}",
                              placeholder="baseline, k-sweep", help="letters, digits, . _ + - (≤ 40 per tag)")
@@ -331,9 +331,8 @@ def notes_form(run: Path) -> None:
             st.rerun(scope="app")
 
 
-def archive_and_delete(run: Path) -> None:
+def archive_and_delete(run: Path, notes: Annotations) -> None:
     """Archive (hide from the table, reversible) or delete (the folder, after the name is typed) the selected run."""
-    notes = read_annotations(run)
     if st.button("Unarchive" if notes.archived else "Archive", key="archive", icon=":material/archive:",
                  help="archived runs are hidden from the table unless 'Show archived runs' is on"):
         try:
@@ -380,8 +379,9 @@ if run is not None:
     st.subheader("Selected run")
     st.fragment(selected_view, run_every=POLL_S if run.name in live else None)(run.name)
     with st.expander("Tags, note, archive or delete"):
-        notes_form(run)
-        archive_and_delete(run)
+        notes = read_annotations(run)
+        notes_form(run, notes)
+        archive_and_delete(run, notes)
     # outside the polled fragment: a download offered anew every POLL_S s could be clicked as it is replaced
     if has_columns(run / RUN_FILE.samples, NUMERIC):
         k = selected_k()
