@@ -122,9 +122,11 @@ MODES = ("truncate", "delete", "garbage")
 # Detection: every artefact × every fault, checked without rerunning a stage (test_every_fault_is_detected).
 FAULTS = [(name, mode) for name in ARTEFACTS for mode in MODES]
 # Repair: a full rerun compared with the undamaged run, for one fault per stage that is redone and for the
-# files no stage writes; a damaged chunk is combined with damage that makes its stage read it again.
-CASES = [("chunks/generate-00001.parquet+candidates.parquet", "garbage"), ("samples.parquet", "truncate"),
-         ("valid.parquet", "delete"), ("umap.parquet", "garbage"), ("filter.json", "truncate"),
+# files no stage writes; a damaged chunk is combined with damage that makes its stage read it again. (vote is
+# redone by stages/vote.json here; a damaged samples.parquet, whose first writer is vote, takes the same
+# rerun and is among the faults test_every_fault_is_detected finds.)
+CASES = [("chunks/generate-00001.parquet+candidates.parquet", "garbage"), ("valid.parquet", "delete"),
+         ("umap.parquet", "garbage"), ("filter.json", "truncate"),
          ("adapter/adapter_model.safetensors", "delete"), ("eval_base.parquet", "garbage"),
          ("stages/vote.json", "delete"), ("status.json", "garbage"), ("metrics.json", "truncate"),
          ("iwsi.json", "delete"), ("chunks/score-00000.parquet", "garbage"), ("config.yaml", "truncate")]
