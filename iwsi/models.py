@@ -47,8 +47,8 @@ def embedded_dir() -> Path:
                              "IWSI_CACHE at a folder iwsi may write to") from None
         from filelock import FileLock
 
-        # Two processes starting together on a fresh cache (the dashboard and a CLI run, or pytest-xdist's
-        # workers) would otherwise both write the same .tmp folder; the second one waits, then finds the copy.
+        # Two processes starting together on a fresh cache (the dashboard and a CLI run) would otherwise both
+        # write the same .tmp folder; the second one waits, then finds the first one's copy.
         with FileLock(out.with_name(out.name + ".lock")):
             if not (out / "model.safetensors").exists():
                 _convert_gguf(embedded_gguf(), out)
