@@ -108,7 +108,7 @@ def keep_steps(path: Path, last: int) -> None:
         return
     if not path.exists():  # not written yet
         return
-    kept = [rec for rec in read_records(path) if record_step(rec) is not None and record_step(rec) <= last]
+    kept = [rec for rec in read_records(path) if (step := record_step(rec)) is not None and step <= last]
     atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in kept))
 
 
