@@ -11,6 +11,9 @@ question_id, correct; the base model as method `base`) beside the cell table (ce
         --as-method iwsi-median
     # the accuracy table and the paired comparisons, as Markdown
     python benchmarks/study_tables.py tables docs/results/arith-study
+    # the same, written into a page in place of the tables under its marker line
+    # `<!-- .venv/bin/python benchmarks/study_tables.py tables docs/results/signal-lab -->`
+    python benchmarks/study_tables.py tables docs/results/signal-lab --into docs/results.md
 
 The pooled comparison pairs seeds × test questions (report.paired_bootstrap, as `iwsi ablate`); the seed-level
 column is the mean ± 95 % t-interval of the per-seed Δ (report.mean_ci), which also counts seed-to-seed
@@ -113,6 +116,26 @@ def tables(kept: Path) -> str:
     return "\n".join(lines + [""] + churn(rows)) + "\n"
 
 
+def marker(kept: Path) -> str:
+    """The comment line that heads a page's copy of `kept`'s tables (anything after the path is a note)."""
+    return f"<!-- .venv/bin/python benchmarks/study_tables.py tables {kept.as_posix().rstrip('/')}"
+
+
+def into_page(page: str, kept: Path, text: str) -> str:
+    """`page` with the tables under `kept`'s marker line replaced by `text`: the table rows and blank lines
+    that follow the marker, up to the first other line (the page's prose goes on there)."""
+    lines = page.split("\n")
+    heads = [i for i, line in enumerate(lines)
+             if line.startswith(marker(kept)) and line[len(marker(kept)):][:1] in (" ", "")]
+    if len(heads) != 1:
+        raise ValueError(f"the page has {len(heads)} marker lines {marker(kept)} -->, not one: add one above "
+                         "where the tables go")
+    end = heads[0] + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith("|")):
+        end += 1
+    return "\n".join(lines[:heads[0] + 1] + text.rstrip("\n").split("\n") + [""] + lines[end:])
+
+
 def churn(rows: pd.DataFrame) -> list[str]:
     """Per trained cell, pooled over seeds: the share of test questions whose correctness changed against the
     base model (same seed), each way. A net Δ of 0 can hide a large churn: fine-tuning re-rolls which
@@ -140,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "setting, e.g. iwsi-median for --set valid_center=median)")
     t = sub.add_parser("tables", help="print the accuracy table and the paired comparisons")
     t.add_argument("kept", type=Path)
+    t.add_argument("--into", type=Path, help="write them into this Markdown page, under its marker line "
+                                              "`<!-- .venv/bin/python benchmarks/study_tables.py tables KEPT -->`")
     args = p.parse_args(argv)
     if args.cmd == "add":
         if not (args.ablation / "results.parquet").exists():
@@ -148,6 +173,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.kept.mkdir(parents=True, exist_ok=True)
         add(args.ablation, args.kept, args.as_method)
+    elif args.into:
+        try:
+            page = into_page(args.into.read_text(), args.kept, tables(args.kept))
+        except (OSError, ValueError) as err:
+            print(f"study_tables: {args.into}: {err}", file=sys.stderr)
+            return 2
+        from iwsi.rundir import atomic_write_text
+
+        atomic_write_text(args.into, page)
+        print(f"{args.into}: the tables of {args.kept} rewritten")
     else:
         print(tables(args.kept))
     return 0

@@ -1,5 +1,8 @@
 """benchmarks/study_tables.py: the study's tables from kept per-question results (hand-made inputs)."""
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from benchmarks import study_tables
 
@@ -39,3 +42,27 @@ def test_churn_counts_each_way_against_the_base_model_of_the_same_seed(tmp_path)
 def test_k_free_methods_alone_still_compare_with_lmsi():
     df = rows({(m, 100.0, 0): [0, 1] for m in ("base", "lmsi", "ground-truth")})
     assert study_tables.comparisons(df) == [(("ground-truth", 100.0), ("lmsi", 100.0))]
+
+
+def test_into_page_replaces_only_the_tables_under_the_kept_directorys_marker(tmp_path):
+    page = ("# Results\n\n<!-- .venv/bin/python benchmarks/study_tables.py tables docs/results/ab (seed 0) -->\n"
+            "| old | table |\n|---|---|\n\n| second | old |\n\nProse that stays.\n\n"
+            "<!-- .venv/bin/python benchmarks/study_tables.py tables docs/results/abc -->\n| other | study |\n")
+    out = study_tables.into_page(page, Path("docs/results/ab"), "| new |\n|---|\n\n| churn |\n")
+    assert out == ("# Results\n\n<!-- .venv/bin/python benchmarks/study_tables.py tables docs/results/ab (seed 0) -->\n"
+                   "| new |\n|---|\n\n| churn |\n\nProse that stays.\n\n"
+                   "<!-- .venv/bin/python benchmarks/study_tables.py tables docs/results/abc -->\n| other | study |\n")
+    with pytest.raises(ValueError, match="0 marker lines"):
+        study_tables.into_page(page, Path("docs/results/missing"), "| new |\n")
+
+
+def test_tables_into_a_page_without_its_marker_is_one_line_and_exit_2(tmp_path, capsys):
+    rows({("lmsi", 100.0, 0): [0, 1], ("random", 80.0, 0): [1, 1]}).to_parquet(tmp_path / "per_question.parquet")
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n")
+    assert study_tables.main(["tables", str(tmp_path), "--into", str(page)]) == 2
+    assert "marker" in capsys.readouterr().err and page.read_text() == "# Results\n"
+    page.write_text(f"{study_tables.marker(tmp_path)} -->\n| stale |\n\nProse.\n")
+    assert study_tables.main(["tables", str(tmp_path), "--into", str(page)]) == 0
+    text = page.read_text()
+    assert "| stale |" not in text and "| random − lmsi |" in text and text.endswith("\n\nProse.\n")
