@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         args.kept.mkdir(parents=True, exist_ok=True)
         add(args.ablation, args.kept, args.as_method)
+    elif not (args.kept / "per_question.parquet").is_file():
+        print(f"study_tables: {args.kept} has no per_question.parquet: `study_tables.py add` an ablation to it first",
+              file=sys.stderr)
+        return 2
     elif args.into:
         try:
             page = into_page(args.into.read_text(), args.kept, tables(args.kept))

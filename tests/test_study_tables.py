@@ -66,3 +66,12 @@ def test_tables_into_a_page_without_its_marker_is_one_line_and_exit_2(tmp_path, 
     assert study_tables.main(["tables", str(tmp_path), "--into", str(page)]) == 0
     text = page.read_text()
     assert "| stale |" not in text and "| random − lmsi |" in text and text.endswith("\n\nProse.\n")
+
+
+def test_tables_of_a_folder_without_kept_results_is_one_line_and_exit_2(tmp_path, capsys):
+    page = tmp_path / "page.md"
+    page.write_text(f"{study_tables.marker(tmp_path)} -->\n| kept |\n")
+    for extra in ([], ["--into", str(page)]):
+        assert study_tables.main(["tables", str(tmp_path), *extra]) == 2
+        assert "no per_question.parquet" in capsys.readouterr().err
+    assert page.read_text() == f"{study_tables.marker(tmp_path)} -->\n| kept |\n"
