@@ -124,11 +124,10 @@ def marker(kept: Path) -> str:
 def into_page(page: str, kept: Path, text: str) -> str:
     """`page` with the tables under `kept`'s marker line replaced by `text`: the table rows and blank lines
     that follow the marker, up to the first other line (the page's prose goes on there)."""
-    lines = page.split("\n")
-    heads = [i for i, line in enumerate(lines)
-             if line.startswith(marker(kept)) and line[len(marker(kept)):][:1] in (" ", "")]
+    lines, head = page.split("\n"), marker(kept)
+    heads = [i for i, line in enumerate(lines) if line.startswith(head) and line[len(head):][:1] in (" ", "")]
     if len(heads) != 1:
-        raise ValueError(f"the page has {len(heads)} marker lines {marker(kept)} -->, not one: add one above "
+        raise ValueError(f"the page has {len(heads)} marker lines {head} -->, not one: add one above "
                          "where the tables go")
     end = heads[0] + 1
     while end < len(lines) and (not lines[end].strip() or lines[end].startswith("|")):
