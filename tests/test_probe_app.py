@@ -7,6 +7,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from iwsi import probe_charts
+from iwsi.contract import PROBE_MANIFEST
 from iwsi.probe import make_probe_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -72,3 +73,19 @@ def test_chart_builders(tmp_path):
     pairs = probe_charts.example_pairs(scores, pd.read_parquet(out / "variants.parquet"), "spurious")
     assert len(pairs) == 12 and {"rationale_clean", "rationale_variant", "ds_weight_variant"} <= set(pairs.columns)
     assert probe_charts.roc_figure(scores, "absent").layout.annotations
+
+
+def test_dv_metric_follows_the_selected_setting_of_a_valid_size_sweep(cache):
+    """A valid_size sweep centres each setting on its own D_v: the metric shows the selected setting's size,
+    not probe.json's top-level (largest) one."""
+    import json
+
+    out = make_probe_dir(cache / "probes" / "fixture-probe", n=8)
+    info = json.loads((out / PROBE_MANIFEST).read_text())
+    info["settings"][1]["valid_size"] = info["valid_size"] = 20
+    (out / PROBE_MANIFEST).write_text(json.dumps(info))
+    at = open_probe()
+    dv = lambda: next(m for m in at.metric if m.label == "D_v (valid set)").value  # noqa: E731
+    assert dv() == "5"
+    at.radio[0].set_value("loss_span=completion").run()
+    assert not at.exception and dv() == "20"

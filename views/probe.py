@@ -48,7 +48,10 @@ sigma = probe_stats.sigma_k(scores, k)
 cols = st.columns(5)
 cols[0].metric("clean rationales", f"{(scores['kind'] == probe_stats.CLEAN).sum():,}")
 cols[1].metric("defective", f"{(scores['kind'] != probe_stats.CLEAN).sum():,}")
-cols[2].metric("D_v (valid set)", md_text(info.get("valid_size", "—")))
+# a valid_size sweep centres each setting on its own D_v; probe.json's top-level valid_size is the largest
+per_setting = {s.get("setting"): s.get("valid_size") for s in info.get("settings") or [] if isinstance(s, dict)}
+cols[2].metric("D_v (valid set)", md_text(per_setting.get(setting, info.get("valid_size", "—"))),
+               help="human rationales whose mean loss L̄_v centres w′ in this scoring setting")
 cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}",
                help="w_DS at the k % cut of the whole mixed set (clean + all variants)")
 cols[4].metric("skipped (too short)", f"{0 if skipped is None else len(skipped):,}",
