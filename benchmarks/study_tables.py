@@ -100,7 +100,7 @@ def tables(kept: Path) -> str:
         lines.append(f"| {method} | {k_label(method, k)} | {cells} | "
                      f"{100 * r.mean():.1f} | {int(n_q.loc[(method, k)].max())} |")
     lines += ["", "| comparison | k | Δ pooled (pts) | 95 % CI (paired bootstrap) | p | pairs | "
-              "Δ per seed | seed-level mean ± 95 % t |", "|---|---|---|---|---|---|---|---|"]
+              "Δ per seed | seed-level mean ± 95 % t [interval] |", "|---|---|---|---|---|---|---|---|"]
     wide = rows.set_index(KEY + ["question_id"])["correct"].sort_index()
     for (a, ka), (b, kb) in comparisons(rows):
         x, y = wide.loc[(a, ka)], wide.loc[(b, kb)]
@@ -108,7 +108,9 @@ def tables(kept: Path) -> str:
         r = report.paired_bootstrap(x.to_numpy(), y.to_numpy())
         per_seed = (x - y).groupby(level="seed").mean()
         mean, half = report.mean_ci(per_seed)
-        seed_level = f"{100 * mean:+.1f} ± {100 * half:.1f}" if len(per_seed) > 1 else "– (one seed)"
+        # the bounds to two decimals: whether the interval excludes 0 must not hide in the rounding
+        seed_level = (f"{100 * mean:+.1f} ± {100 * half:.1f} [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}]"
+                      if len(per_seed) > 1 else "– (one seed)")
         lines.append(f"| {a} − {b} | {min(ka, kb):g} | "
                      f"{100 * r['delta']:+.1f} | [{100 * r['lo']:+.1f}, {100 * r['hi']:+.1f}] | {r['p']:.3f} | "
                      f"{r['n']} | {' / '.join(f'{100 * d:+.1f}' for d in per_seed)} | "

@@ -30,6 +30,8 @@ def test_tables_pool_seeds_and_questions_and_give_per_seed_deltas(tmp_path):
     text = study_tables.tables(tmp_path)
     line = next(r for r in text.splitlines() if r.startswith("| random − lmsi"))
     assert "| +37.5 |" in line and "| 8 |" in line and "+25.0 / +50.0" in line
+    # two seeds: t(0.975, 1) = 12.706 × sd 17.68 / √2 = 158.8 points either side of the mean
+    assert line.endswith("| +37.5 ± 158.8 [-121.33, +196.33] |")
 
 
 def test_churn_counts_each_way_against_the_base_model_of_the_same_seed(tmp_path):
