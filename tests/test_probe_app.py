@@ -89,3 +89,15 @@ def test_dv_metric_follows_the_selected_setting_of_a_valid_size_sweep(cache):
     assert dv() == "5"
     at.radio[0].set_value("loss_span=completion").run()
     assert not at.exception and dv() == "20"
+
+
+def test_dv_metric_survives_a_damaged_settings_list(cache):
+    """probe.json's settings not a list, or holding odd entries: the page renders, D_v from the top level."""
+    import json
+
+    out = make_probe_dir(cache / "probes" / "fixture-probe", n=8)
+    info = json.loads((out / PROBE_MANIFEST).read_text())
+    for settings in (5, "x", [["a"], {"setting": ["unhashable"], "valid_size": 9}]):
+        (out / PROBE_MANIFEST).write_text(json.dumps({**info, "settings": settings}))
+        at = open_probe()
+        assert next(m for m in at.metric if m.label == "D_v (valid set)").value == "5"

@@ -49,7 +49,8 @@ cols = st.columns(5)
 cols[0].metric("clean rationales", f"{(scores['kind'] == probe_stats.CLEAN).sum():,}")
 cols[1].metric("defective", f"{(scores['kind'] != probe_stats.CLEAN).sum():,}")
 # a valid_size sweep centres each setting on its own D_v; probe.json's top-level valid_size is the largest
-per_setting = {s.get("setting"): s.get("valid_size") for s in info.get("settings") or [] if isinstance(s, dict)}
+settings = info.get("settings") if isinstance(info.get("settings"), list) else []  # a damaged probe.json: none
+per_setting = {str(s.get("setting")): s.get("valid_size") for s in settings if isinstance(s, dict)}
 cols[2].metric("D_v (valid set)", md_text(per_setting.get(setting, info.get("valid_size", "—"))),
                help="human rationales whose mean loss L̄_v centres w′ in this scoring setting")
 cols[3].metric(f"σ_k% at k={k:g}", f"{sigma:.4f}",
